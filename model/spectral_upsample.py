@@ -1,0 +1,73 @@
+"""SpeUnet: the spectral inverse mapping from MSI to HSI bands."""
+import math
+
+from torch import nn
+from torch.nn import functional as F
+
+LEAKY_SLOPE = 0.2
+
+
+def pointwise(conv, x):
+    """A 1x1 convolution as one matrix product over the pixels (B x Cin x HW), channels-first."""
+    b, c, h, w = x.shape
+    weight = conv.weight.view(conv.out_channels, c)
+    x = x.reshape(b, c, h * w)
+    if b == 1:  # one fused GEMM + bias
+        out = conv.bias.unsqueeze(1).addmm(weight, x[0]).unsqueeze(0)
+    else:
+        out = weight.matmul(x) + conv.bias.view(1, -1, 1)
+    return out.view(b, conv.out_channels, h, w)
+
+
+def widths(msi_channels, hsi_channels):
+    """Layer widths Cm, 2Cm, ..., 2^n Cm with n = floor(log2(C / Cm)), then C."""
+    n = int(math.floor(math.log2(hsi_channels / msi_channels)))
+    return [msi_channels * 2 ** i for i in range(n + 1)] + [hsi_channels]
+
+
+class SpeUnet(nn.Module):
+    """SpeUnet (paper Fig. 1): X = f(Z), pixel-wise 1x1 convolutions Cm -> 2Cm -> ... -> 2^n Cm -> C,
+    each followed by LeakyReLU(0.2), the last one too.
+
+    ``sequential`` holds the layers with the original's names, so ``spectral_upsample.pth`` files
+    load in both directions; PyTorch's default initialisation, as in the original.
+    """
+
+    def __init__(self, msi_channels, hsi_channels):
+        super().__init__()
+        sizes = widths(msi_channels, hsi_channels)
+        layers = []
+        for i, (cin, cout) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Conv2d(cin, cout, kernel_size=1))
+            if i < len(sizes) - 2:
+                layers.append(nn.LeakyReLU(LEAKY_SLOPE))
+        self.sequential = nn.Sequential(*layers)
+
+    def forward(self, x):
+        for layer in self.sequential:
+            x = pointwise(layer, x) if isinstance(layer, nn.Conv2d) else layer(x)
+        return F.leaky_relu(x, LEAKY_SLOPE)
+
+
+class SpectralAttention(nn.Module):
+    """Squeeze-and-excitation over bands: x * sigmoid(W2 relu(W1 mean_hw(x))), W1 halving the width."""
+
+    def __init__(self, channels, reduction=2):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(channels, channels // reduction), nn.ReLU(),
+                                nn.Linear(channels // reduction, channels), nn.Sigmoid())
+
+    def forward(self, x):
+        weights = self.fc(x.mean(dim=(2, 3)))
+        return x * weights[:, :, None, None]
+
+
+class SpeUp(SpeUnet):
+    """SpeUp (PFS2C2): SpeUnet with a spectral attention inserted before its last 1x1 convolution,
+    at the position the authors' code gives it (so their parameter names load)."""
+
+    def __init__(self, msi_channels, hsi_channels):
+        super().__init__(msi_channels, hsi_channels)
+        layers = list(self.sequential)
+        layers.insert(len(layers) - 1, SpectralAttention(layers[-1].in_channels))
+        self.sequential = nn.Sequential(*layers)

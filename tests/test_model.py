@@ -1,0 +1,160 @@
+"""The networks against straightforward per-band computations (the original code's structure)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from data_loader import gaussian_psf, spatial_degrade, spectral_degrade, srf_from_bands, support_range
+from model import SpaDnet, SpeDnet, SpeUnet
+from model.spectral_downsample import gaussian_support_weights
+from model.spectral_upsample import widths
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def srf():
+    """12 HSI bands, 3 MSI bands with overlapping contiguous supports."""
+    return srf_from_bands(np.linspace(400, 700, 12), [(400, 500), (480, 600), (580, 700)], shape="gaussian")
+
+
+def chw(cube):
+    return torch.from_numpy(cube.transpose(2, 0, 1).copy()).float().unsqueeze(0)
+
+
+def per_band_psf(x, weight, r):
+    """The original SpaDnet: one single-channel strided convolution per band."""
+    return torch.cat([F.conv2d(x[:, i:i + 1], weight, stride=r) for i in range(x.shape[1])], 1)
+
+
+def per_band_srf(x, weights, sp_range):
+    """The original SpeDnet: per MSI band a 1x1 convolution over its support, divided by the
+    weight sum taken without gradient."""
+    outs = []
+    for w, (first, last) in zip(weights, sp_range):
+        out = F.conv2d(x[:, first:last + 1], w.view(1, -1, 1, 1))
+        outs.append(out / w.detach().sum())
+    return torch.cat(outs, 1)
+
+
+def test_spadnet_shape_and_initialisation():
+    net = SpaDnet(5)
+    assert net(torch.rand(2, 7, 20, 30)).shape == (2, 7, 4, 6)
+    assert torch.allclose(net.kernel, torch.full((5, 5), 1 / 25))
+
+
+def test_spadnet_with_known_gaussian_equals_spatial_degrade(rng):
+    cube = rng.random((30, 25, 6))
+    psf = gaussian_psf(5, 5 / 2.35482)
+    net = SpaDnet(5, known_psf=psf, trainable=False).double()
+    got = net(chw(cube).double())[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(got, spatial_degrade(cube, psf, 5), rtol=1e-6, atol=1e-7)
+    assert not any(p.requires_grad for p in net.parameters())
+
+
+def test_spadnet_known_psf_is_a_convolution_kernel(rng):
+    """A non-symmetric known PSF is applied as a convolution, like spatial_degrade."""
+    cube, psf = rng.random((8, 8, 2)), rng.random((4, 4))
+    got = SpaDnet(4, known_psf=psf, trainable=False).double()(chw(cube).double())[0].permute(1, 2, 0)
+    np.testing.assert_allclose(got.numpy(), spatial_degrade(cube, psf, 4), rtol=1e-6)
+
+
+def test_spadnet_forward_and_gradients_equal_per_band_convolutions():
+    torch.manual_seed(0)
+    x = torch.rand(2, 5, 23, 21, dtype=torch.float64, requires_grad=True)
+    net = SpaDnet(4).double()
+    torch.nn.init.normal_(net.psf.weight)
+    grad_out = torch.rand(2, 5, 5, 5, dtype=torch.float64)
+    out = net(x)
+    out.backward(grad_out)
+    got_x, got_w = x.grad.clone(), net.psf.weight.grad.clone()
+    x.grad, net.psf.weight.grad = None, None
+    ref = per_band_psf(x, net.psf.weight, 4)
+    ref.backward(grad_out)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(got_x, x.grad)
+    torch.testing.assert_close(got_w, net.psf.weight.grad)
+
+
+def test_spednet_initialisation_is_the_original_gaussian(srf):
+    sp_range = support_range(srf)
+    net = SpeDnet(sp_range, 12)
+    for j, (first, last) in enumerate(sp_range):
+        n = last - first + 1
+        t = (n - 1) / 2
+        h = np.exp(-(np.arange(-t, t + 1) ** 2) / (2 * 3.5 ** 2))
+        np.testing.assert_allclose(net.weight[first:last + 1, j].detach().numpy(), h / h.sum(), rtol=1e-6)
+        assert torch.all(net.weight[:first, j] == 0) and torch.all(net.weight[last + 1:, j] == 0)
+    np.testing.assert_allclose(gaussian_support_weights(1), [1.0])
+
+
+def test_spednet_with_known_srf_equals_spectral_degrade(rng, srf):
+    cube = rng.random((6, 7, 12))
+    net = SpeDnet(support_range(srf), 12, known_srf=srf, trainable=False).double()
+    got = net(chw(cube).double())[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(got, spectral_degrade(cube, srf), rtol=1e-6)
+    assert not net.weight.requires_grad
+
+
+def test_spednet_forward_and_gradients_equal_the_original_per_band_layers(srf):
+    torch.manual_seed(0)
+    sp_range = support_range(srf)
+    net = SpeDnet(sp_range, 12).double()
+    with torch.no_grad():
+        net.weight.add_(0.1 * torch.rand_like(net.weight) * net.mask)
+    x = torch.rand(2, 12, 4, 5, dtype=torch.float64)
+    grad_out = torch.rand(2, 3, 4, 5, dtype=torch.float64)
+    out = net(x)
+    out.backward(grad_out)
+    weights = [net.weight[first:last + 1, j].detach().clone().requires_grad_() for j, (first, last) in enumerate(sp_range)]
+    ref = per_band_srf(x, weights, sp_range)
+    ref.backward(grad_out)
+    torch.testing.assert_close(out, ref)
+    for j, (first, last) in enumerate(sp_range):
+        torch.testing.assert_close(net.weight.grad[first:last + 1, j], weights[j].grad)
+    assert torch.all(net.weight.grad[net.mask == 0] == 0), "no gradient outside the supports"
+
+
+def test_spednet_loads_the_original_checkpoint_layout(srf):
+    sp_range = support_range(srf)
+    original = {f"conv2d_list.{j}.weight": torch.rand(1, last - first + 1, 1, 1)
+                for j, (first, last) in enumerate(sp_range)}
+    net = SpeDnet(sp_range, 12)
+    net.load_state_dict(dict(original))
+    for j, (first, last) in enumerate(sp_range):
+        torch.testing.assert_close(net.weight[first:last + 1, j], original[f"conv2d_list.{j}.weight"].view(-1))
+
+
+def test_speunet_widths_follow_the_paper():
+    assert widths(8, 68) == [8, 16, 32, 64, 68]   # floor(log2(8.5)) = 3
+    assert widths(8, 46) == [8, 16, 32, 46]       # floor(log2(5.75)) = 2
+    assert widths(4, 8) == [4, 8, 8]
+
+
+def test_speunet_equals_the_original_convolution_stack():
+    torch.manual_seed(0)
+    net = SpeUnet(8, 46)
+    convs = [m for m in net.sequential if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == \
+        [(8, 16, (1, 1)), (16, 32, (1, 1)), (32, 46, (1, 1))]
+    for batch in (1, 3):
+        z = torch.rand(batch, 8, 9, 11)
+        ref = z
+        for conv in convs:
+            ref = F.leaky_relu(F.conv2d(ref, conv.weight, conv.bias), 0.2)
+        torch.testing.assert_close(net(z), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoints_round_trip(tmp_path, srf):
+    for make in (lambda: SpaDnet(3), lambda: SpeDnet(support_range(srf), 12), lambda: SpeUnet(3, 12)):
+        a, b = make(), make()
+        with torch.no_grad():
+            for p in a.parameters():
+                p.add_(torch.rand_like(p))
+        torch.save(a.state_dict(), tmp_path / "m.pth")
+        b.load_state_dict(torch.load(tmp_path / "m.pth"))
+        for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+            torch.testing.assert_close(pa, pb)

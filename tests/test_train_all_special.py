@@ -1,0 +1,135 @@
+"""End-to-end: short training runs on a crop of the embedded data set."""
+import json
+import os
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+import torch.nn.functional as F
+
+import train_all_special
+from config import get_args
+from conftest import short_run_argv
+from data_loader import Dataset
+from evaluation import compute_psnr
+from model import SpaDnet, SpeDnet, SpeUnet
+
+RUN_FILES = {"opt.txt", "precision.txt", "PSF.pth", "convolution_hr2msi.pth", "spectral_upsample.pth",
+             "My_Out.mat", "metrics.json"}
+
+
+@pytest.fixture(scope="module")
+def full_run(crop_data, tmp_path_factory):
+    """One short run of all three stages, shared by the tests that only read its folder."""
+    args = get_args(short_run_argv(crop_data, tmp_path_factory.mktemp("checkpoints")))
+    return args, train_all_special.fuse(args)
+
+
+def bicubic_psnr(args):
+    item = Dataset(args)[0]
+    up = F.interpolate(item["lhsi"][None], scale_factor=args.scale_factor, mode="bicubic", align_corners=False)
+    return compute_psnr(item["hhsi"].permute(1, 2, 0).numpy(), up[0].permute(1, 2, 0).numpy())
+
+
+def test_a_run_writes_every_file_of_the_run_folder(full_run):
+    args, run = full_run
+    assert RUN_FILES <= set(os.listdir(run.path))
+    assert not [f for f in os.listdir(run.path) if f.endswith(".part")]
+    out = scipy.io.loadmat(run.file("My_Out.mat"))["Out"]
+    assert out.shape == (40, 40, 68) and out.dtype == np.float32
+    precision = open(run.file("precision.txt")).read()
+    for text in ("results in Stage 1", "results in Stage 2", "results in Stage 3", "estimated PSF:",
+                 "true SRF:", "generated HHSI and true hhsi", "time of Stage 3:", "total time:"):
+        assert text in precision
+    assert "scale_factor: 5" in open(run.file("opt.txt")).read()
+
+
+def test_metrics_json_reports_the_result_and_the_degradations(full_run):
+    args, run = full_run
+    metrics = json.load(open(run.file("metrics.json")))
+    assert set(metrics["final"]) == {"SAM", "ERGAS", "PSNR", "RMSE", "CC", "SSIM"}
+    assert set(metrics["stage_seconds"]) == {"1", "2", "3"}
+    assert np.array(metrics["estimated_psf"]).shape == (5, 5)
+    assert np.array(metrics["estimated_srf"]).shape == (68, 8)
+    # Stage 1 moves the PSF from its flat start towards the Gaussian truth.
+    flat = np.full((5, 5), 1 / 25)
+    true_psf = np.array(metrics["true_psf"])
+    assert metrics["psf_rel_error"] < np.linalg.norm(flat - true_psf) / np.linalg.norm(true_psf)
+    psnr = compute_psnr(Dataset(args)[0]["hhsi"].permute(1, 2, 0).numpy(),
+                        scipy.io.loadmat(run.file("My_Out.mat"))["Out"])
+    assert metrics["final"]["PSNR"] == pytest.approx(psnr)
+
+
+def test_the_fused_image_beats_bicubic_upsampling(full_run):
+    args, run = full_run
+    psnr = json.load(open(run.file("metrics.json")))["final"]["PSNR"]
+    baseline = bicubic_psnr(args)
+    assert psnr > baseline + 5, f"fusion {psnr:.2f} dB vs bicubic {baseline:.2f} dB"
+
+
+def test_saved_modules_load_back_and_reproduce_the_output(full_run):
+    args, run = full_run
+    data = Dataset(args)
+    up = SpeUnet(data.msi_channel, data.hsi_channel)
+    up.load_state_dict(torch.load(run.file("spectral_upsample.pth")))
+    SpaDnet(5).load_state_dict(torch.load(run.file("PSF.pth")))
+    SpeDnet(data.sp_range, data.hsi_channel).load_state_dict(torch.load(run.file("convolution_hr2msi.pth")))
+    with torch.no_grad():
+        x_hat = up(data[0]["hmsi"][None])[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(x_hat, scipy.io.loadmat(run.file("My_Out.mat"))["Out"])
+
+
+def test_same_seed_gives_identical_output_and_never_overwrites(full_run):
+    args, run = full_run
+    again = train_all_special.fuse(args)
+    assert again.path == run.path + "_2"
+    first = scipy.io.loadmat(run.file("My_Out.mat"))["Out"]
+    np.testing.assert_array_equal(first, scipy.io.loadmat(again.file("My_Out.mat"))["Out"])
+    assert open(run.file("precision.txt")).read().count("results in Stage 1") == 1
+
+
+@pytest.mark.parametrize("stages, present, absent", [
+    ("12", ["Stage 1", "Stage 2"], ["Stage 3"]),
+    ("3", ["Stage 3"], ["Stage 1", "Stage 2"]),
+])
+def test_ablation_stages(short_run_args, stages, present, absent):
+    """Stage 3 alone starts from untrained networks at a small learning rate (paper Table I): a
+    short run of it is not expected to beat bicubic, stages 1-2 are."""
+    args = short_run_args("--stages", stages)
+    run = train_all_special.fuse(args)
+    assert run.path.endswith(f"_stages{stages}")
+    precision = open(run.file("precision.txt")).read()
+    assert all(f"results in {s}" in precision for s in present)
+    assert not any(f"results in {s}" in precision for s in absent)
+    assert RUN_FILES <= set(os.listdir(run.path))
+    psnr = json.load(open(run.file("metrics.json")))["final"]["PSNR"]
+    assert np.isfinite(psnr)
+    if stages == "12":
+        assert psnr > bicubic_psnr(args)
+
+
+def test_known_psf_and_srf_stay_fixed(short_run_args):
+    args = short_run_args("--isCal_PSF", "No", "--isCal_SRF", "No", "--stages", "12")
+    run = train_all_special.fuse(args)
+    metrics = json.load(open(run.file("metrics.json")))
+    assert metrics["psf_rel_error"] < 1e-6 and metrics["srf_rel_error"] < 1e-6
+    assert "Stage 1 skipped" not in open(run.file("precision.txt")).read()
+    assert "results in Stage 1" not in open(run.file("precision.txt")).read()
+
+
+def test_a_diverging_loss_aborts_with_a_message_and_keeps_the_log(short_run_args, monkeypatch, caplog):
+    args = short_run_args()
+    monkeypatch.setattr(train_all_special, "l1", lambda a, b: (a - b).abs().mean() * float("nan"))
+    monkeypatch.setattr(train_all_special, "get_args", lambda argv: args)
+    assert train_all_special.main([]) == 1
+    assert "the loss became nan" in caplog.text
+    [folder] = os.listdir(args.checkpoints_dir)
+    precision = open(os.path.join(args.checkpoints_dir, folder, "precision.txt")).read()
+    assert "aborted: Stage 1: the loss became nan at epoch 100" in precision
+    assert "My_Out.mat" not in os.listdir(os.path.join(args.checkpoints_dir, folder))
+
+
+def test_missing_data_is_reported_not_raised(tmp_path, caplog):
+    assert train_all_special.main(["--default_datapath", str(tmp_path), "--device", "cpu"]) == 1
+    assert f"{tmp_path}/indian_pines: data folder not found" in caplog.text

@@ -1,0 +1,327 @@
+"""Unsupervised blind hyperspectral-multispectral fusion, UDALN's Algorithm 1 (Li et al., IEEE GRSL 2022).
+
+Y: LR-HSI, Z: HR-MSI, X: HR-HSI. Degradation model Y = X P (PSF, SpaDnet), Z = X S (SRF, SpeDnet);
+both paths to the LR-MSI must agree: Z_l1 = Y S = Z_l2 = Z P.
+
+    python train_all_special.py [options]      (python train_all_special.py -h lists them)
+"""
+import logging
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from config import get_args
+from data_loader import DataError, Dataset
+from evaluation import evaluate, format_metrics
+from func import RunFolder, TrainingDiverged, log, set_seed, train_stage, tune_cpu_allocator
+from model import SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
+
+l1 = nn.L1Loss(reduction="mean")
+
+
+# ----------------------------------------------------------------------------- data and networks
+
+def hwc(tensor):
+    """1 x C x H x W tensor -> H x W x C numpy array."""
+    return tensor.detach()[0].permute(1, 2, 0).cpu().numpy()
+
+
+@dataclass
+class Pair:
+    """The image pair on the training device, and the truth that simulation gives for evaluation."""
+    Y: torch.Tensor                     # LR-HSI, 1 x C x h x w
+    Z: torch.Tensor                     # HR-MSI, 1 x Cm x H x W
+    X: np.ndarray                       # reference HR-HSI, H x W x C
+    lrmsi_frommsi: np.ndarray           # true Z P
+    lrmsi_fromlrhsi: np.ndarray         # true Y S
+    psf: np.ndarray                     # true PSF (r x r)
+    srf: np.ndarray                     # true SRF (C x Cm), columns sum to 1
+    sp_range: np.ndarray                # support of each MSI band (Cm x 2)
+    scale: int
+
+    @classmethod
+    def from_dataset(cls, dataset, index, device):
+        if not 0 <= index < len(dataset):
+            raise DataError(f"--image_index {index}: the data folder has {len(dataset)} cube(s) "
+                            f"({', '.join(dataset.imgpath_list)})")
+        item = dataset[index]
+        return cls(Y=item["lhsi"].unsqueeze(0).to(device), Z=item["hmsi"].unsqueeze(0).to(device),
+                   X=hwc(item["hhsi"].unsqueeze(0)), lrmsi_frommsi=hwc(item["lrmsi_frommsi"].unsqueeze(0)),
+                   lrmsi_fromlrhsi=hwc(item["lrmsi_fromlrhsi"].unsqueeze(0)), psf=dataset.PSF,
+                   srf=dataset.sp_matrix, sp_range=dataset.sp_range, scale=int(dataset.PSF.shape[0]))
+
+    @property
+    def hsi_channels(self):
+        return self.Y.shape[1]
+
+    @property
+    def msi_channels(self):
+        return self.Z.shape[1]
+
+
+@dataclass
+class Nets:
+    """The networks of one method, saved under the original checkpoint names."""
+    spa: nn.Module                      # SpaDnet -> PSF.pth
+    spe: nn.Module                      # SpeDnet -> convolution_hr2msi.pth
+    up: nn.Module                       # spectral inverse mapping -> <up_name>.pth
+    up_name: str = "spectral_upsample"  # SpeUnet's file name; PFS2C2 saves SpeUp.pth
+    spa_up: nn.Module = None            # PFS2C2's SpaUp -> SpaUp.pth
+
+    def checkpoints(self):
+        named = {"PSF": self.spa, "convolution_hr2msi": self.spe, self.up_name: self.up, "SpaUp": self.spa_up}
+        return {name: module for name, module in named.items() if module is not None}
+
+    def fuse(self, Z):
+        """X_hat = SpeUnet(Z)."""
+        return self.up(Z)
+
+
+def degradation_nets(args, pair):
+    """SpaDnet and SpeDnet, learned (blind) or fixed to the known PSF / SRF (--isCal_PSF/--isCal_SRF No)."""
+    known_psf = args.isCal_PSF == "No"
+    known_srf = args.isCal_SRF == "No"
+    spa = SpaDnet(pair.scale, known_psf=pair.psf if known_psf else None, trainable=not known_psf)
+    spe = SpeDnet(pair.sp_range, pair.hsi_channels, known_srf=pair.srf if known_srf else None,
+                  trainable=not known_srf)
+    return spa.to(pair.Y.device), spe.to(pair.Y.device)
+
+
+def adam(modules, lr):
+    """One Adam over the trainable parameters of ``modules`` (None when there are none)."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    return torch.optim.Adam(params, lr=lr) if params else None
+
+
+# ----------------------------------------------------------------------------- monitoring
+
+class Monitor:
+    """The diagnostics the original logs, computed every --eval_every epochs and at each stage's end.
+
+    Each check compares a network output with its simulated truth; the latest of each stage is
+    written to precision.txt in the original's wording and returned for metrics.json.
+    """
+
+    def __init__(self, pair, nets, run):
+        self.pair, self.nets, self.run = pair, nets, run
+        self.latest = {}
+        self.labels = {}
+        self.stage_results = {}
+
+    def estimated_psf(self):
+        return self.nets.spa.kernel.cpu().numpy()
+
+    def estimated_srf(self):
+        return self.nets.spe.srf().detach().cpu().numpy()
+
+    def degradation_errors(self):
+        """Relative Frobenius errors of the estimated PSF and SRF against the truth."""
+        true_psf = self.pair.psf[::-1, ::-1]  # correlation form, as SpaDnet stores it
+        psf, srf = self.estimated_psf(), self.estimated_srf()
+        return {"psf_rel_error": float(np.linalg.norm(psf - true_psf) / np.linalg.norm(true_psf)),
+                "srf_rel_error": float(np.linalg.norm(srf - self.pair.srf) / np.linalg.norm(self.pair.srf)),
+                "psf_sum": float(psf.sum())}
+
+    @torch.inference_mode()
+    def __call__(self, watch, epoch, lr, final=False):
+        """Evaluate the check groups in ``watch``: 'degradation', 'inverse', 'spatial_inverse', 'fusion'."""
+        p, nets = self.pair, self.nets
+        checks = []  # (key in metrics.json, the original's label, truth, estimate)
+        if "degradation" in watch:
+            z_l1, z_l2 = hwc(nets.spe(p.Y)), hwc(nets.spa(p.Z))
+            checks += [("consistency", "two generated images, train", z_l2, z_l1),
+                       ("srf_test", "SRF: generated lrmsifromlhsi and true lrmsifromlhsi ", p.lrmsi_fromlrhsi, z_l1),
+                       ("psf_test", "PSF: generated lrmsifrommsi and true lrmsifrommsi ", p.lrmsi_frommsi, z_l2)]
+        if "inverse" in watch:
+            checks.append(("inverse_lrhsi", "generated lrhsi via SpeUnet and true lrhsi.",
+                           hwc(p.Y), hwc(nets.up(nets.spa(p.Z)))))
+        if "spatial_inverse" in watch:
+            x_spa = nets.spa_up(p.Y)
+            checks += [("pretraining_consistency", "generated hrhsi via SpaUp and via SpeUp, train",
+                        hwc(nets.fuse(p.Z)), hwc(x_spa)),
+                       ("spatial_inverse", "generated hrhsi via SpaUp and true hhsi", p.X, hwc(x_spa))]
+        if "fusion" in watch:
+            x_hat = nets.fuse(p.Z)
+            if "degradation" in watch:
+                checks += [("reprojected_lrhsi", "generated lrhsi via SpaDnet from preHHSI and true lrhsi",
+                            hwc(p.Y), hwc(nets.spa(x_hat))),
+                           ("reprojected_hrmsi", "generated hrMSI via SpeDnet from preHHSI and true hrMSI",
+                            hwc(p.Z), hwc(nets.spe(x_hat)))]
+            checks.append(("fusion", "generated HHSI and true hhsi", p.X, hwc(x_hat)))
+        self.latest = {"epoch": epoch, "lr": lr, "checks": {}}
+        self.labels = {}
+        for key, label, truth, estimate in checks:
+            metrics = {"L1": float(np.mean(np.abs(truth - estimate)))}
+            metrics.update(evaluate(truth, estimate, p.scale, ssim=key == "fusion" and final))
+            self.latest["checks"][key] = metrics
+            self.labels[key] = label
+        if "degradation" in watch:
+            self.latest.update(self.degradation_errors())
+        return self.latest
+
+    def close_stage(self, stage, title, watch, seconds):
+        """Write the stage's final diagnostics to precision.txt and keep them for metrics.json."""
+        lines = [f"results in {title}"]
+        for key, m in self.latest["checks"].items():
+            values = ", ".join(f"{k.lower() if k != 'CC' else k}:{v}" for k, v in m.items())
+            lines.append(f"{self.labels[key]} epoch:{self.latest['epoch']} lr:{self.latest['lr']}\ntest:{values}")
+        if "degradation" in watch:
+            est_srf = self.estimated_srf()
+            support = [slice(first, last + 1) for first, last in self.pair.sp_range]
+            lines += [f"estimated PSF:\n{self.estimated_psf()}", f"true PSF:\n{self.pair.psf}",
+                      f"estimated SRF:\n{[est_srf[s, j] for j, s in enumerate(support)]}",
+                      f"true SRF:\n{[self.pair.srf[s, j] for j, s in enumerate(support)]}"]
+        lines.append(f"time of {title}:{seconds}\n")
+        self.run.append_precision("\n".join(lines))
+        self.stage_results[stage] = dict(self.latest, seconds=seconds)
+        fused = self.latest["checks"].get("fusion")
+        log.info("%s done in %.1f s%s", title, seconds, f": {format_metrics(fused)}" if fused else "")
+
+
+def run_stage(args, stage, title, optimizers, loss_fn, monitor, watch, reset_each_epoch=False):
+    """One stage of Algorithm 1 on its schedule (--lr_stageN, --epoch_stageN, --decay_begin_epoch_stageN)."""
+    optimizers = [o for o in optimizers if o is not None]
+    if not optimizers:
+        log.info("%s skipped: nothing to learn (every module in it is fixed)", title)
+        return
+    start = time.perf_counter()
+    train_stage(title, optimizers, loss_fn,
+                lr=getattr(args, f"lr_stage{stage}"), epochs=getattr(args, f"epoch_stage{stage}"),
+                decay_begin=getattr(args, f"decay_begin_epoch_stage{stage}"),
+                evaluate=lambda epoch, lr, last: monitor(watch, epoch, lr, final=last),
+                eval_every=args.eval_every, reset_each_epoch=reset_each_epoch)
+    monitor.close_stage(stage, title, watch, time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------- the methods
+
+def train_udaln(args, pair, run):
+    """UDALN, Algorithm 1. All losses are mean L1."""
+    spa, spe = degradation_nets(args, pair)
+    nets = Nets(spa=spa, spe=spe, up=SpeUnet(pair.msi_channels, pair.hsi_channels).to(pair.Y.device))
+    monitor = Monitor(pair, nets, run)
+    Y, Z = pair.Y, pair.Z
+    opt_degradation = adam([nets.spa, nets.spe], args.lr_stage1)
+    opt_inverse = adam([nets.up], args.lr_stage2)
+
+    if "1" in args.stages:
+        # Stage 1, learn the degradations: Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e. Z_l1 = Z_l2.
+        run_stage(args, 1, "Stage 1", [opt_degradation],
+                  lambda: l1(nets.spe(Y), nets.spa(Z)), monitor, watch=("degradation",))
+
+    if "2" in args.stages:
+        # Stage 2, learn the spectral inverse mapping on the LR-MSI: Loss2 = |SpeUnet(Z_l2) - Y|.
+        z_l2 = nets.spa(Z).detach()
+        run_stage(args, 2, "Stage 2", [opt_inverse],
+                  lambda: l1(nets.up(z_l2), Y), monitor, watch=("inverse", "fusion"))
+
+    if "3" in args.stages:
+        # Stage 3, joint fine-tuning with X = SpeUnet(Z): Loss1 + Loss2 + |SpeDnet(X) - Z| + |SpaDnet(X) - Y|.
+        # Z_l2 is recomputed every epoch and not detached; the optimisers of stages 1 and 2 carry on.
+        def joint_loss():
+            z_l2 = nets.spa(Z)
+            x = nets.up(Z)
+            return l1(nets.spe(Y), z_l2) + l1(nets.up(z_l2), Y) + l1(nets.spe(x), Z) + l1(nets.spa(x), Y)
+        run_stage(args, 3, "Stage 3", [opt_degradation, opt_inverse], joint_loss, monitor,
+                  watch=("degradation", "inverse", "fusion"))
+    return nets, monitor
+
+
+def train_pfs2c2(args, pair, run):
+    """PFS2C2 (Jia et al., JSTARS 2025): pretrained inverse modules, degradation learning, then
+    joint optimisation guided by the pretrained parameters. All losses are mean L1."""
+    spa, spe = degradation_nets(args, pair)
+    device = pair.Y.device
+    nets = Nets(spa=spa, spe=spe, up=SpeUp(pair.msi_channels, pair.hsi_channels).to(device), up_name="SpeUp",
+                spa_up=SpaUp(pair.scale, args.sigma).to(device))
+    monitor = Monitor(pair, nets, run)
+    Y, Z = pair.Y, pair.Z
+    opt_inverse = adam([nets.spa_up, nets.up], args.lr_stage1)
+    opt_degradation = adam([nets.spa, nets.spe], args.lr_stage2)
+    reset = args.pfs_lr_reset
+
+    if "1" in args.stages:
+        # Stage 1, pretrain the inverse modules on the original images: Loss0 = |SpaUp(Y) - SpeUp(Z)|.
+        run_stage(args, 1, "Stage 1", [opt_inverse], lambda: l1(nets.spa_up(Y), nets.up(Z)), monitor,
+                  watch=("spatial_inverse", "fusion"), reset_each_epoch=reset)
+
+    if "2" in args.stages:
+        # Stage 2, learn the degradations (UDALN's stage 1): Loss1 = |SpeDnet(Y) - SpaDnet(Z)|.
+        run_stage(args, 2, "Stage 2", [opt_degradation], lambda: l1(nets.spe(Y), nets.spa(Z)), monitor,
+                  watch=("degradation",), reset_each_epoch=reset)
+
+    if "3" in args.stages:
+        # Stage 3, joint optimisation of all four modules, guided by the stage-2 LR-MSIs (detached):
+        # |SpeDnet(Y) - SpaDnet(Z)| + |SpeUp(Z_l2) - Y| + |SpaUp(Z_l1) - Z| + |SpaDnet(SpeUp(Z)) - Y|.
+        with torch.no_grad():
+            z_l1, z_l2 = nets.spe(Y), nets.spa(Z)
+
+        def joint_loss():
+            return (l1(nets.spe(Y), nets.spa(Z)) + l1(nets.up(z_l2), Y) + l1(nets.spa_up(z_l1), Z)
+                    + l1(nets.spa(nets.up(Z)), Y))
+        run_stage(args, 3, "Stage 3", [opt_inverse, opt_degradation], joint_loss, monitor,
+                  watch=("degradation", "inverse", "spatial_inverse", "fusion"), reset_each_epoch=reset)
+    return nets, monitor
+
+
+METHODS = {"udaln": train_udaln, "pfs2c2": train_pfs2c2}
+
+
+# ----------------------------------------------------------------------------- main
+
+def fuse(args):
+    """Train the selected method on the selected image and write its run folder; returns the folder."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.type == "cpu":
+        tune_cpu_allocator()
+    set_seed(args.seed)
+    dataset = Dataset(args)
+    pair = Pair.from_dataset(dataset, args.image_index, args.device)
+    run = RunFolder.create(args)
+    run.write_options(args)
+    log.info("run folder: %s", run.path)
+    start = time.perf_counter()
+    try:
+        nets, monitor = METHODS[args.method](args, pair, run)
+    except TrainingDiverged as exc:
+        run.append_precision(f"aborted: {exc}")
+        raise
+    with torch.inference_mode():
+        x_hat = hwc(nets.fuse(pair.Z))
+    seconds = time.perf_counter() - start
+    final = evaluate(pair.X, x_hat, pair.scale)
+    run.append_precision(f"final: {format_metrics(final)}\ntotal time:{seconds}")
+    for name, module in nets.checkpoints().items():
+        run.save_module(name, module)
+    run.save_output(x_hat)
+    run.save_metrics({
+        "method": args.method, "data_name": args.data_name, "scale_factor": args.scale_factor,
+        "stages": args.stages, "final": final, "total_seconds": seconds,
+        "stage_seconds": {s: r["seconds"] for s, r in monitor.stage_results.items()},
+        "stage_results": monitor.stage_results,
+        "estimated_psf": monitor.estimated_psf(), "true_psf": pair.psf,
+        "estimated_srf": monitor.estimated_srf(), "true_srf": pair.srf,
+        **monitor.degradation_errors(),
+    })
+    log.info("final: %s (%.1f s) -> %s", format_metrics(final), seconds, run.path)
+    return run
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = get_args(argv)
+    try:
+        fuse(args)
+    except (DataError, TrainingDiverged) as exc:
+        log.error("error: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
