@@ -70,6 +70,13 @@ def build_parser():
     g.add_argument("--snr_msi", type=float, default=None,
                    help="add Gaussian noise to the HR-MSI at this SNR in dB (default: none)")
 
+    g.add_argument("--msi_gamma", type=float, default=1.0,
+                   help="radiometric mismatch: the HR-MSI is gain * MSI^gamma + offset per band")
+    g.add_argument("--msi_gain_jitter", type=float, default=0.0,
+                   help="radiometric mismatch: per-band gains drawn uniformly in 1 +- this")
+    g.add_argument("--msi_offset_jitter", type=float, default=0.0,
+                   help="radiometric mismatch: per-band offsets drawn uniformly in +- this")
+
     g = p.add_argument_group("training schedule (default: the method's published schedule)")
     for stage in (1, 2, 3):
         g.add_argument(f"--lr_stage{stage}", type=float, default=None, help=f"stage {stage} learning rate")
@@ -81,6 +88,15 @@ def build_parser():
     g.add_argument("--pfs_lr_reset", action="store_true",
                    help="reproduce the authors' script, which resets the learning rate every epoch so "
                         "the decay never accumulates (default: the intended linear decay to 0)")
+
+    g = p.add_argument_group("UDS2C2")
+    g.add_argument("--gce", type=_yes_no, default="Yes",
+                   help="group convolution enhancement: harmonise the HSI-derived MSI with the real MSI")
+    g.add_argument("--scfconv", type=_yes_no, default="Yes",
+                   help="SCFConv attention dynamic convolutions for the upsampler's hidden layers "
+                        "(No: static convolutions of the same size)")
+    g.add_argument("--scf_kernel", type=int, default=3,
+                   help="kernel size of the upsampler's hidden layers (1 keeps UDALN's pixel-wise mapping)")
 
     g = p.add_argument_group("run")
     g.add_argument("--method", choices=METHODS, default="udaln", help="fusion method")
@@ -115,6 +131,8 @@ def get_args(argv=None):
     if args.scale_factor < 2:
         parser.error(f"--scale_factor must be at least 2 (got {args.scale_factor}): "
                      "it is the ratio of the HR-MSI to the LR-HSI pixel size")
+    if args.scf_kernel < 1 or args.scf_kernel % 2 == 0:
+        parser.error(f"--scf_kernel must be a positive odd number (got {args.scf_kernel})")
     if args.eval_every < 1:
         parser.error("--eval_every must be at least 1")
     args.sigma = args.scale_factor / FWHM_TO_SIGMA

@@ -256,11 +256,24 @@ def load_cube(path, key=None):
 
 # ----------------------------------------------------------------------------- Wald's protocol
 
-def simulate_pair(reference, srf, psf, r):
+def radiometric_mismatch(msi, gamma=1.0, gain_jitter=0.0, offset_jitter=0.0, rng=None):
+    """A second sensor's radiometry: per band, gain_c * msi^gamma + offset_c, with gain_c drawn
+    uniformly in 1 +- gain_jitter and offset_c in +- offset_jitter."""
+    rng = rng or np.random.default_rng(0)
+    bands = msi.shape[-1]
+    gain = 1 + gain_jitter * rng.uniform(-1, 1, bands)
+    offset = offset_jitter * rng.uniform(-1, 1, bands)
+    return gain * np.clip(msi, 0, None) ** gamma + offset
+
+
+def simulate_pair(reference, srf, psf, r, msi_radiometry=None):
     """Wald's protocol: from a reference H x W x C cube, the LR-HSI Y = P X and HR-MSI Z = X S,
-    with the two LR-MSIs that the degradation networks must agree on (Z P and Y S)."""
+    with the two LR-MSIs that the degradation networks must agree on (Z P and Y S).
+    ``msi_radiometry`` (a function of the MSI) simulates an MSI sensor whose radiometry differs."""
     lhsi = spatial_degrade(reference, psf, r)
     hmsi = spectral_degrade(reference, srf)
+    if msi_radiometry is not None:
+        hmsi = msi_radiometry(hmsi)
     return {
         "lhsi": lhsi,
         "hmsi": hmsi,
@@ -268,6 +281,15 @@ def simulate_pair(reference, srf, psf, r):
         "lrmsi_frommsi": spatial_degrade(hmsi, psf, r),
         "lrmsi_fromlrhsi": spectral_degrade(lhsi, srf),
     }
+
+
+def _mismatch_of(args):
+    """The --msi_gamma / --msi_gain_jitter / --msi_offset_jitter simulation, or None when all are neutral."""
+    gamma, gain, offset = (getattr(args, "msi_gamma", 1.0), getattr(args, "msi_gain_jitter", 0.0),
+                           getattr(args, "msi_offset_jitter", 0.0))
+    if (gamma, gain, offset) == (1.0, 0.0, 0.0):
+        return None
+    return lambda msi: radiometric_mismatch(msi, gamma, gain, offset, np.random.default_rng(getattr(args, "seed", 0)))
 
 
 def to_tensor(cube):
@@ -281,7 +303,9 @@ class Dataset(torch.utils.data.Dataset):
     Upstream-compatible attributes: hsi_channel, msi_channel, sp_matrix (C x Cm, columns sum to 1),
     sp_range (Cm x 2, first and last HSI band of each MSI band), PSF (r x r Gaussian, FWHM = r).
     Items are dicts of C x H x W float32 tensors with keys lhsi, hmsi, hhsi, lrmsi_frommsi,
-    lrmsi_fromlrhsi. Optional noise (``snr_hsi``/``snr_msi`` in dB) is added to the LR-HSI / HR-MSI only.
+    lrmsi_fromlrhsi. Optional noise (``snr_hsi``/``snr_msi`` in dB) is added to the LR-HSI / HR-MSI only;
+    an optional radiometric mismatch (``msi_gamma``, ``msi_gain_jitter``, ``msi_offset_jitter``) makes
+    the HR-MSI come from a sensor whose radiometry differs from the HSI's.
     """
 
     def __init__(self, args):
@@ -311,7 +335,8 @@ class Dataset(torch.utils.data.Dataset):
             elif cube.shape[2] != self.sp_matrix.shape[0]:
                 raise DataError(f"{path}: {cube.shape[2]} bands, but the other cubes and the SRF have "
                                 f"{self.sp_matrix.shape[0]}; keep one sensor per data folder")
-            pair = simulate_pair(crop_to_multiple(cube, r), self.sp_matrix, self.PSF, r)
+            pair = simulate_pair(crop_to_multiple(cube, r), self.sp_matrix, self.PSF, r,
+                                 msi_radiometry=_mismatch_of(args))
             if getattr(args, "snr_hsi", None) is not None:
                 pair["lhsi"] = add_noise(pair["lhsi"], args.snr_hsi, rng)
             if getattr(args, "snr_msi", None) is not None:

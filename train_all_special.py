@@ -9,6 +9,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from config import get_args
 from data_loader import DataError, Dataset
 from evaluation import evaluate, format_metrics
 from func import RunFolder, TrainingDiverged, log, set_seed, train_stage, tune_cpu_allocator
-from model import SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
+from model import GCE, SCFConv, SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
 
 l1 = nn.L1Loss(reduction="mean")
 
@@ -48,11 +49,15 @@ class Pair:
         if not 0 <= index < len(dataset):
             raise DataError(f"--image_index {index}: the data folder has {len(dataset)} cube(s) "
                             f"({', '.join(dataset.imgpath_list)})")
-        item = dataset[index]
+        return cls.from_item(dataset[index], dataset.PSF, dataset.sp_matrix, dataset.sp_range, device)
+
+    @classmethod
+    def from_item(cls, item, psf, srf, sp_range, device):
+        """From a simulated pair: a dict of C x H x W tensors with the data_loader.Dataset keys."""
         return cls(Y=item["lhsi"].unsqueeze(0).to(device), Z=item["hmsi"].unsqueeze(0).to(device),
                    X=hwc(item["hhsi"].unsqueeze(0)), lrmsi_frommsi=hwc(item["lrmsi_frommsi"].unsqueeze(0)),
-                   lrmsi_fromlrhsi=hwc(item["lrmsi_fromlrhsi"].unsqueeze(0)), psf=dataset.PSF,
-                   srf=dataset.sp_matrix, sp_range=dataset.sp_range, scale=int(dataset.PSF.shape[0]))
+                   lrmsi_fromlrhsi=hwc(item["lrmsi_fromlrhsi"].unsqueeze(0)), psf=psf, srf=srf,
+                   sp_range=sp_range, scale=int(psf.shape[0]))
 
     @property
     def hsi_channels(self):
@@ -71,10 +76,17 @@ class Nets:
     up: nn.Module                       # spectral inverse mapping -> <up_name>.pth
     up_name: str = "spectral_upsample"  # SpeUnet's file name; PFS2C2 saves SpeUp.pth
     spa_up: nn.Module = None            # PFS2C2's SpaUp -> SpaUp.pth
+    gce: nn.Module = None               # UDS2C2's GCE -> GCE.pth
 
     def checkpoints(self):
-        named = {"PSF": self.spa, "convolution_hr2msi": self.spe, self.up_name: self.up, "SpaUp": self.spa_up}
+        named = {"PSF": self.spa, "convolution_hr2msi": self.spe, self.up_name: self.up, "SpaUp": self.spa_up,
+                 "GCE": self.gce}
         return {name: module for name, module in named.items() if module is not None}
+
+    def to_msi(self, x):
+        """The HSI-derived MSI in the MSI sensor's radiometry: SpeDnet(x), harmonised by GCE when there is one."""
+        msi = self.spe(x)
+        return msi if self.gce is None else self.gce(msi)
 
     def fuse(self, Z):
         """X_hat = SpeUnet(Z)."""
@@ -93,7 +105,7 @@ def degradation_nets(args, pair):
 
 def adam(modules, lr):
     """One Adam over the trainable parameters of ``modules`` (None when there are none)."""
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    params = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
     return torch.optim.Adam(params, lr=lr) if params else None
 
 
@@ -133,7 +145,7 @@ class Monitor:
         checks = []  # (key in metrics.json, the original's label, truth, estimate)
         if "degradation" in watch:
             z_l1, z_l2 = hwc(nets.spe(p.Y)), hwc(nets.spa(p.Z))
-            checks += [("consistency", "two generated images, train", z_l2, z_l1),
+            checks += [("consistency", "two generated images, train", z_l2, hwc(nets.to_msi(p.Y))),
                        ("srf_test", "SRF: generated lrmsifromlhsi and true lrmsifromlhsi ", p.lrmsi_fromlrhsi, z_l1),
                        ("psf_test", "PSF: generated lrmsifrommsi and true lrmsifrommsi ", p.lrmsi_frommsi, z_l2)]
         if "inverse" in watch:
@@ -150,7 +162,7 @@ class Monitor:
                 checks += [("reprojected_lrhsi", "generated lrhsi via SpaDnet from preHHSI and true lrhsi",
                             hwc(p.Y), hwc(nets.spa(x_hat))),
                            ("reprojected_hrmsi", "generated hrMSI via SpeDnet from preHHSI and true hrMSI",
-                            hwc(p.Z), hwc(nets.spe(x_hat)))]
+                            hwc(p.Z), hwc(nets.to_msi(x_hat)))]
             checks.append(("fusion", "generated HHSI and true hhsi", p.X, hwc(x_hat)))
         self.latest = {"epoch": epoch, "lr": lr, "checks": {}}
         self.labels = {}
@@ -182,93 +194,131 @@ class Monitor:
         log.info("%s done in %.1f s%s", title, seconds, f": {format_metrics(fused)}" if fused else "")
 
 
-def run_stage(args, stage, title, optimizers, loss_fn, monitor, watch, reset_each_epoch=False):
-    """One stage of Algorithm 1 on its schedule (--lr_stageN, --epoch_stageN, --decay_begin_epoch_stageN)."""
-    optimizers = [o for o in optimizers if o is not None]
+@dataclass
+class Stage:
+    """One stage of a method: its number (which selects --lr_stageN etc.), the optimisers it steps, a
+    factory that prepares the stage and returns its loss function, and the checks to monitor."""
+    number: int
+    optimizers: list
+    make_loss: Callable[[], Callable[[], torch.Tensor]]
+    watch: tuple
+    reset_each_epoch: bool = False
+
+
+def run_stage(args, stage, monitor):
+    """Train one stage on its schedule (--lr_stageN, --epoch_stageN, --decay_begin_epoch_stageN)."""
+    title = f"Stage {stage.number}"
+    optimizers = [o for o in stage.optimizers if o is not None]
     if not optimizers:
         log.info("%s skipped: nothing to learn (every module in it is fixed)", title)
         return
     start = time.perf_counter()
-    train_stage(title, optimizers, loss_fn,
-                lr=getattr(args, f"lr_stage{stage}"), epochs=getattr(args, f"epoch_stage{stage}"),
-                decay_begin=getattr(args, f"decay_begin_epoch_stage{stage}"),
-                evaluate=lambda epoch, lr, last: monitor(watch, epoch, lr, final=last),
-                eval_every=args.eval_every, reset_each_epoch=reset_each_epoch)
-    monitor.close_stage(stage, title, watch, time.perf_counter() - start)
+    n = stage.number
+    train_stage(title, optimizers, stage.make_loss(),
+                lr=getattr(args, f"lr_stage{n}"), epochs=getattr(args, f"epoch_stage{n}"),
+                decay_begin=getattr(args, f"decay_begin_epoch_stage{n}"),
+                evaluate=lambda epoch, lr, last: monitor(stage.watch, epoch, lr, final=last),
+                eval_every=args.eval_every, reset_each_epoch=stage.reset_each_epoch)
+    monitor.close_stage(n, title, stage.watch, time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------------- the methods
+# Each method builds its networks and returns them with its stages; all losses are mean L1.
 
-def train_udaln(args, pair, run):
-    """UDALN, Algorithm 1. All losses are mean L1."""
+def udaln(args, pair):
+    """UDALN (Li et al., GRSL 2022), Algorithm 1. UDS2C2 reuses it with its own modules."""
     spa, spe = degradation_nets(args, pair)
     nets = Nets(spa=spa, spe=spe, up=SpeUnet(pair.msi_channels, pair.hsi_channels).to(pair.Y.device))
-    monitor = Monitor(pair, nets, run)
+    return nets, udaln_stages(args, pair, nets)
+
+
+def udaln_stages(args, pair, nets):
     Y, Z = pair.Y, pair.Z
-    opt_degradation = adam([nets.spa, nets.spe], args.lr_stage1)
+    opt_degradation = adam([nets.spa, nets.spe, nets.gce], args.lr_stage1)
     opt_inverse = adam([nets.up], args.lr_stage2)
 
-    if "1" in args.stages:
-        # Stage 1, learn the degradations: Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e. Z_l1 = Z_l2.
-        run_stage(args, 1, "Stage 1", [opt_degradation],
-                  lambda: l1(nets.spe(Y), nets.spa(Z)), monitor, watch=("degradation",))
+    def stage1():
+        # Learn the degradations: Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e. Z_l1 = Z_l2.
+        return lambda: l1(nets.to_msi(Y), nets.spa(Z))
 
-    if "2" in args.stages:
-        # Stage 2, learn the spectral inverse mapping on the LR-MSI: Loss2 = |SpeUnet(Z_l2) - Y|.
+    def stage2():
+        # Learn the spectral inverse mapping on the LR-MSI: Loss2 = |SpeUnet(Z_l2) - Y|, Z_l2 detached.
         z_l2 = nets.spa(Z).detach()
-        run_stage(args, 2, "Stage 2", [opt_inverse],
-                  lambda: l1(nets.up(z_l2), Y), monitor, watch=("inverse", "fusion"))
+        return lambda: l1(nets.up(z_l2), Y)
 
-    if "3" in args.stages:
-        # Stage 3, joint fine-tuning with X = SpeUnet(Z): Loss1 + Loss2 + |SpeDnet(X) - Z| + |SpaDnet(X) - Y|.
+    def stage3():
+        # Joint fine-tuning with X = SpeUnet(Z): Loss1 + Loss2 + |SpeDnet(X) - Z| + |SpaDnet(X) - Y|.
         # Z_l2 is recomputed every epoch and not detached; the optimisers of stages 1 and 2 carry on.
         def joint_loss():
             z_l2 = nets.spa(Z)
             x = nets.up(Z)
-            return l1(nets.spe(Y), z_l2) + l1(nets.up(z_l2), Y) + l1(nets.spe(x), Z) + l1(nets.spa(x), Y)
-        run_stage(args, 3, "Stage 3", [opt_degradation, opt_inverse], joint_loss, monitor,
-                  watch=("degradation", "inverse", "fusion"))
-    return nets, monitor
+            return l1(nets.to_msi(Y), z_l2) + l1(nets.up(z_l2), Y) + l1(nets.to_msi(x), Z) + l1(nets.spa(x), Y)
+        return joint_loss
+
+    return [Stage(1, [opt_degradation], stage1, ("degradation",)),
+            Stage(2, [opt_inverse], stage2, ("inverse", "fusion")),
+            Stage(3, [opt_degradation, opt_inverse], stage3, ("degradation", "inverse", "fusion"))]
 
 
-def train_pfs2c2(args, pair, run):
-    """PFS2C2 (Jia et al., JSTARS 2025): pretrained inverse modules, degradation learning, then
-    joint optimisation guided by the pretrained parameters. All losses are mean L1."""
+def pfs2c2(args, pair):
+    """PFS2C2 (Jia et al., JSTARS 2025): pretrained inverse modules, degradation learning, then joint
+    optimisation guided by the pretrained parameters."""
     spa, spe = degradation_nets(args, pair)
     device = pair.Y.device
     nets = Nets(spa=spa, spe=spe, up=SpeUp(pair.msi_channels, pair.hsi_channels).to(device), up_name="SpeUp",
                 spa_up=SpaUp(pair.scale, args.sigma).to(device))
-    monitor = Monitor(pair, nets, run)
     Y, Z = pair.Y, pair.Z
     opt_inverse = adam([nets.spa_up, nets.up], args.lr_stage1)
     opt_degradation = adam([nets.spa, nets.spe], args.lr_stage2)
-    reset = args.pfs_lr_reset
 
-    if "1" in args.stages:
-        # Stage 1, pretrain the inverse modules on the original images: Loss0 = |SpaUp(Y) - SpeUp(Z)|.
-        run_stage(args, 1, "Stage 1", [opt_inverse], lambda: l1(nets.spa_up(Y), nets.up(Z)), monitor,
-                  watch=("spatial_inverse", "fusion"), reset_each_epoch=reset)
+    def stage1():
+        # Pretrain the inverse modules on the original images: Loss0 = |SpaUp(Y) - SpeUp(Z)|.
+        return lambda: l1(nets.spa_up(Y), nets.up(Z))
 
-    if "2" in args.stages:
-        # Stage 2, learn the degradations (UDALN's stage 1): Loss1 = |SpeDnet(Y) - SpaDnet(Z)|.
-        run_stage(args, 2, "Stage 2", [opt_degradation], lambda: l1(nets.spe(Y), nets.spa(Z)), monitor,
-                  watch=("degradation",), reset_each_epoch=reset)
+    def stage2():
+        # Learn the degradations (UDALN's stage 1): Loss1 = |SpeDnet(Y) - SpaDnet(Z)|.
+        return lambda: l1(nets.spe(Y), nets.spa(Z))
 
-    if "3" in args.stages:
-        # Stage 3, joint optimisation of all four modules, guided by the stage-2 LR-MSIs (detached):
+    def stage3():
+        # All four modules, guided by the stage-2 LR-MSIs (detached):
         # |SpeDnet(Y) - SpaDnet(Z)| + |SpeUp(Z_l2) - Y| + |SpaUp(Z_l1) - Z| + |SpaDnet(SpeUp(Z)) - Y|.
         with torch.no_grad():
             z_l1, z_l2 = nets.spe(Y), nets.spa(Z)
+        return lambda: (l1(nets.spe(Y), nets.spa(Z)) + l1(nets.up(z_l2), Y) + l1(nets.spa_up(z_l1), Z)
+                        + l1(nets.spa(nets.up(Z)), Y))
 
-        def joint_loss():
-            return (l1(nets.spe(Y), nets.spa(Z)) + l1(nets.up(z_l2), Y) + l1(nets.spa_up(z_l1), Z)
-                    + l1(nets.spa(nets.up(Z)), Y))
-        run_stage(args, 3, "Stage 3", [opt_inverse, opt_degradation], joint_loss, monitor,
-                  watch=("degradation", "inverse", "spatial_inverse", "fusion"), reset_each_epoch=reset)
+    reset = args.pfs_lr_reset
+    return nets, [
+        Stage(1, [opt_inverse], stage1, ("spatial_inverse", "fusion"), reset),
+        Stage(2, [opt_degradation], stage2, ("degradation",), reset),
+        Stage(3, [opt_inverse, opt_degradation], stage3,
+              ("degradation", "inverse", "spatial_inverse", "fusion"), reset)]
+
+
+def uds2c2(args, pair):
+    """UDS2C2 (Yu et al., TGRS 2024), reconstructed from the paper: UDALN's stages with GCE harmonising
+    the HSI-derived MSI (--gce) and SCFConv hidden layers in the spectral upsampler (--scfconv, --scf_kernel)."""
+    spa, spe = degradation_nets(args, pair)
+    device = pair.Y.device
+    k = args.scf_kernel
+    hidden = (lambda cin, cout: SCFConv(cin, cout, k)) if args.scfconv == "Yes" else \
+        (lambda cin, cout: nn.Conv2d(cin, cout, k, padding=k // 2))
+    nets = Nets(spa=spa, spe=spe, up=SpeUnet(pair.msi_channels, pair.hsi_channels, hidden=hidden).to(device),
+                gce=GCE(pair.msi_channels).to(device) if args.gce == "Yes" else None)
+    return nets, udaln_stages(args, pair, nets)
+
+
+METHODS = {"udaln": udaln, "pfs2c2": pfs2c2, "uds2c2": uds2c2}
+
+
+def train(args, pair, run):
+    """Build the selected method and run its stages selected by --stages."""
+    nets, stages = METHODS[args.method](args, pair)
+    monitor = Monitor(pair, nets, run)
+    for stage in stages:
+        if str(stage.number) in args.stages:
+            run_stage(args, stage, monitor)
     return nets, monitor
-
-
-METHODS = {"udaln": train_udaln, "pfs2c2": train_pfs2c2}
 
 
 # ----------------------------------------------------------------------------- main
@@ -287,7 +337,7 @@ def fuse(args):
     log.info("run folder: %s", run.path)
     start = time.perf_counter()
     try:
-        nets, monitor = METHODS[args.method](args, pair, run)
+        nets, monitor = train(args, pair, run)
     except TrainingDiverged as exc:
         run.append_precision(f"aborted: {exc}")
         raise

@@ -31,21 +31,24 @@ class SpeUnet(nn.Module):
 
     ``sequential`` holds the layers with the original's names, so ``spectral_upsample.pth`` files
     load in both directions; PyTorch's default initialisation, as in the original.
+
+    ``hidden(cin, cout)`` builds the hidden layers (default: the 1x1 convolutions; UDS2C2 passes SCFConv).
     """
 
-    def __init__(self, msi_channels, hsi_channels):
+    def __init__(self, msi_channels, hsi_channels, hidden=None):
         super().__init__()
+        hidden = hidden or (lambda cin, cout: nn.Conv2d(cin, cout, kernel_size=1))
         sizes = widths(msi_channels, hsi_channels)
         layers = []
-        for i, (cin, cout) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(nn.Conv2d(cin, cout, kernel_size=1))
-            if i < len(sizes) - 2:
-                layers.append(nn.LeakyReLU(LEAKY_SLOPE))
+        for cin, cout in zip(sizes[:-2], sizes[1:-1]):
+            layers += [hidden(cin, cout), nn.LeakyReLU(LEAKY_SLOPE)]
+        layers.append(nn.Conv2d(sizes[-2], sizes[-1], kernel_size=1))
         self.sequential = nn.Sequential(*layers)
 
     def forward(self, x):
         for layer in self.sequential:
-            x = pointwise(layer, x) if isinstance(layer, nn.Conv2d) else layer(x)
+            is_pointwise = isinstance(layer, nn.Conv2d) and layer.kernel_size == (1, 1)
+            x = pointwise(layer, x) if is_pointwise else layer(x)
         return F.leaky_relu(x, LEAKY_SLOPE)
 
 

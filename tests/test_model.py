@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from data_loader import gaussian_psf, spatial_degrade, spectral_degrade, srf_from_bands, support_range
-from model import SpaDnet, SpeDnet, SpeUnet
+from model import GCE, SCFConv, SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
 from model.spectral_downsample import gaussian_support_weights
 from model.spectral_upsample import widths
 
@@ -158,3 +158,110 @@ def test_checkpoints_round_trip(tmp_path, srf):
         b.load_state_dict(torch.load(tmp_path / "m.pth"))
         for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
             torch.testing.assert_close(pa, pb)
+
+
+# ----------------------------------------------------------------------------- PFS2C2
+
+def test_spaup_starts_from_the_gaussian_psf_and_maps_to_hr_size():
+    net = SpaUp(5, 5 / 2.35482)
+    np.testing.assert_allclose(net.inv_conv.weight[0, 0].detach().numpy(), gaussian_psf(5, 5 / 2.35482), rtol=1e-6)
+    assert net.inv_conv.weight.requires_grad
+    assert net(torch.rand(2, 6, 4, 3)).shape == (2, 6, 20, 15)
+
+
+def test_spaup_forward_and_gradients_equal_per_band_transposed_convolutions():
+    torch.manual_seed(0)
+    net = SpaUp(4, 1.0).double()
+    torch.nn.init.normal_(net.inv_conv.weight)
+    y = torch.rand(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    grad_out = torch.rand(2, 3, 20, 24, dtype=torch.float64)
+    out = net(y)
+    out.backward(grad_out)
+    got_y, got_w = y.grad.clone(), net.inv_conv.weight.grad.clone()
+    y.grad, net.inv_conv.weight.grad = None, None
+    ref = torch.cat([F.conv_transpose2d(y[:, i:i + 1], net.inv_conv.weight, stride=4) for i in range(3)], 1)
+    ref.backward(grad_out)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(got_y, y.grad)
+    torch.testing.assert_close(got_w, net.inv_conv.weight.grad)
+
+
+def test_speup_inserts_the_spectral_attention_before_the_last_convolution():
+    torch.manual_seed(0)
+    net = SpeUp(8, 46)
+    kinds = [type(m).__name__ for m in net.sequential]
+    assert kinds == ["Conv2d", "LeakyReLU", "Conv2d", "LeakyReLU", "SpectralAttention", "Conv2d"]
+    attention = net.sequential[4]
+    x = torch.rand(2, 32, 5, 5)
+    weights = attention.fc(x.mean(dim=(2, 3)))
+    torch.testing.assert_close(attention(x), x * weights[:, :, None, None])
+    assert attention(x).shape == x.shape
+    z = torch.rand(1, 8, 6, 6)
+    before = net(z)
+    with torch.no_grad():
+        attention.fc[2].bias.add_(1.0)
+    assert not torch.allclose(net(z), before), "the attention must change the result"
+
+
+# ----------------------------------------------------------------------------- UDS2C2
+
+def test_scfconv_output_shape_and_per_sample_kernels():
+    torch.manual_seed(0)
+    conv = SCFConv(8, 16, 3)
+    x = torch.rand(3, 8, 7, 9)
+    assert conv(x).shape == (3, 16, 7, 9)
+    kernels = conv.kernels(x)
+    assert kernels.shape == (3, 16, 8, 3, 3)
+    assert not torch.allclose(kernels[0], kernels[1])
+    # The batch is handled per sample: each output equals that sample run alone.
+    for b in range(3):
+        torch.testing.assert_close(conv(x)[b:b + 1], conv(x[b:b + 1]), rtol=1e-5, atol=1e-6)
+
+
+def test_scfconv_with_attentions_at_one_is_the_static_convolution():
+    torch.manual_seed(0)
+    conv = SCFConv(4, 6, 3)
+    conv.use_attention = False
+    x = torch.rand(2, 4, 8, 8)
+    torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight, conv.bias, padding=1), rtol=1e-5, atol=1e-6)
+
+
+def test_scfconv_attention_factors_multiply_the_static_kernel():
+    torch.manual_seed(0)
+    conv = SCFConv(4, 6, 3)
+    x = torch.rand(1, 4, 5, 5)
+    spatial, channel, filters = conv.attentions(x)
+    expected = conv.weight * filters[0].view(6, 1, 1, 1) * channel[0].view(1, 4, 1, 1) * spatial[0].view(1, 1, 3, 3)
+    torch.testing.assert_close(conv.kernels(x)[0], expected)
+    torch.testing.assert_close(conv(x), F.conv2d(x, expected, conv.bias, padding=1), rtol=1e-5, atol=1e-6)
+
+
+def test_speunet_with_scfconv_hidden_layers():
+    net = SpeUnet(8, 46, hidden=lambda cin, cout: SCFConv(cin, cout, 3))
+    assert [type(m).__name__ for m in net.sequential] == ["SCFConv", "LeakyReLU", "SCFConv", "LeakyReLU", "Conv2d"]
+    assert net(torch.rand(1, 8, 6, 6)).shape == (1, 46, 6, 6)
+
+
+def test_gce_is_the_identity_at_initialisation():
+    x = torch.rand(2, 8, 9, 7)
+    torch.testing.assert_close(GCE(8)(x), x)
+
+
+def test_gce_learns_a_per_band_gain_and_offset():
+    torch.manual_seed(0)
+    gain = torch.tensor([0.95, 1.05, 1.02]).view(1, 3, 1, 1)
+    offset = torch.tensor([0.01, -0.02, 0.03]).view(1, 3, 1, 1)
+    x = torch.rand(1, 3, 16, 16)
+    target = gain * x + offset
+    gce = GCE(3)
+    opt = torch.optim.Adam(gce.parameters(), lr=1e-2)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 - step / 1000)
+    for _ in range(1000):
+        opt.zero_grad()
+        loss = (gce(x) - target).abs().mean()
+        loss.backward()
+        opt.step()
+        scheduler.step()
+    assert loss.item() < 1e-3
+    probe = torch.rand(1, 3, 16, 16)
+    torch.testing.assert_close(gce(probe), gain * probe + offset, rtol=0, atol=0.01)

@@ -133,3 +133,43 @@ def test_a_diverging_loss_aborts_with_a_message_and_keeps_the_log(short_run_args
 def test_missing_data_is_reported_not_raised(tmp_path, caplog):
     assert train_all_special.main(["--default_datapath", str(tmp_path), "--device", "cpu"]) == 1
     assert f"{tmp_path}/indian_pines: data folder not found" in caplog.text
+
+
+METHOD_FILES = {
+    "pfs2c2": RUN_FILES - {"spectral_upsample.pth"} | {"SpeUp.pth", "SpaUp.pth"},
+    "uds2c2": RUN_FILES | {"GCE.pth"},
+}
+
+
+@pytest.mark.parametrize("method", ["pfs2c2", "uds2c2"])
+def test_other_methods_write_their_run_folder_and_beat_bicubic(short_run_args, method):
+    args = short_run_args("--method", method)
+    run = train_all_special.fuse(args)
+    assert os.path.basename(run.path).startswith(f"{method}_crop_5_")
+    assert METHOD_FILES[method] <= set(os.listdir(run.path))
+    psnr = json.load(open(run.file("metrics.json")))["final"]["PSNR"]
+    assert psnr > bicubic_psnr(args) + 3
+    again = train_all_special.fuse(args)
+    np.testing.assert_array_equal(scipy.io.loadmat(run.file("My_Out.mat"))["Out"],
+                                  scipy.io.loadmat(again.file("My_Out.mat"))["Out"])
+
+
+def test_pfs2c2_lr_reset_follows_the_authors_script(short_run_args):
+    intended = train_all_special.fuse(short_run_args("--method", "pfs2c2", "--stages", "12"))
+    authors = train_all_special.fuse(short_run_args("--method", "pfs2c2", "--stages", "12", "--pfs_lr_reset"))
+    lr_intended = json.load(open(intended.file("metrics.json")))["stage_results"]["1"]["lr"]
+    lr_authors = json.load(open(authors.file("metrics.json")))["stage_results"]["1"]["lr"]
+    assert lr_intended == pytest.approx(1e-3 / 151)          # last epoch of the linear decay
+    assert lr_authors == pytest.approx(1e-3 - 1e-3 / 151)    # never decays past one step
+
+
+def test_uds2c2_ablation_switches(short_run_args):
+    args = short_run_args("--method", "uds2c2", "--gce", "no", "--scfconv", "no", "--scf_kernel", "1",
+                          "--stages", "12")
+    run = train_all_special.fuse(args)
+    assert "GCE.pth" not in os.listdir(run.path)
+    state = torch.load(run.file("spectral_upsample.pth"))
+    assert SpeUnet(8, 68).load_state_dict(state) is not None, "with k=1 and no SCFConv it is UDALN's SpeUnet"
+    udaln = train_all_special.fuse(short_run_args("--stages", "12"))
+    np.testing.assert_array_equal(scipy.io.loadmat(run.file("My_Out.mat"))["Out"],
+                                  scipy.io.loadmat(udaln.file("My_Out.mat"))["Out"])

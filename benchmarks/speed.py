@@ -1,0 +1,91 @@
+"""Speed benchmark: milliseconds per training step of each stage, at the UDALN paper's size by default.
+
+    python benchmarks/speed.py [--size 240] [--bands 46] [--scale 5] [--method udaln] [--device cpu]
+
+Builds a fixed random reference cube (size x size x bands), simulates the pair with the WorldView-2
+SRF (data/spectral_response/houston18.xls for 46 bands, else a WorldView-2-like SRF from the band
+ranges), then times the very stages train_all_special.py runs (the same loss functions, optimisers
+and stage loop) after a warm-up, and one evaluation as done during training. Prints one JSON line.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from config import get_args  # noqa: E402
+from data_loader import (gaussian_psf, load_srf, simulate_pair, srf_from_bands, support_range,  # noqa: E402
+                         to_tensor, validate_srf)
+from func import train_stage, tune_cpu_allocator  # noqa: E402
+from train_all_special import METHODS, Monitor, Pair  # noqa: E402
+
+WORLDVIEW2_BANDS = [(400, 450), (450, 510), (510, 580), (585, 625), (630, 690), (705, 745), (770, 895), (860, 1040)]
+
+
+def benchmark_srf(bands):
+    path = os.path.join(ROOT, "data", "spectral_response", "houston18.xls")
+    if bands == 46:
+        return validate_srf(load_srf(path), bands, path)
+    return srf_from_bands(np.linspace(400, 1040, bands), WORLDVIEW2_BANDS)
+
+
+def ms_per_step(stage, epochs, warmup, args, device):
+    optimizers = [o for o in stage.optimizers if o is not None]
+    loss_fn = stage.make_loss()
+    n = stage.number
+    lr, decay = getattr(args, f"lr_stage{n}"), getattr(args, f"decay_begin_epoch_stage{n}")
+    train_stage("warm-up", optimizers, loss_fn, lr, warmup, decay)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    train_stage(f"Stage {n}", optimizers, loss_fn, lr, epochs, decay)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 1000 * (time.perf_counter() - start) / epochs
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=240)
+    p.add_argument("--bands", type=int, default=46)
+    p.add_argument("--scale", type=int, default=5)
+    p.add_argument("--method", default="udaln")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--steps", type=int, default=200, help="timed steps per stage")
+    p.add_argument("--warmup", type=int, default=20)
+    opts = p.parse_args(argv)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    args = get_args(["--method", opts.method, "--scale_factor", str(opts.scale), "--device", opts.device])
+    if args.device.type == "cpu":
+        tune_cpu_allocator()
+    torch.manual_seed(0)
+    reference = np.random.default_rng(0).random((opts.size, opts.size, opts.bands))
+    srf, psf = benchmark_srf(opts.bands), gaussian_psf(opts.scale, args.sigma)
+    item = {k: to_tensor(v) for k, v in simulate_pair(reference, srf, psf, opts.scale).items()}
+    pair = Pair.from_item(item, psf, srf, support_range(srf), args.device)
+    nets, stages = METHODS[opts.method](args, pair)
+    result = {"case": f"{opts.size}x{opts.size}x{opts.bands}_r{opts.scale}", "method": opts.method,
+              "device": str(args.device), "threads": torch.get_num_threads()}
+    for stage in stages:
+        result[f"s{stage.number}_ms"] = round(ms_per_step(stage, opts.steps, opts.warmup, args, args.device), 3)
+    monitor = Monitor(pair, nets, run=None)
+    watch = stages[-1].watch
+    monitor(watch, 1, 0.0)
+    start = time.perf_counter()
+    monitor(watch, 1, 0.0)
+    result["eval_ms"] = round(1000 * (time.perf_counter() - start), 1)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
