@@ -24,7 +24,8 @@ from config import get_args  # noqa: E402
 from data_loader import (gaussian_psf, load_srf, simulate_pair, srf_from_bands, support_range,  # noqa: E402
                          to_tensor, validate_srf)
 from func import train_stage, tune_cpu_allocator  # noqa: E402
-from train_all_special import METHODS, Monitor, Pair  # noqa: E402
+from train_all_special import METHODS, Monitor, Pair, udaln_stages  # noqa: E402
+from benchmarks.per_band_baseline import per_band_nets  # noqa: E402
 
 WORLDVIEW2_BANDS = [(400, 450), (450, 510), (510, 580), (585, 625), (630, 690), (705, 745), (770, 895), (860, 1040)]
 
@@ -61,6 +62,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--steps", type=int, default=200, help="timed steps per stage")
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--per_band_baseline", action="store_true",
+                   help="time UDALN with the original code's per-band networks instead (the 'before' figure)")
     opts = p.parse_args(argv)
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -73,7 +76,11 @@ def main(argv=None):
     item = {k: to_tensor(v) for k, v in simulate_pair(reference, srf, psf, opts.scale).items()}
     pair = Pair.from_item(item, psf, srf, support_range(srf), args.device)
     nets, stages = METHODS[opts.method](args, pair)
-    result = {"case": f"{opts.size}x{opts.size}x{opts.bands}_r{opts.scale}", "method": opts.method,
+    if opts.per_band_baseline:
+        nets = per_band_nets(nets)
+        stages = udaln_stages(args, pair, nets)
+    result = {"case": f"{opts.size}x{opts.size}x{opts.bands}_r{opts.scale}",
+              "method": opts.method + ("_per_band_baseline" if opts.per_band_baseline else ""),
               "device": str(args.device), "threads": torch.get_num_threads()}
     for stage in stages:
         result[f"s{stage.number}_ms"] = round(ms_per_step(stage, opts.steps, opts.warmup, args, args.device), 3)
