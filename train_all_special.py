@@ -1,7 +1,9 @@
-"""Unsupervised blind hyperspectral-multispectral fusion, UDALN's Algorithm 1 (Li et al., IEEE GRSL 2022).
+"""Unsupervised blind hyperspectral-multispectral fusion: UDALN's Algorithm 1 (Li et al., IEEE GRSL 2022)
+and its successors PFS2C2 and UDS2C2.
 
 Y: LR-HSI, Z: HR-MSI, X: HR-HSI. Degradation model Y = X P (PSF, SpaDnet), Z = X S (SRF, SpeDnet);
-both paths to the LR-MSI must agree: Z_l1 = Y S = Z_l2 = Z P.
+both paths to the LR-MSI must agree: Z_l1 = Y S = Z_l2 = Z P. Each method below builds its networks
+and its three stages; ``train`` runs them; ``fuse`` does one whole run and writes its folder.
 
     python train_all_special.py [options]      (python train_all_special.py -h lists them)
 """
