@@ -58,8 +58,10 @@ def stage_lr(epoch, lr, epochs, decay_begin, reset_each_epoch=False):
     decrement, so every decaying epoch runs at lr - lr / (epochs - decay_begin + 1).
     """
     steps = max(0, epoch - decay_begin)
+    if steps == 0:  # also covers decay_begin past the last epoch: a constant rate
+        return lr
     if reset_each_epoch:
-        steps = min(steps, 1)
+        steps = 1
     return lr * (1.0 - steps / (epochs - decay_begin + 1))
 
 

@@ -31,6 +31,11 @@ def test_stage_lr_equals_the_original_loop(lr, epochs, decay_begin):
     assert stage_lr(20000, 1e-3, 20000, 10000) == pytest.approx(9.999000099990001e-08)
 
 
+def test_stage_lr_is_constant_when_decay_begins_after_the_last_epoch():
+    assert [stage_lr(e, 1e-3, 5, 6) for e in range(1, 6)] == [1e-3] * 5
+    assert original_schedule(1e-3, 5, 6) == [1e-3] * 5
+
+
 def test_stage_lr_reset_each_epoch_reproduces_the_pfs2c2_script():
     step = 1e-3 / (30000 - 20000 + 1)
     assert stage_lr(20000, 1e-3, 30000, 20000, reset_each_epoch=True) == 1e-3
