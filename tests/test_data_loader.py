@@ -751,3 +751,28 @@ def test_get_args_rejects_scale_factor_below_two(capsys, value):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "scale_factor" in err and "at least 2" in err
+
+
+# ----------------------------------------------------------------------------- radiometric mismatch
+
+def test_radiometric_mismatch_is_gain_times_power_plus_offset(rng):
+    msi = rng.random((6, 5, 3))
+    got = dl.radiometric_mismatch(msi, gamma=0.9, gain_jitter=0.05, offset_jitter=0.02,
+                                  rng=np.random.default_rng(7))
+    draws = np.random.default_rng(7)
+    gain, offset = 1 + 0.05 * draws.uniform(-1, 1, 3), 0.02 * draws.uniform(-1, 1, 3)
+    np.testing.assert_allclose(got, gain * msi ** 0.9 + offset)
+    assert np.all(np.abs(gain - 1) <= 0.05) and np.all(np.abs(offset) <= 0.02)
+
+
+def test_dataset_mismatch_changes_only_the_msi_and_keeps_its_lr_version_consistent(tmp_path, cube, srf):
+    argv = make_data_root(tmp_path, {"scene.npy": cube}, srf)
+    plain = dl.Dataset(get_args(argv))[0]
+    mismatched = dl.Dataset(get_args(argv + ["--msi_gamma", "0.9", "--msi_gain_jitter", "0.05",
+                                             "--msi_offset_jitter", "0.02"]))[0]
+    for key in ("lhsi", "hhsi", "lrmsi_fromlrhsi"):
+        torch.testing.assert_close(plain[key], mismatched[key])
+    assert not torch.allclose(plain["hmsi"], mismatched["hmsi"])
+    hmsi = mismatched["hmsi"].permute(1, 2, 0).double().numpy()
+    expected = dl.spatial_degrade(hmsi, dl.gaussian_psf(5, 5 / 2.35482), 5)
+    np.testing.assert_allclose(mismatched["lrmsi_frommsi"].permute(1, 2, 0).numpy(), expected, rtol=1e-5, atol=1e-6)
