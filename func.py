@@ -150,8 +150,10 @@ class RunFolder:
             log.info("%s exists; writing this run to %s (use --overwrite to reuse it)", base, path)
         os.makedirs(path, exist_ok=True)
         folder = cls(path)
-        if args.overwrite and os.path.exists(folder.file("precision.txt")):
-            os.remove(folder.file("precision.txt"))
+        if args.overwrite:  # the earlier run's results must not pass for this run's
+            for name in os.listdir(path):
+                if name in ("opt.txt", "precision.txt", "metrics.json", "My_Out.mat") or name.endswith(".pth"):
+                    os.remove(folder.file(name))
         return folder
 
     def file(self, name):

@@ -1,10 +1,20 @@
-"""Markdown table of finished runs, read from their run folders (metrics.json and opt.txt).
+"""Markdown table of finished runs, read from their run folders (metrics.json and opt.txt), with
+bicubic upsampling of the LR-HSI as a baseline row for each scale factor found.
 
     python benchmarks/report.py checkpoints/*/ [more run folders]
 """
 import json
 import os
 import sys
+
+from torch.nn import functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from config import get_args  # noqa: E402
+from data_loader import Dataset  # noqa: E402
+from evaluation import evaluate  # noqa: E402
 
 COLUMNS = ("SAM", "ERGAS", "PSNR", "RMSE", "CC", "SSIM")
 FORMATS = {"SAM": ".3f", "ERGAS": ".3f", "PSNR": ".2f", "RMSE": ".5f", "CC": ".5f", "SSIM": ".4f"}
@@ -32,19 +42,48 @@ def describe(options):
     return name
 
 
+def bicubic_metrics(options):
+    """Bicubic upsampling of the run's LR-HSI, scored like the runs."""
+    argv = ["--device", "cpu"] + [f"--{k}={options[k]}" for k in
+                                  ("scale_factor", "default_datapath", "sp_root_path", "data_name", "image_index")]
+    args = get_args(argv)
+    item = Dataset(args)[args.image_index]
+    up = F.interpolate(item["lhsi"][None], scale_factor=args.scale_factor, mode="bicubic", align_corners=False)
+    return evaluate(item["hhsi"].permute(1, 2, 0).numpy(), up[0].permute(1, 2, 0).numpy(), args.scale_factor)
+
+
+def srf_test_psnr(metrics):
+    """PSNR of the learned SRF's output Y S_est against the true Y S, at the end of the last stage."""
+    last = max(metrics["stage_results"], key=int)
+    return metrics["stage_results"][last]["checks"]["srf_test"]["PSNR"]
+
+
+def row(name, scale, final, rest):
+    cells = [format(final[c], FORMATS[c]) for c in COLUMNS]
+    return f"| {name} | {scale} | " + " | ".join(cells) + f" | {rest} |"
+
+
 def main(folders):
-    print("| method | r | " + " | ".join(COLUMNS) + " | PSF rel. err | SRF rel. err | time (s) | threads |")
-    print("|---" * (len(COLUMNS) + 6) + "|")
+    print("| method | r | " + " | ".join(COLUMNS)
+          + " | PSF rel. err | SRF rel. err | SRF test PSNR | time (s) | threads |")
+    print("|---" * (len(COLUMNS) + 7) + "|")
+    baselines = {}
+    runs = []
     for folder in folders:
         path = os.path.join(folder, "metrics.json")
-        if not os.path.exists(path):
-            continue
-        metrics = json.load(open(path))
-        options = read_options(folder)
-        cells = [format(metrics["final"][c], FORMATS[c]) for c in COLUMNS]
-        print(f"| {describe(options)} | {metrics['scale_factor']} | " + " | ".join(cells)
-              + f" | {metrics['psf_rel_error']:.4f} | {metrics['srf_rel_error']:.4f}"
-              + f" | {metrics['total_seconds']:.0f} | {options.get('threads', 'None')} |")
+        if os.path.exists(path):
+            options = read_options(folder)
+            runs.append((options, json.load(open(path))))
+            key = (options["data_name"], options["scale_factor"])
+            if key not in baselines:
+                baselines[key] = bicubic_metrics(options)
+    for (data_name, scale), final in sorted(baselines.items()):
+        print(row(f"bicubic upsampling ({data_name})", scale, final, "- | - | - | - | -"))
+    for options, metrics in runs:
+        print(row(describe(options), metrics["scale_factor"], metrics["final"],
+                  f"{metrics['psf_rel_error']:.4f} | {metrics['srf_rel_error']:.4f} | "
+                  f"{srf_test_psnr(metrics):.2f} | "
+                  f"{metrics['total_seconds']:.0f} | {options.get('threads', 'None')}"))
 
 
 if __name__ == "__main__":

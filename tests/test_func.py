@@ -83,9 +83,11 @@ def test_run_folder_never_overwrites_an_earlier_run(tmp_path):
     third = RunFolder.create(args)
     assert second.path == first.path + "_2" and third.path == first.path + "_3"
     assert open(first.file("precision.txt")).read() == "first run\n"
+    first.save_output(np.zeros((2, 2, 2), dtype=np.float32))
     args.overwrite = True
     again = RunFolder.create(args)
-    assert again.path == first.path and not os.path.exists(first.file("precision.txt"))
+    assert again.path == first.path
+    assert not os.path.exists(first.file("precision.txt")) and not os.path.exists(first.file("My_Out.mat"))
 
 
 def test_run_folder_files(tmp_path):
