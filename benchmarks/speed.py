@@ -52,6 +52,39 @@ def ms_per_step(stage, epochs, warmup, args, device):
     return 1000 * (time.perf_counter() - start) / epochs
 
 
+def timed(fn, repeats=50, warmup=5):
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return round(1000 * (time.perf_counter() - start) / repeats, 3)
+
+
+def stage3_breakdown(nets, pair, optimizers):
+    """Where a UDALN stage-3 step goes: each part of the joint loss, forward and backward, alone."""
+    l1 = torch.nn.functional.l1_loss
+    Y, Z = pair.Y, pair.Z
+    with torch.no_grad():
+        x = nets.up(Z)
+    x.requires_grad_()
+    grad_x = torch.randn_like(x)
+
+    def lr_terms():
+        z_l2 = nets.spa(Z)
+        (l1(nets.spe(Y), z_l2) + l1(nets.up(z_l2), Y)).backward()
+
+    def step():
+        for optimizer in optimizers:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return {"LR_terms_loss1_loss2": timed(lr_terms),
+            "SpeUnet_Z_fwd_bwd": timed(lambda: nets.up(Z).backward(grad_x)),
+            "SpeDnet_X_loss3_fwd_bwd": timed(lambda: l1(nets.spe(x), Z).backward()),
+            "SpaDnet_X_loss4_fwd_bwd": timed(lambda: l1(nets.spa(x), Y).backward()),
+            "adam_steps": timed(step)}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=240)
@@ -62,6 +95,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--steps", type=int, default=200, help="timed steps per stage")
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--breakdown", action="store_true",
+                   help="also time each part of a UDALN stage-3 step alone (s3_breakdown_ms)")
     p.add_argument("--per_band_baseline", action="store_true",
                    help="time UDALN with the original code's per-band networks instead (the 'before' figure)")
     opts = p.parse_args(argv)
@@ -84,6 +119,8 @@ def main(argv=None):
               "device": str(args.device), "threads": torch.get_num_threads()}
     for stage in stages:
         result[f"s{stage.number}_ms"] = round(ms_per_step(stage, opts.steps, opts.warmup, args, args.device), 3)
+    if opts.breakdown:
+        result["s3_breakdown_ms"] = stage3_breakdown(nets, pair, [o for o in stages[-1].optimizers if o])
     monitor = Monitor(pair, nets, run=None)
     watch = stages[-1].watch
     monitor(watch, 1, 0.0)

@@ -15,13 +15,15 @@ from train_all_special import Pair, udaln, udaln_stages
 
 
 def test_speed_prints_one_json_line(capsys):
-    speed.main(["--size", "20", "--bands", "12", "--steps", "2", "--warmup", "1"])
+    speed.main(["--size", "20", "--bands", "12", "--steps", "2", "--warmup", "1", "--breakdown"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
     assert result["case"] == "20x20x12_r5" and result["device"] == "cpu"
     for key in ("s1_ms", "s2_ms", "s3_ms", "eval_ms", "peak_rss_mb", "threads"):
         assert result[key] > 0
+    assert set(result["s3_breakdown_ms"]) == {"LR_terms_loss1_loss2", "SpeUnet_Z_fwd_bwd", "SpeDnet_X_loss3_fwd_bwd",
+                                              "SpaDnet_X_loss4_fwd_bwd", "adam_steps"}
 
 
 @pytest.fixture
