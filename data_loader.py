@@ -18,6 +18,8 @@ from config import FWHM_TO_SIGMA
 CUBE_EXTENSIONS = (".mat", ".npy")
 SRF_EXTENSIONS = (".xls", ".csv", ".txt", ".npy", ".mat")
 UPSTREAM_CUBE_KEY = "REF"
+# WorldView-2 multispectral band ranges (nm): coastal, blue, green, yellow, red, red edge, NIR1, NIR2.
+WORLDVIEW2_BANDS = ((400, 450), (450, 510), (510, 580), (585, 625), (630, 690), (705, 745), (770, 895), (860, 1040))
 
 
 class DataError(ValueError):

@@ -155,13 +155,13 @@ class Monitor:
         if "inverse" in watch:
             checks.append(("inverse_lrhsi", "generated lrhsi via SpeUnet and true lrhsi.",
                            hwc(p.Y), hwc(nets.up(nets.spa(p.Z)))))
+        x_hat = nets.fuse(p.Z) if {"spatial_inverse", "fusion"} & set(watch) else None
         if "spatial_inverse" in watch:
             x_spa = nets.spa_up(p.Y)
             checks += [("pretraining_consistency", "generated hrhsi via SpaUp and via SpeUp, train",
-                        hwc(nets.fuse(p.Z)), hwc(x_spa)),
+                        hwc(x_hat), hwc(x_spa)),
                        ("spatial_inverse", "generated hrhsi via SpaUp and true hhsi", p.X, hwc(x_spa))]
         if "fusion" in watch:
-            x_hat = nets.fuse(p.Z)
             if "degradation" in watch:
                 checks += [("reprojected_lrhsi", "generated lrhsi via SpaDnet from preHHSI and true lrhsi",
                             hwc(p.Y), hwc(nets.spa(x_hat))),

@@ -21,13 +21,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config import get_args  # noqa: E402
-from data_loader import (gaussian_psf, load_srf, simulate_pair, srf_from_bands, support_range,  # noqa: E402
-                         to_tensor, validate_srf)
+from data_loader import (WORLDVIEW2_BANDS, gaussian_psf, load_srf, simulate_pair, srf_from_bands,  # noqa: E402
+                         support_range, to_tensor, validate_srf)
 from func import train_stage, tune_cpu_allocator  # noqa: E402
 from train_all_special import METHODS, Monitor, Pair, udaln_stages  # noqa: E402
 from benchmarks.per_band_baseline import per_band_nets  # noqa: E402
-
-WORLDVIEW2_BANDS = [(400, 450), (450, 510), (510, 580), (585, 625), (630, 690), (705, 745), (770, 895), (860, 1040)]
 
 
 def benchmark_srf(bands):

@@ -14,15 +14,12 @@ import numpy as np
 import scipy.io
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data_loader import load_cube, srf_from_bands  # noqa: E402
+from data_loader import WORLDVIEW2_BANDS, load_cube, srf_from_bands  # noqa: E402
 
 VNIR_CHANNELS = 68
 # AVIRIS band centres for this scene: evenly spaced over 400-2500 nm, 224 channels.
 AVIRIS_WAVELENGTHS = np.linspace(400.0, 2500.0, 224)
-WORLDVIEW2_BANDS = {  # nm
-    "coastal": (400, 450), "blue": (450, 510), "green": (510, 580), "yellow": (585, 625),
-    "red": (630, 690), "red_edge": (705, 745), "nir1": (770, 895), "nir2": (860, 1040),
-}
+WORLDVIEW2_NAMES = ("coastal", "blue", "green", "yellow", "red", "red_edge", "nir1", "nir2")
 
 
 def main(source):
@@ -30,9 +27,9 @@ def main(source):
     cube = load_cube(source, key="Ori_H")[:, :, :VNIR_CHANNELS].astype(np.float32)
     scipy.io.savemat(os.path.join(here, "indian_pines", "indian_pines_vnir.mat"), {"REF": cube},
                      do_compression=True)
-    srf = srf_from_bands(AVIRIS_WAVELENGTHS[:VNIR_CHANNELS], list(WORLDVIEW2_BANDS.values()), shape="gaussian")
+    srf = srf_from_bands(AVIRIS_WAVELENGTHS[:VNIR_CHANNELS], WORLDVIEW2_BANDS, shape="gaussian")
     header = ("WorldView-2-like SRF for the Indian Pines VNIR cube: rows = 68 AVIRIS bands (400-1040 nm), "
-              "columns = " + ", ".join(WORLDVIEW2_BANDS) + ".\nGaussian responses, FWHM = band width, "
+              "columns = " + ", ".join(WORLDVIEW2_NAMES) + ".\nGaussian responses, FWHM = band width, "
               "built by data/build_default_dataset.py with data_loader.srf_from_bands.")
     np.savetxt(os.path.join(here, "spectral_response", "indian_pines.csv"), srf, delimiter=",",
                fmt="%.8f", header=header)
