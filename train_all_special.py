@@ -85,10 +85,13 @@ class Nets:
                  "GCE": self.gce}
         return {name: module for name, module in named.items() if module is not None}
 
-    def to_msi(self, x):
-        """The HSI-derived MSI in the MSI sensor's radiometry: SpeDnet(x), harmonised by GCE when there is one."""
-        msi = self.spe(x)
+    def harmonise(self, msi):
+        """An HSI-derived MSI in the MSI sensor's radiometry: GCE(msi) when there is a GCE, else msi."""
         return msi if self.gce is None else self.gce(msi)
+
+    def to_msi(self, x):
+        """SpeDnet(x), harmonised."""
+        return self.harmonise(self.spe(x))
 
     def fuse(self, Z):
         """X_hat = SpeUnet(Z)."""
@@ -148,8 +151,9 @@ class Monitor:
         p, nets = self.pair, self.nets
         checks = []  # (key in metrics.json, the original's label, truth, estimate)
         if "degradation" in watch:
-            z_l1, z_l2 = hwc(nets.spe(p.Y)), hwc(nets.spa(p.Z))
-            checks += [("consistency", "two generated images, train", z_l2, hwc(nets.to_msi(p.Y))),
+            z_l1_tensor = nets.spe(p.Y)
+            z_l1, z_l2 = hwc(z_l1_tensor), hwc(nets.spa(p.Z))
+            checks += [("consistency", "two generated images, train", z_l2, hwc(nets.harmonise(z_l1_tensor))),
                        ("srf_test", "SRF: generated lrmsifromlhsi and true lrmsifromlhsi ", p.lrmsi_fromlrhsi, z_l1),
                        ("psf_test", "PSF: generated lrmsifrommsi and true lrmsifrommsi ", p.lrmsi_frommsi, z_l2)]
         if "inverse" in watch:
@@ -209,17 +213,20 @@ class Stage:
     watch: tuple
     reset_each_epoch: bool = False
 
+    def __post_init__(self):
+        # A method passes None for an optimiser whose modules are all fixed (--isCal_PSF/SRF No).
+        self.optimizers = [o for o in self.optimizers if o is not None]
+
 
 def run_stage(args, stage, monitor):
     """Train one stage on its schedule (--lr_stageN, --epoch_stageN, --decay_begin_epoch_stageN)."""
     title = f"Stage {stage.number}"
-    optimizers = [o for o in stage.optimizers if o is not None]
-    if not optimizers:
+    if not stage.optimizers:
         log.info("%s skipped: nothing to learn (every module in it is fixed)", title)
         return
     start = time.perf_counter()
     n = stage.number
-    train_stage(title, optimizers, stage.make_loss(),
+    train_stage(title, stage.optimizers, stage.make_loss(),
                 lr=getattr(args, f"lr_stage{n}"), epochs=getattr(args, f"epoch_stage{n}"),
                 decay_begin=getattr(args, f"decay_begin_epoch_stage{n}"),
                 evaluate=lambda epoch, lr, last: monitor(stage.watch, epoch, lr, final=last),
@@ -243,7 +250,7 @@ def udaln_stages(args, pair, nets):
     opt_inverse = adam([nets.up], args.lr_stage2)
 
     def stage1():
-        # Learn the degradations: Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e. Z_l1 = Z_l2.
+        # Learn the degradations: Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e. Z_l1 = Z_l2 (GCE-harmonised in UDS2C2).
         return lambda: l1(nets.to_msi(Y), nets.spa(Z))
 
     def stage2():

@@ -36,15 +36,14 @@ def benchmark_srf(bands):
 
 
 def ms_per_step(stage, epochs, warmup, args, device):
-    optimizers = [o for o in stage.optimizers if o is not None]
     loss_fn = stage.make_loss()
     n = stage.number
     lr, decay = getattr(args, f"lr_stage{n}"), getattr(args, f"decay_begin_epoch_stage{n}")
-    train_stage("warm-up", optimizers, loss_fn, lr, warmup, decay)
+    train_stage("warm-up", stage.optimizers, loss_fn, lr, warmup, decay)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    train_stage(f"Stage {n}", optimizers, loss_fn, lr, epochs, decay)
+    train_stage(f"Stage {n}", stage.optimizers, loss_fn, lr, epochs, decay)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return 1000 * (time.perf_counter() - start) / epochs
@@ -119,7 +118,7 @@ def main(argv=None):
     for stage in stages:
         result[f"s{stage.number}_ms"] = round(ms_per_step(stage, opts.steps, opts.warmup, args, args.device), 3)
     if opts.breakdown:
-        result["s3_breakdown_ms"] = stage3_breakdown(nets, pair, [o for o in stages[-1].optimizers if o])
+        result["s3_breakdown_ms"] = stage3_breakdown(nets, pair, stages[-1].optimizers)
     monitor = Monitor(pair, nets, run=None)
     watch = stages[-1].watch
     monitor(watch, 1, 0.0)

@@ -43,8 +43,7 @@ def trained_output(pair, per_band):
         nets = per_band_nets(nets)
         stages = udaln_stages(args, pair, nets)
     for stage in stages:
-        optimizers = [o for o in stage.optimizers if o is not None]
-        train_stage(f"Stage {stage.number}", optimizers, stage.make_loss(), lr=1e-3, epochs=30, decay_begin=20)
+        train_stage(f"Stage {stage.number}", stage.optimizers, stage.make_loss(), lr=1e-3, epochs=30, decay_begin=20)
     with torch.no_grad():
         return nets.fuse(pair.Z), nets.spa.kernel, nets.spe.srf().detach()
 
