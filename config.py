@@ -1,12 +1,24 @@
 """Command-line options: the original UDALN option names and defaults, plus this project's.
 
-Nothing is parsed at import time: call ``get_args(argv)``.
+Nothing is parsed at import time: call ``get_args(argv)``. Every bad value is refused there with a
+one-line message (argparse's ``parser.error``, exit status 2) that names the option and the fix.
 """
 import argparse
+import math
+import os
 
 import torch
 
 METHODS = ("udaln", "pfs2c2", "uds2c2")
+
+# The repository folder: default data and output paths are taken relative to it, so the training
+# script runs from any current folder. Paths the user gives stay relative to the current folder.
+ROOT = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_PATHS = {
+    "default_datapath": os.path.join(ROOT, "data", ""),
+    "sp_root_path": os.path.join(ROOT, "data", "spectral_response", ""),
+    "checkpoints_dir": os.path.join(ROOT, "checkpoints"),
+}
 
 # Per-method training schedules (learning rate, epochs, epoch at which linear decay begins).
 # UDALN: the original config.py and the run folder shipped with it (S3=6e-05_15000_5000).
@@ -19,8 +31,39 @@ SCHEDULES = {
     "uds2c2": _UDALN_SCHEDULE,
 }
 
+# The UDALN paper's default ratio, used for simulated pairs; a real pair's ratio comes from its sizes.
+DEFAULT_SCALE_FACTOR = 5
+
 # FWHM of a Gaussian = 2 sqrt(2 ln 2) sigma; the PSF's FWHM equals the scale factor.
 FWHM_TO_SIGMA = 2.35482
+
+# CPU threads per stage when --threads is not given (None: every core this process may use).
+# Stages 1 and 2 work on small LR-sized tensors that gain nothing from threads and lose badly when
+# the cores are shared (stage 1: 95.7 s with 2 threads, 11.2 s with 1, on a busy 2-core machine);
+# stage 3 runs full-size products. A policy until measured with benchmarks/threads.py.
+AUTO_STAGE_THREADS = {1: 1, 2: 1, 3: None}
+
+
+def usable_cpus():
+    """The number of CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def threads_for_stage(args, stage):
+    """CPU threads for training stage ``stage`` (1, 2 or 3): ``args.threads`` when given, else
+    ``AUTO_STAGE_THREADS[stage]`` capped at the usable cores (None there: all of them).
+
+    Raises ValueError for a stage other than 1, 2 or 3.
+    """
+    if stage not in AUTO_STAGE_THREADS:
+        raise ValueError(f"stage must be one of {sorted(AUTO_STAGE_THREADS)}, got {stage!r}")
+    if args.threads is not None:
+        return args.threads
+    cpus = usable_cpus()
+    auto = AUTO_STAGE_THREADS[stage]
+    return cpus if auto is None else min(auto, cpus)
 
 
 def _yes_no(text):
@@ -39,37 +82,121 @@ def _stages(text):
     return text
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help once: not when the help states its default itself,
+    nor for flags and options without a default (None), which would print "(default: None)"."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default:" in text or action.nargs == 0 or action.default in (None, argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _number(value):
+    """1e-3 rather than 0.001, 6e-5 rather than 6e-05; integers as they are."""
+    if isinstance(value, float):
+        short = f"{value:.0e}"
+        if float(short) == value:
+            mantissa, exponent = short.split("e")
+            return f"{mantissa}e{int(exponent)}"
+    return str(value)
+
+
+def _schedule_default(stage, field):
+    """Each method's default of one schedule value, e.g. '6e-5 (udaln, uds2c2), 1e-3 (pfs2c2)'."""
+    methods_of = {}
+    for method in METHODS:
+        methods_of.setdefault(SCHEDULES[method][stage][field], []).append(method)
+    if len(methods_of) == 1:
+        return f"{_number(next(iter(methods_of)))} (every method)"
+    return ", ".join(f"{_number(value)} ({', '.join(methods)})" for value, methods in methods_of.items())
+
+
+def _auto_threads_text():
+    parts = [f"{'all cores' if n is None else n} for stage {s}" for s, n in AUTO_STAGE_THREADS.items()]
+    return ", ".join(parts)
+
+
 def build_parser():
     p = argparse.ArgumentParser(
-        description="Unsupervised blind HSI-MSI fusion (UDALN, PFS2C2, UDS2C2).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Unsupervised blind HSI-MSI fusion (UDALN, PFS2C2, UDS2C2). Relative paths you give "
+                    "are taken from the current folder; the default paths are in the repository folder.",
+        formatter_class=_HelpFormatter)
 
     g = p.add_argument_group("data (original UDALN options)")
-    g.add_argument("--scale_factor", type=int, default=5,
-                   help="spatial ratio r between the HR-MSI and the LR-HSI (5 and 8 in the paper)")
-    g.add_argument("--sp_root_path", default="data/spectral_response/",
-                   help="folder holding <data_name>.xls/.csv/.txt/.npy/.mat, the SRF (HSI bands x MSI bands)")
-    g.add_argument("--default_datapath", default="data/",
-                   help="folder holding one sub-folder of reference cubes per data set")
+    g.add_argument("--scale_factor", type=int, default=None,
+                   help="spatial ratio r between the HR-MSI and the LR-HSI, 5 and 8 in the paper "
+                        f"(default: {DEFAULT_SCALE_FACTOR} for a simulated pair; for a real pair, "
+                        "inferred from the image sizes)")
+    g.add_argument("--sp_root_path", default=None,
+                   help="folder holding <data_name>.xls/.csv/.txt/.npy/.mat, the SRF (HSI bands x MSI bands) "
+                        "(default: data/spectral_response/ in the repository folder)")
+    g.add_argument("--default_datapath", default=None,
+                   help="folder holding one sub-folder of reference cubes per data set "
+                        "(default: data/ in the repository folder)")
     g.add_argument("--data_name", default="indian_pines",
                    help="data set: cubes in <default_datapath>/<data_name>/, SRF <sp_root_path>/<data_name>.*")
+    g.add_argument("--cube_key", default=None, metavar="NAME",
+                   help="variable of the reference cube in a .mat/.h5 file (default: REF, else the only 3-D array)")
+    g.add_argument("--mask_invalid", action="store_true",
+                   help="leave NaN, Inf and fill values of a reference cube out of training and metrics "
+                        "(default: refuse such a cube)")
     g.add_argument("--isCal_SRF", type=_yes_no, default="Yes",
                    help="Yes: learn the SRF (blind); No: use the known SRF")
     g.add_argument("--isCal_PSF", type=_yes_no, default="Yes",
                    help="Yes: learn the PSF (blind); No: use the known Gaussian PSF")
     g.add_argument("--batchsize", type=int, default=1,
-                   help="kept for compatibility with the original options; one image pair is fused at a time")
+                   help="kept for compatibility with the original options; must be 1 (one image pair is "
+                        "fused at a time)")
     g.add_argument("--gpu_ids", default="0", help="CUDA device index used when a GPU is available")
-    g.add_argument("--checkpoints_dir", default="checkpoints", help="where run folders are written")
+    g.add_argument("--checkpoints_dir", default=None,
+                   help="where run folders are written (default: checkpoints/ in the repository folder)")
+
+    g = p.add_argument_group("real pair (no reference)")
+    g.add_argument("--lr_hsi", metavar="FILE", default=None,
+                   help="the LR-HSI to fuse (.mat, .h5, .npy, ENVI, GeoTIFF); needs --hr_msi "
+                        "(default: none, simulate a pair from a reference cube)")
+    g.add_argument("--hr_msi", metavar="FILE", default=None,
+                   help="the HR-MSI of the same scene (a single-band pan image is accepted); needs --lr_hsi")
+    g.add_argument("--lr_hsi_key", metavar="NAME", default=None,
+                   help="variable of the LR-HSI in a .mat/.h5 file (default: REF, else the only 3-D array)")
+    g.add_argument("--hr_msi_key", metavar="NAME", default=None,
+                   help="variable of the HR-MSI in a .mat/.h5 file (default: REF, else the only 3-D array)")
+    g.add_argument("--hsi_wavelengths", metavar="FILE", default=None,
+                   help="the HSI band centres in nm, one per band, with an optional second column FWHM "
+                        "(default: those the LR-HSI file declares, if any)")
+    g.add_argument("--srf", metavar="FILE", default=None,
+                   help="spectral response table: rows = HSI bands, or its own wavelength grid (nm) in a "
+                        "first column; one column per MSI band")
+    g.add_argument("--srf_key", metavar="NAME", default=None,
+                   help="variable of the response table in a .mat/.h5 --srf file")
+    g.add_argument("--msi_sensor", metavar="NAME", default=None,
+                   help="build the SRF from this sensor's band ranges, a name from the band table in "
+                        "imagery/sensors.py (an unknown name lists them); needs the HSI wavelengths")
+    g.add_argument("--msi_bands", metavar="FILE", default=None,
+                   help="build the SRF from the MSI's band ranges: N x 2 (lower, upper nm), optional band "
+                        "name column or header")
+    g.add_argument("--msi_bands_select", metavar="LIST", default=None,
+                   help="the bands of --msi_sensor/--msi_bands the HR-MSI holds, in its order: comma-separated "
+                        "band names or 1-based indices, e.g. blue,green,red,nir or 2,3,4,8 (default: all)")
+    g.add_argument("--nodata", type=float, metavar="V", default=None,
+                   help="a value meaning no data, in either image or in a reference cube (default: the value "
+                        "the file declares; NaN, Inf and values beyond 1e30 are always no data)")
+    g.add_argument("--reference", metavar="FILE", default=None,
+                   help="an HR-HSI of the same scene to score the fused image against (e.g. when the pair was "
+                        "itself made from one); the fusion never sees it (default: no reference)")
+    g.add_argument("--reduced_resolution", action="store_true",
+                   help="also run the reduced-resolution protocol (fuse the pair degraded by r, score "
+                        "against the LR-HSI)")
 
     g = p.add_argument_group("simulation (Wald's protocol)")
     g.add_argument("--image_index", type=int, default=0,
                    help="which cube of the data folder (sorted by file name) to fuse")
     g.add_argument("--snr_hsi", type=float, default=None,
-                   help="add Gaussian noise to the LR-HSI at this SNR in dB (default: none)")
+                   help="add Gaussian noise to the LR-HSI at this SNR in dB (default: no noise)")
     g.add_argument("--snr_msi", type=float, default=None,
-                   help="add Gaussian noise to the HR-MSI at this SNR in dB (default: none)")
-
+                   help="add Gaussian noise to the HR-MSI at this SNR in dB (default: no noise)")
     g.add_argument("--msi_gamma", type=float, default=1.0,
                    help="radiometric mismatch: the HR-MSI is gain * MSI^gamma + offset per band")
     g.add_argument("--msi_gain_jitter", type=float, default=0.0,
@@ -79,10 +206,13 @@ def build_parser():
 
     g = p.add_argument_group("training schedule (default: the method's published schedule)")
     for stage in (1, 2, 3):
-        g.add_argument(f"--lr_stage{stage}", type=float, default=None, help=f"stage {stage} learning rate")
-        g.add_argument(f"--epoch_stage{stage}", type=int, default=None, help=f"stage {stage} epochs")
+        g.add_argument(f"--lr_stage{stage}", type=float, default=None,
+                       help=f"stage {stage} learning rate; default: {_schedule_default(stage, 0)}")
+        g.add_argument(f"--epoch_stage{stage}", type=int, default=None,
+                       help=f"stage {stage} epochs; default: {_schedule_default(stage, 1)}")
         g.add_argument(f"--decay_begin_epoch_stage{stage}", type=int, default=None,
-                       help=f"stage {stage}: epoch after which the learning rate decays linearly to 0")
+                       help=f"stage {stage}: epoch after which the learning rate decays linearly to 0; "
+                            f"default: {_schedule_default(stage, 2)}")
 
     g = p.add_argument_group("PFS2C2")
     g.add_argument("--pfs_lr_reset", action="store_true",
@@ -106,36 +236,148 @@ def build_parser():
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: cuda:<gpu_ids> when available, else CPU")
     g.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for PyTorch (default: PyTorch's choice)")
+                   help=f"CPU threads for PyTorch (default: auto, per stage: {_auto_threads_text()})")
     g.add_argument("--eval_every", type=int, default=1000,
                    help="epochs between evaluations (also done at the end of each stage)")
     g.add_argument("--overwrite", action="store_true",
                    help="write into an existing run folder instead of a new suffixed one")
+    g.add_argument("--checkpoint_every", type=float, metavar="MINUTES", default=5.0,
+                   help="minutes between training checkpoints (training_state.pt in the run folder)")
+    g.add_argument("--resume", metavar="RUN_FOLDER", default=None,
+                   help="continue a killed run from its training_state.pt, in the same folder "
+                        "(default: none, start a new run)")
     return p
 
 
-def get_args(argv=None):
-    """Parse ``argv`` (default: sys.argv[1:]) and add the derived options ``sigma`` and ``device``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    schedule = SCHEDULES[args.method]
-    for stage, (lr, epochs, decay_begin) in schedule.items():
-        for name, value in ((f"lr_stage{stage}", lr), (f"epoch_stage{stage}", epochs),
-                            (f"decay_begin_epoch_stage{stage}", decay_begin)):
-            if getattr(args, name) is None:
-                setattr(args, name, value)
+def _check_file(parser, option, path):
+    if path is None or os.path.isfile(path):
+        return
+    what = "is a folder, not a file" if os.path.isdir(path) else "file not found"
+    parser.error(f"{option} {path}: {what}; give an existing file (a relative path is taken from the "
+                 f"current folder, {os.getcwd()})")
+
+
+def _list_options(options):
+    return options[0] if len(options) == 1 else ", ".join(options[:-1]) + " and " + options[-1]
+
+
+def _check_real_pair(parser, args):
+    """The real-pair options: both images or neither, existing files, one source of the SRF."""
+    if (args.lr_hsi is None) != (args.hr_msi is None):
+        given, missing = ("--lr_hsi", "--hr_msi") if args.hr_msi is None else ("--hr_msi", "--lr_hsi")
+        parser.error(f"{given} needs {missing}: a real pair is fused from both images; give {missing} FILE "
+                     f"too, or neither to simulate a pair from a reference cube")
+    real = args.lr_hsi is not None
+    for option, depends in (("lr_hsi_key", "lr_hsi"), ("hr_msi_key", "hr_msi"), ("srf_key", "srf")):
+        if getattr(args, option) is not None and getattr(args, depends) is None:
+            parser.error(f"--{option} names a variable in the --{depends} file, which was not given: "
+                         f"give --{depends} FILE or drop --{option}")
+    if args.reduced_resolution and not real:
+        parser.error("--reduced_resolution needs a real pair: give --lr_hsi and --hr_msi, or drop it "
+                     "(a simulated pair is scored against its reference cube)")
+    if real and args.cube_key is not None:
+        parser.error("--cube_key names the variable of a reference cube, and a real pair (--lr_hsi/--hr_msi) "
+                     "has none: drop --cube_key (use --lr_hsi_key/--hr_msi_key)")
+    if args.reference is not None and not real:
+        parser.error("--reference scores a real pair (--lr_hsi/--hr_msi); a simulated pair is scored against "
+                     "its own reference cube: drop --reference")
+    for option in ("lr_hsi", "hr_msi", "hsi_wavelengths", "srf", "msi_bands", "reference"):
+        _check_file(parser, f"--{option}", getattr(args, option))
+    sources = [f"--{o}" for o in ("srf", "msi_sensor", "msi_bands") if getattr(args, o) is not None]
+    if len(sources) > 1:
+        parser.error(f"{_list_options(sources)} each give the spectral response; keep one of them")
+    if args.msi_bands_select is not None:
+        if args.msi_sensor is None and args.msi_bands is None:
+            parser.error("--msi_bands_select picks bands of --msi_sensor or --msi_bands: give one of them, "
+                         "or drop --msi_bands_select")
+        items = [item.strip() for item in args.msi_bands_select.split(",")]
+        if "" in items:
+            parser.error(f"--msi_bands_select {args.msi_bands_select!r} has an empty item: give comma-separated "
+                         "band names or 1-based indices, e.g. blue,green,red or 2,3,4")
+        for item in items:
+            if item.lstrip("+-").isdigit() and int(item) < 1:
+                parser.error(f"--msi_bands_select: band index {item} is not valid; indices are 1-based "
+                             "(the first band is 1)")
+    if args.nodata is not None and not math.isfinite(args.nodata):
+        parser.error(f"--nodata must be a finite value (got {args.nodata}); NaN, Inf and values beyond "
+                     "1e30 are always treated as no data, so give the file's fill value (e.g. -9999) or "
+                     "drop --nodata")
+
+
+def _check_numbers(parser, args):
+    """Values that would otherwise reach torch or the data layer as a traceback."""
+    for stage in (1, 2, 3):
+        lr = getattr(args, f"lr_stage{stage}")
+        if not (lr > 0 and math.isfinite(lr)):
+            parser.error(f"--lr_stage{stage} must be a positive number (got {lr}); the method's default is "
+                         f"{_schedule_default(stage, 0)}")
         if getattr(args, f"epoch_stage{stage}") < 1:
             parser.error(f"--epoch_stage{stage} must be at least 1")
         if getattr(args, f"decay_begin_epoch_stage{stage}") < 1:
             parser.error(f"--decay_begin_epoch_stage{stage} must be at least 1")
-    if args.scale_factor < 2:
+    if args.scale_factor is not None and args.scale_factor < 2:
         parser.error(f"--scale_factor must be at least 2 (got {args.scale_factor}): "
                      "it is the ratio of the HR-MSI to the LR-HSI pixel size")
     if args.scf_kernel < 1 or args.scf_kernel % 2 == 0:
         parser.error(f"--scf_kernel must be a positive odd number (got {args.scf_kernel})")
     if args.eval_every < 1:
         parser.error("--eval_every must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1 (got {args.threads}); omit it to let each stage choose "
+                     f"({_auto_threads_text()})")
+    if args.batchsize != 1:
+        parser.error(f"one image pair is fused at a time: --batchsize must be 1 (got {args.batchsize})")
+    if not args.checkpoint_every > 0:
+        parser.error(f"--checkpoint_every must be more than 0 minutes (got {args.checkpoint_every})")
+    for option in ("snr_hsi", "snr_msi"):
+        value = getattr(args, option)
+        if value is not None and not math.isfinite(value):
+            parser.error(f"--{option} must be a finite SNR in dB (got {value}); omit it for no noise")
+    if args.image_index < 0:
+        parser.error(f"--image_index must be at least 0 (got {args.image_index}): it is the position of the "
+                     "cube in the data folder, sorted by file name")
+
+
+def _check_folders(parser, args):
+    if os.path.exists(args.checkpoints_dir) and not os.path.isdir(args.checkpoints_dir):
+        parser.error(f"--checkpoints_dir {args.checkpoints_dir}: is a file, not a folder; give a folder "
+                     "where run folders can be created")
+    if args.resume is not None and not os.path.isdir(args.resume):
+        what = "is a file, not a run folder" if os.path.exists(args.resume) else "no such folder"
+        parser.error(f"--resume {args.resume}: {what}; give the folder of the interrupted run "
+                     f"(under --checkpoints_dir, e.g. {os.path.join(args.checkpoints_dir, '<run name>')})")
+
+
+def set_scale_factor(args, scale_factor):
+    """Set ``args.scale_factor`` (integer ratio r of the HR-MSI to the LR-HSI pixel size) and the PSF's
+    Gaussian ``args.sigma`` (in HR pixels, FWHM = r), e.g. once a real pair's r is inferred."""
+    args.scale_factor = int(scale_factor)
     args.sigma = args.scale_factor / FWHM_TO_SIGMA
+
+
+def get_args(argv=None):
+    """Parse ``argv`` (default: sys.argv[1:]), fill the method's schedule and the default paths, check
+    every value, and add the derived options ``sigma`` and ``device``.
+
+    A simulated pair gets ``scale_factor`` 5 when none is given; a real pair (``--lr_hsi/--hr_msi``)
+    keeps None, meaning "infer it from the image sizes", and ``sigma`` None until
+    ``set_scale_factor`` is called. Bad options exit through ``parser.error`` (status 2, one line).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for stage, values in SCHEDULES[args.method].items():
+        for name, value in zip(("lr_stage", "epoch_stage", "decay_begin_epoch_stage"), values):
+            if getattr(args, f"{name}{stage}") is None:
+                setattr(args, f"{name}{stage}", value)
+    for name, path in DEFAULT_PATHS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, path)
+    _check_real_pair(parser, args)
+    _check_numbers(parser, args)
+    _check_folders(parser, args)
+    if args.scale_factor is None and args.lr_hsi is None:
+        args.scale_factor = DEFAULT_SCALE_FACTOR
+    args.sigma = None if args.scale_factor is None else args.scale_factor / FWHM_TO_SIGMA
     args.device = resolve_device(args.device, args.gpu_ids)
     return args
 

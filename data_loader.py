@@ -6,24 +6,26 @@ A PSF passed to ``spatial_degrade`` is a convolution kernel (as in MATLAB ``conv
 is a correlation kernel (as ``torch.nn.Conv2d``). For the symmetric Gaussian PSF both are the same.
 """
 import glob
+import logging
 import os
+from dataclasses import dataclass, field, replace
 
-import h5py
 import numpy as np
-import scipy.io
 import torch
 
-from config import FWHM_TO_SIGMA
+from imagery.errors import DataError  # noqa: F401 (re-exported: callers catch data_loader.DataError)
+from imagery.geometry import check_alignment, infer_scale
+from imagery.radiometry import block_all, fill_invalid, invalid_pixels, power_of_ten_scale, replicate
+from imagery.readers import FILL_MAGNITUDE, invalid_values, read_image, read_wavelengths
+from imagery.spectral_response import (SRF_EXTENSIONS, SRFTable, find_srf_file, load_srf,  # noqa: F401
+                                       normalise_srf, srf_for_hsi, srf_from_bands, support_range, validate_srf)
+from imagery.sensors import check_band_count, read_band_ranges, select_bands, sensor_bands, srf_from_sensor
 
-CUBE_EXTENSIONS = (".mat", ".npy")
-SRF_EXTENSIONS = (".xls", ".csv", ".txt", ".npy", ".mat")
-UPSTREAM_CUBE_KEY = "REF"
+CUBE_EXTENSIONS = (".mat", ".npy", ".h5", ".hdf5", ".hdr", ".tif", ".tiff")
+MIN_LR_PIXELS = 2  # an LR-HSI needs at least 2 x 2 pixels: a 1 x 1 image has no spatial structure to learn from
+log = logging.getLogger("fusion")
 # WorldView-2 multispectral band ranges (nm): coastal, blue, green, yellow, red, red edge, NIR1, NIR2.
 WORLDVIEW2_BANDS = ((400, 450), (450, 510), (510, 580), (585, 625), (630, 690), (705, 745), (770, 895), (860, 1040))
-
-
-class DataError(ValueError):
-    """Bad input data: the message names the file, what is wrong and how to fix it."""
 
 
 # ----------------------------------------------------------------------------- degradation model
@@ -62,12 +64,15 @@ def spectral_degrade(cube, srf):
     return cube @ srf
 
 
-def crop_to_multiple(cube, r):
+def crop_to_multiple(cube, r, with_offsets=False):
     """Crop centrally so height and width are multiples of r (the upstream split: the extra pixel
-    of an odd remainder is removed at the bottom/right)."""
+    of an odd remainder is removed at the bottom/right). ``with_offsets`` also returns the rows and
+    columns removed as (top, bottom, left, right)."""
     h, w = cube.shape[:2]
     rh, rw = h % r, w % r
-    return cube[rh // 2:h - (rh - rh // 2), rw // 2:w - (rw - rw // 2)]
+    offsets = (rh // 2, rh - rh // 2, rw // 2, rw - rw // 2)
+    cropped = cube[offsets[0]:h - offsets[1], offsets[2]:w - offsets[3]]
+    return (cropped, offsets) if with_offsets else cropped
 
 
 def add_noise(cube, snr_db, rng):
@@ -77,183 +82,41 @@ def add_noise(cube, snr_db, rng):
     return cube + sigma * rng.standard_normal(cube.shape)
 
 
-# ----------------------------------------------------------------------------- spectral responses
-
-def normalise_srf(srf):
-    """Scale each column (MSI band) to sum to 1, as the upstream loader does."""
-    return srf / srf.sum(axis=0, keepdims=True)
-
-
-def support_range(srf):
-    """First and last HSI band of each MSI band's support (rows where the response is > 0), Cm x 2 ints."""
-    positive = srf > 0
-    first = positive.argmax(axis=0)
-    last = srf.shape[0] - 1 - positive[::-1].argmax(axis=0)
-    return np.stack([first, last], axis=1)
-
-
-def srf_from_bands(hsi_wavelengths, msi_bands, shape="gaussian"):
-    """SRF matrix (HSI bands x MSI bands, columns summing to 1) of a sensor given its band ranges.
-
-    ``msi_bands``: sequence of (low, high) in the unit of ``hsi_wavelengths``.
-    'rect': response 1 for HSI bands whose centre lies in [low, high].
-    'gaussian': a Gaussian centred on the band with FWHM = high - low, kept within one FWHM of the
-    centre (response >= 1/16 of the peak) so that each support stays contiguous and finite.
-    """
-    wl = np.asarray(hsi_wavelengths, dtype=np.float64)[:, None]
-    bands = np.asarray(msi_bands, dtype=np.float64)
-    if bands.ndim != 2 or bands.shape[1] != 2 or np.any(bands[:, 1] <= bands[:, 0]):
-        raise ValueError("msi_bands must be a sequence of (low, high) pairs with low < high")
-    low, high = bands[:, 0], bands[:, 1]
-    if shape == "rect":
-        srf = ((wl >= low) & (wl <= high)).astype(np.float64)
-    elif shape == "gaussian":
-        centre, fwhm = (low + high) / 2, high - low
-        srf = np.exp(-0.5 * ((wl - centre) / (fwhm / FWHM_TO_SIGMA)) ** 2)
-        srf[np.abs(wl - centre) > fwhm] = 0
-    else:
-        raise ValueError(f"shape must be 'gaussian' or 'rect', got {shape!r}")
-    empty = np.flatnonzero(srf.sum(axis=0) == 0)
-    if empty.size:
-        raise ValueError(f"MSI bands {empty.tolist()} contain no HSI band centre: widen them or check the units")
-    return normalise_srf(srf)
-
-
-def validate_srf(srf, hsi_channels, path):
-    """Check an SRF matrix read from ``path`` against the HSI cube and return it normalised."""
-    if srf.ndim != 2:
-        raise DataError(f"{path}: the SRF must be a 2-D table (rows = HSI bands, columns = MSI bands), "
-                        f"got an array of shape {srf.shape}")
-    if not np.all(np.isfinite(srf)):
-        raise DataError(f"{path}: the SRF contains NaN or Inf; fill every cell with a number (0 outside a band)")
-    rows, cols = srf.shape
-    if rows != hsi_channels:
-        hint = " (is the table transposed?)" if cols == hsi_channels else ""
-        raise DataError(f"{path}: the SRF has {rows} rows but the HSI cube has {hsi_channels} bands{hint}; "
-                        "it needs one row per HSI band and one column per MSI band")
-    if cols >= rows:
-        raise DataError(f"{path}: the SRF has {cols} MSI bands for {rows} HSI bands; the MSI must have "
-                        "fewer bands than the HSI (rows = HSI bands, columns = MSI bands)")
-    if np.any(srf < 0):
-        r, c = np.argwhere(srf < 0)[0]
-        raise DataError(f"{path}: negative SRF value {srf[r, c]:g} at HSI band {r}, MSI band {c}; "
-                        "a spectral response is non-negative")
-    zero = np.flatnonzero(~np.any(srf > 0, axis=0))
-    if zero.size:
-        raise DataError(f"{path}: SRF column(s) {zero.tolist()} are all zero; every MSI band must respond "
-                        "to at least one HSI band (remove the column or fix its values)")
-    first_last = support_range(srf)
-    support = srf > 0
-    lengths = first_last[:, 1] - first_last[:, 0] + 1
-    gaps = np.flatnonzero(support.sum(axis=0) != lengths)
-    if gaps.size:
-        j = gaps[0]
-        raise DataError(f"{path}: the support of MSI band {j} is not contiguous (HSI bands "
-                        f"{np.flatnonzero(support[:, j]).tolist()}); SpeDnet learns one weight per band "
-                        "between the first and the last responding band, so each support must be one run "
-                        "of consecutive bands: fill the gap with small positive values or split the band")
-    return normalise_srf(srf)
-
-
-def load_srf(path):
-    """Read an SRF table (rows = HSI bands, columns = MSI bands) from .xls, .csv, .txt, .npy or .mat."""
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: spectral response file not found; put the SRF table there "
-                        f"(one of {', '.join(SRF_EXTENSIONS)}) or set --sp_root_path")
-    ext = os.path.splitext(path)[1].lower()
-    try:
-        if ext == ".xls":
-            import xlrd
-            sheet = xlrd.open_workbook(path).sheet_by_index(0)
-            srf = np.array([sheet.col_values(j) for j in range(sheet.ncols)], dtype=np.float64).T
-        elif ext in (".csv", ".txt"):
-            with open(path) as f:
-                delimiter = "," if "," in "".join(line for line in f if not line.startswith("#")) else None
-            srf = np.loadtxt(path, delimiter=delimiter, ndmin=2)
-        elif ext == ".npy":
-            srf = np.load(path)
-        elif ext == ".mat":
-            srf = _single_array(_read_mat(path), path, ndim=2, what="SRF matrix")
-        else:
-            raise DataError(f"{path}: unknown SRF format {ext!r}; use one of {', '.join(SRF_EXTENSIONS)}")
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(f"{path}: could not read the SRF table ({exc}); it must be a numeric table "
-                        "with rows = HSI bands and columns = MSI bands") from exc
-    return np.asarray(srf, dtype=np.float64)
-
-
-def find_srf_file(sp_root_path, data_name):
-    """The SRF file ``<sp_root_path>/<data_name>.<ext>``; exactly one must exist."""
-    found = [os.path.join(sp_root_path, data_name + ext) for ext in SRF_EXTENSIONS
-             if os.path.isfile(os.path.join(sp_root_path, data_name + ext))]
-    if not found:
-        raise DataError(f"{os.path.join(sp_root_path, data_name)}.*: no spectral response file for data set "
-                        f"{data_name!r}; add {data_name}.xls/.csv/.txt/.npy/.mat to {sp_root_path} "
-                        "(rows = HSI bands, columns = MSI bands) or set --sp_root_path / --data_name")
-    if len(found) > 1:
-        raise DataError(f"{sp_root_path}: several spectral response files for {data_name!r} ({found}); keep one")
-    return found[0]
-
-
 # ----------------------------------------------------------------------------- cubes
 
-def _read_mat(path):
-    """All arrays of a MATLAB file, v5 (scipy) or v7.3 (HDF5, axes reversed back to MATLAB's order)."""
-    if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            # MATLAB writes column-major, so h5py sees the axes reversed: transposing restores H x W x C.
-            return {k: np.asarray(v).T for k, v in f.items() if isinstance(v, h5py.Dataset)}
-    try:
-        return {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-    except Exception as exc:
-        raise DataError(f"{path}: not a readable MATLAB file ({exc}); save it with MATLAB's save "
-                        "(v5/v7 or -v7.3) or as .npy") from exc
+def load_cube(path, key=None, nodata=None, mask_invalid=False):
+    """Read an H x W x C reference cube (rows, columns, bands; float64, values as stored).
 
-
-def _single_array(arrays, path, ndim, what, key=None):
-    if key is not None:
-        if key not in arrays:
-            raise DataError(f"{path}: no variable {key!r}; found {sorted(arrays)}")
-        return arrays[key]
-    if ndim == 3 and UPSTREAM_CUBE_KEY in arrays:
-        return arrays[UPSTREAM_CUBE_KEY]
-    candidates = [k for k, v in arrays.items() if np.ndim(v) == ndim and np.issubdtype(np.asarray(v).dtype, np.number)]
-    if len(candidates) == 1:
-        return arrays[candidates[0]]
-    shapes = {k: np.shape(v) for k, v in arrays.items()}
-    if not candidates:
-        raise DataError(f"{path}: no {ndim}-D numeric array (the {what}) found; variables: {shapes}")
-    raise DataError(f"{path}: several {ndim}-D arrays {candidates}, cannot tell which is the {what}; "
-                    f"name it {UPSTREAM_CUBE_KEY!r} or keep only one (variables: {shapes})")
-
-
-def load_cube(path, key=None):
-    """Read an H x W x C reference cube (float64) from a .mat (v5 or v7.3) or .npy file.
-
-    The variable is ``key`` if given, else 'REF' (the upstream name), else the only 3-D array.
-    A cube with NaN or Inf is rejected here, so every caller is protected.
+    Any format of ``imagery.readers.read_image``: MATLAB .mat (v5/v7 or v7.3), HDF5, .npy, ENVI,
+    GeoTIFF. In a .mat/HDF5 file the variable is ``key`` (--cube_key) if given, else 'REF' (the
+    upstream name), else the only 3-D array.
+    Invalid values (``imagery.readers.invalid_values``: NaN, Inf, fill values of magnitude above
+    1e30, and the no-data value: ``nodata`` if given, else the one the file declares) are refused
+    here, so every caller is protected; with ``mask_invalid`` they are returned as NaN instead and
+    the caller leaves them out. Raises DataError naming the file (for invalid values: their count,
+    kinds and the first index (h, w, c)).
     """
     if not os.path.isfile(path):
         raise DataError(f"{path}: cube file not found; check --default_datapath and --data_name")
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".npy":
-        cube = np.load(path)
-        if cube.ndim != 3:
-            raise DataError(f"{path}: expected an H x W x C array, got shape {cube.shape}")
-    elif ext == ".mat":
-        cube = _single_array(_read_mat(path), path, ndim=3, what="hyperspectral cube", key=key)
-    else:
-        raise DataError(f"{path}: unknown cube format {ext!r}; use .mat (v5 or v7.3) or .npy")
-    cube = np.asarray(cube, dtype=np.float64)
-    if cube.ndim != 3:
-        raise DataError(f"{path}: expected an H x W x C array, got shape {cube.shape}")
-    bad = ~np.isfinite(cube)
-    if bad.any():
-        raise DataError(f"{path}: the cube has {int(bad.sum())} NaN or Inf values (first at index "
-                        f"{tuple(int(i) for i in np.argwhere(bad)[0])}); fill or remove them before fusion")
-    return cube
+    image = read_image(path, key=key, role="reference cube", key_option="--cube_key")
+    cube = image.data
+    nodata = image.nodata if nodata is None else nodata
+    bad = invalid_values(cube, nodata)
+    if not bad.any():
+        return cube
+    if mask_invalid:
+        cube[bad] = np.nan
+        return cube
+    count, finite = int(bad.sum()), np.isfinite(cube)
+    fill = np.count_nonzero(np.abs(cube[finite]) > FILL_MAGNITUDE)
+    kinds = {"NaN or Inf": np.count_nonzero(~finite), f"fill values of magnitude above {FILL_MAGNITUDE:g}": fill}
+    if nodata is not None:
+        kinds[f"equal to the no-data value {nodata:g}"] = count - sum(kinds.values())
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise DataError(f"{path}: the reference cube has {count} invalid value{'s' if count > 1 else ''} "
+                    f"({', '.join(f'{n} {kind}' for kind, n in kinds.items() if n)}), the first at index "
+                    f"(h, w, c) = {first}; fill or remove them, or pass --mask_invalid to leave those pixels "
+                    "out of training and metrics")
 
 
 # ----------------------------------------------------------------------------- Wald's protocol
@@ -300,55 +163,265 @@ def to_tensor(cube):
 
 
 class Dataset(torch.utils.data.Dataset):
-    """Every cube in ``<default_datapath>/<data_name>/`` turned into a simulated LR-HSI / HR-MSI pair.
+    """The cubes in ``<default_datapath>/<data_name>/``, each turned into a simulated LR-HSI / HR-MSI pair.
 
     Upstream-compatible attributes: hsi_channel, msi_channel, sp_matrix (C x Cm, columns sum to 1),
     sp_range (Cm x 2, first and last HSI band of each MSI band), PSF (r x r Gaussian, FWHM = r).
     Items are dicts of C x H x W float32 tensors with keys lhsi, hmsi, hhsi, lrmsi_frommsi,
-    lrmsi_fromlrhsi. Optional noise (``snr_hsi``/``snr_msi`` in dB) is added to the LR-HSI / HR-MSI only;
-    an optional radiometric mismatch (``msi_gamma``, ``msi_gain_jitter``, ``msi_offset_jitter``) makes
-    the HR-MSI come from a sensor whose radiometry differs from the HSI's.
+    lrmsi_fromlrhsi, plus ``factor`` (the scaling rule's factor, imagery.radiometry), ``hr_valid`` /
+    ``lr_valid`` / ``out_valid`` (H x W and h x w bool masks, None when every pixel is valid) and
+    ``info`` (crop offsets, masked pixels, constant bands, for metrics.json). Optional noise
+    (``snr_hsi``/``snr_msi`` in dB) is added to the LR-HSI / HR-MSI only; an optional radiometric
+    mismatch (``msi_gamma``, ``msi_gain_jitter``, ``msi_offset_jitter``) makes the HR-MSI come from a
+    sensor whose radiometry differs from the HSI's.
+
+    Only the cube selected by ``image_index`` is read when the data set is built (other files in the
+    folder, e.g. a label map, are not touched); other items are read when indexed.
     """
 
     def __init__(self, args):
         super().__init__()
-        r = args.scale_factor
+        self.args = args
         folder = os.path.join(args.default_datapath, args.data_name)
         if not os.path.isdir(folder):
             raise DataError(f"{folder}: data folder not found; put the reference cube(s) of data set "
-                            f"{args.data_name!r} there or set --default_datapath / --data_name")
+                            f"{args.data_name!r} there or set --default_datapath / --data_name (relative "
+                            f"paths are taken from the current folder, {os.getcwd()})")
         self.imgpath_list = sorted(p for p in glob.glob(os.path.join(folder, "*"))
                                    if os.path.splitext(p)[1].lower() in CUBE_EXTENSIONS)
         if not self.imgpath_list:
-            raise DataError(f"{folder}: no cube file (.mat or .npy) in the data folder")
-        srf_path = find_srf_file(args.sp_root_path, args.data_name)
-        raw_srf = load_srf(srf_path)
-
-        self.PSF = gaussian_psf(r, args.sigma)
-        self.items = []
-        rng = np.random.default_rng(getattr(args, "seed", 0))
-        for path in self.imgpath_list:
-            cube = load_cube(path)
-            if min(cube.shape[:2]) < r:
-                raise DataError(f"{path}: the cube is {cube.shape[0]} x {cube.shape[1]} pixels, smaller than "
-                                f"the scale factor {r}; use a larger image or a smaller --scale_factor")
-            if not hasattr(self, "sp_matrix"):
-                self.sp_matrix = validate_srf(raw_srf, cube.shape[2], srf_path)
-            elif cube.shape[2] != self.sp_matrix.shape[0]:
-                raise DataError(f"{path}: {cube.shape[2]} bands, but the other cubes and the SRF have "
-                                f"{self.sp_matrix.shape[0]}; keep one sensor per data folder")
-            pair = simulate_pair(crop_to_multiple(cube, r), self.sp_matrix, self.PSF, r,
-                                 msi_radiometry=_mismatch_of(args))
-            if getattr(args, "snr_hsi", None) is not None:
-                pair["lhsi"] = add_noise(pair["lhsi"], args.snr_hsi, rng)
-            if getattr(args, "snr_msi", None) is not None:
-                pair["hmsi"] = add_noise(pair["hmsi"], args.snr_msi, rng)
-            self.items.append({k: to_tensor(v) for k, v in pair.items()})
+            raise DataError(f"{folder}: no cube file ({', '.join(CUBE_EXTENSIONS)}) in the data folder")
+        index = getattr(args, "image_index", 0)
+        if not 0 <= index < len(self.imgpath_list):
+            raise DataError(f"--image_index {index}: the data folder has {len(self.imgpath_list)} cube(s) "
+                            f"({', '.join(self.imgpath_list)})")
+        self.srf_path = find_srf_file(args.sp_root_path, args.data_name)
+        self.PSF = gaussian_psf(args.scale_factor, args.sigma)
+        self.items = {}
+        self[index]
         self.sp_range = support_range(self.sp_matrix)
         self.hsi_channel, self.msi_channel = self.sp_matrix.shape
 
     def __len__(self):
-        return len(self.items)
+        return len(self.imgpath_list)
 
     def __getitem__(self, index):
+        if index not in self.items:
+            self.items[index] = self._simulate(self.imgpath_list[index])
         return self.items[index]
+
+    def _spectral_response(self, cube, path):
+        """The SRF, read and checked against the first cube read (the others must have as many bands)."""
+        if not hasattr(self, "sp_matrix"):
+            args = self.args
+            wavelengths = fwhm = None
+            if getattr(args, "hsi_wavelengths", None):
+                wavelengths, fwhm = read_wavelengths(args.hsi_wavelengths, cube.shape[2])
+            table = load_srf(self.srf_path, getattr(args, "srf_key", None), cube.shape[2])
+            self.sp_matrix, self.msi_band_names = srf_for_hsi(table, cube.shape[2], wavelengths, fwhm,
+                                                              cube_path=path, cube_shape=cube.shape)
+        elif cube.shape[2] != self.sp_matrix.shape[0]:
+            raise DataError(f"{path}: {cube.shape[2]} bands, but the other cubes and the SRF have "
+                            f"{self.sp_matrix.shape[0]}; keep one sensor per data folder")
+        return self.sp_matrix
+
+    def _simulate(self, path):
+        args, r = self.args, self.args.scale_factor
+        nodata = getattr(args, "nodata", None)
+        cube = load_cube(path, key=getattr(args, "cube_key", None), nodata=nodata,
+                         mask_invalid=getattr(args, "mask_invalid", False))
+        if min(cube.shape[:2]) < MIN_LR_PIXELS * r:
+            raise DataError(f"{path}: the cube is {cube.shape[0]} x {cube.shape[1]} pixels, which gives an LR-HSI "
+                            f"smaller than {MIN_LR_PIXELS} x {MIN_LR_PIXELS} pixels at scale factor {r}; use a "
+                            "larger image or a smaller --scale_factor")
+        srf = self._spectral_response(cube, path)
+        cube, offsets = crop_to_multiple(cube, r, with_offsets=True)
+        if any(offsets):
+            log.info("%s: cropped by %s rows/columns (top, bottom, left, right) to %d x %d, a multiple of r = %d",
+                     path, list(offsets), cube.shape[0], cube.shape[1], r)
+        invalid = invalid_pixels(cube, nodata)
+        valid = ~invalid
+        factor = power_of_ten_scale(cube, valid)
+        reference = fill_invalid(cube / factor, invalid)
+        pair = simulate_pair(reference, srf, self.PSF, r, msi_radiometry=_mismatch_of(args))
+        # Each cube its own noise stream; the first keeps the stream of the seed alone (earlier runs' noise).
+        position = self.imgpath_list.index(path)
+        rng = np.random.default_rng(getattr(args, "seed", 0) if position == 0 else [getattr(args, "seed", 0), position])
+        if getattr(args, "snr_hsi", None) is not None:
+            pair["lhsi"] = add_noise(pair["lhsi"], args.snr_hsi, rng)
+        if getattr(args, "snr_msi", None) is not None:
+            pair["hmsi"] = add_noise(pair["hmsi"], args.snr_msi, rng)
+        item = {k: to_tensor(v) for k, v in pair.items()}
+        lr_valid = block_all(valid, r)
+        masked = not valid.all()
+        item.update(factor=factor, out_valid=valid if masked else None,
+                    hr_valid=valid & replicate(lr_valid, r) if masked else None,
+                    lr_valid=lr_valid if masked else None,
+                    info={"cube": path, "crop": dict(zip(("top", "bottom", "left", "right"), offsets)),
+                          "scale": factor, "masked_hr_pixels": int(invalid.sum()),
+                          "masked_lr_pixels": int((~lr_valid).sum()),
+                          "constant_bands": warn_constant_bands(cube, valid, path)})
+        if masked:
+            log.info("%s: %d of %d pixels have no data (NaN, fill or no-data values, or 0 in every band); they "
+                     "are left out of the losses and the metrics", path, int(invalid.sum()), invalid.size)
+        return item
+
+
+# ----------------------------------------------------------------------------- real pairs (no reference)
+
+@dataclass
+class RealPair:
+    """A real LR-HSI / HR-MSI pair read from files: scaled by the rule of imagery.radiometry, no-data
+    pixels filled with 0 and flagged in the masks, the HR-MSI cropped to r times the LR-HSI grid.
+
+    lhsi: h x w x C, hmsi: H x W x Cm (float64, scaled); lr_valid: h x w and hr_valid: H x W bool
+    (True = pixel used in the LR / HR loss terms: both images have data there); out_valid: H x W bool
+    (the HR-MSI, and the reference when given, have data: X_hat is defined and scored there); srf: C x Cm (columns sum to 1, the nominal response that
+    fixes each MSI band's support); hsi_factor / msi_factor: the scaling factors (multiply to restore
+    the input units); hsi / msi: the files' metadata (imagery.readers.Image, data dropped);
+    wavelengths / fwhm: the HSI band centres and widths in nm (None when unknown); nodata: the value
+    written where the output has no data.
+    """
+    lhsi: np.ndarray
+    hmsi: np.ndarray
+    lr_valid: np.ndarray
+    hr_valid: np.ndarray
+    out_valid: np.ndarray
+    srf: np.ndarray
+    scale: int
+    hsi_factor: float
+    msi_factor: float
+    hsi: object
+    msi: object
+    wavelengths: np.ndarray = None
+    fwhm: np.ndarray = None
+    msi_band_names: list = None
+    nodata: float = float("nan")
+    reference: np.ndarray = None
+    info: dict = field(default_factory=dict)
+
+
+def _hsi_wavelengths(args, hsi):
+    """The LR-HSI band centres and FWHM (nm): --hsi_wavelengths when given, else the file's metadata."""
+    if getattr(args, "hsi_wavelengths", None):
+        if hsi.wavelengths is not None:
+            log.info("%s: using the band centres of --hsi_wavelengths %s, not the file's own",
+                     hsi.path, args.hsi_wavelengths)
+        centres, fwhm = read_wavelengths(args.hsi_wavelengths, hsi.data.shape[2])
+        return centres, fwhm, args.hsi_wavelengths
+    if hsi.wavelengths is not None:
+        return hsi.wavelengths, hsi.fwhm, hsi.path
+    return None, None, None
+
+
+def _real_srf(args, hsi, msi, wavelengths, fwhm):
+    """The SRF (C x Cm) and MSI band names, from the first source given: --srf, --msi_sensor, --msi_bands."""
+    bands = hsi.data.shape[2]
+    if getattr(args, "srf", None):
+        table = load_srf(args.srf, key=getattr(args, "srf_key", None))
+        srf, names = srf_for_hsi(table, bands, wavelengths, fwhm, cube_path=hsi.path, cube_shape=hsi.data.shape)
+        source = args.srf
+    elif getattr(args, "msi_sensor", None) or getattr(args, "msi_bands", None):
+        if getattr(args, "msi_sensor", None):
+            ranges = sensor_bands(args.msi_sensor, getattr(args, "msi_bands_select", None))
+            source = f"--msi_sensor {args.msi_sensor}"
+        else:
+            ranges = read_band_ranges(args.msi_bands)
+            select = getattr(args, "msi_bands_select", None)
+            if select:
+                ranges = select_bands(ranges, select, args.msi_bands)
+            source = args.msi_bands
+        if wavelengths is None:
+            raise DataError(f"{hsi.path}: the LR-HSI band centres are unknown, and the SRF from {source} needs "
+                            "them; pass --hsi_wavelengths FILE (one centre per band, nm) or --srf FILE")
+        srf, names = srf_from_sensor(ranges, wavelengths, fwhm, source=source)
+    else:
+        raise DataError(f"{msi.path}: no spectral response given for the HR-MSI; pass --srf FILE (a response "
+                        "table), --msi_sensor NAME (a known sensor's bands, e.g. sentinel2_msi) or --msi_bands "
+                        "FILE (band ranges in nm)")
+    check_band_count(srf.shape[1], msi.data.shape[2], msi.path, source)
+    return validate_srf(srf, bands, source), names, source
+
+
+def load_real_pair(args):
+    """Read, check and scale the pair of --lr_hsi / --hr_msi (see README, "Fuse your own pair").
+
+    Raises DataError for every problem of the files or their combination (the message names the
+    files and the fix): swapped images, a non-integer or inconsistent ratio, misaligned GeoTIFFs,
+    no SRF source, unknown wavelengths, a band count that the SRF does not match.
+    """
+    hsi = read_image(args.lr_hsi, getattr(args, "lr_hsi_key", None), role="LR-HSI", key_option="--lr_hsi_key")
+    msi = read_image(args.hr_msi, getattr(args, "hr_msi_key", None), role="HR-MSI", key_option="--hr_msi_key",
+                     allow_2d=True)
+    if msi.data.shape[2] >= hsi.data.shape[2]:
+        raise DataError(f"{hsi.path} (LR-HSI) has {hsi.data.shape[2]} bands and {msi.path} (HR-MSI) has "
+                        f"{msi.data.shape[2]}: the LR-HSI must have more bands; are --lr_hsi and --hr_msi swapped?")
+    r, (rows, cols) = infer_scale(hsi.data.shape, msi.data.shape, hsi.path, msi.path,
+                                  getattr(args, "scale_factor", None))
+    if msi.data.shape[:2] != (rows, cols):
+        log.info("%s: cropped from %d x %d to %d x %d pixels (r = %d): the extra rows/columns at the bottom "
+                 "and right are dropped", msi.path, *msi.data.shape[:2], rows, cols, r)
+    if hsi.transform is not None and msi.transform is not None:
+        check_alignment(hsi.transform, msi.transform, r, hsi.path, msi.path, hsi.crs, msi.crs)
+    wavelengths, fwhm, wavelength_source = _hsi_wavelengths(args, hsi)
+    srf, names, srf_source = _real_srf(args, hsi, msi, wavelengths, fwhm)
+
+    user_nodata = getattr(args, "nodata", None)
+    hsi_invalid = invalid_pixels(hsi.data, user_nodata if user_nodata is not None else hsi.nodata)
+    msi_data = msi.data[:rows, :cols]
+    msi_invalid = invalid_pixels(msi_data, user_nodata if user_nodata is not None else msi.nodata)
+    if hsi_invalid.all() or msi_invalid.all():
+        path = hsi.path if hsi_invalid.all() else msi.path
+        raise DataError(f"{path}: every pixel is no-data (NaN, a fill value, the no-data value or 0 in every "
+                        "band); check the file and --nodata")
+    hsi_factor = power_of_ten_scale(hsi.data, ~hsi_invalid)
+    msi_factor = power_of_ten_scale(msi_data, ~msi_invalid)
+    lr_valid = ~hsi_invalid & block_all(~msi_invalid, r)
+    hr_valid = ~msi_invalid & replicate(~hsi_invalid, r)
+    out_valid = ~msi_invalid
+    reference = None
+    if getattr(args, "reference", None):
+        reference, ref_invalid = _reference_for(args.reference, (rows, cols, hsi.data.shape[2]), user_nodata)
+        out_valid &= ~ref_invalid
+    nodata = hsi.nodata if hsi.nodata is not None else (user_nodata if user_nodata is not None else float("nan"))
+    info = {"scale_factor": r, "hr_crop": [int(msi.data.shape[0] - rows), int(msi.data.shape[1] - cols)],
+            "hsi_factor": hsi_factor, "msi_factor": msi_factor,
+            "masked_lr_pixels": int((~lr_valid).sum()), "masked_hr_pixels": int((~hr_valid).sum()),
+            "wavelength_source": wavelength_source, "srf_source": srf_source,
+            "constant_hsi_bands": warn_constant_bands(hsi.data, ~hsi_invalid, hsi.path)}
+    pair = RealPair(lhsi=fill_invalid(hsi.data / hsi_factor, hsi_invalid),
+                    hmsi=fill_invalid(msi_data / msi_factor, msi_invalid),
+                    lr_valid=lr_valid, hr_valid=hr_valid, out_valid=out_valid, srf=srf, scale=r, hsi_factor=hsi_factor,
+                    msi_factor=msi_factor, hsi=replace(hsi, data=None), msi=replace(msi, data=None),
+                    wavelengths=wavelengths, fwhm=fwhm, msi_band_names=names, nodata=nodata, reference=reference,
+                    info=info)
+    log.info("real pair: LR-HSI %s (%d x %d x %d, / %g), HR-MSI %s (%d x %d x %d, / %g), r = %d, %d LR and %d HR "
+             "pixels masked", hsi.path, *hsi.data.shape, hsi_factor, msi.path, *msi_data.shape, msi_factor, r,
+             info["masked_lr_pixels"], info["masked_hr_pixels"])
+    return pair
+
+
+def warn_constant_bands(cube, valid, path):
+    """Indices of the bands of the H x W x C ``cube`` that are constant over the valid pixels (H x W bool),
+    with a warning naming them: they carry no information and are left out of every metric."""
+    values = cube[valid]
+    constant = np.flatnonzero(np.ptp(values, axis=0) == 0) if values.size else np.arange(cube.shape[2])
+    if constant.size:
+        log.warning("%s: band(s) %s are constant (e.g. zeroed water-absorption bands); they are left out of "
+                    "every metric", path, constant.tolist())
+    return constant.tolist()
+
+
+def _reference_for(path, shape, nodata):
+    """An HR-HSI reference for scoring a real-pair run (--reference): H x W x C, cropped like the HR-MSI,
+    scaled by the same rule (so reflectance references match reflectance inputs); returns it with its
+    H x W no-data mask."""
+    ref = read_image(path, role="reference", key_option="--cube_key")
+    rows, cols, bands = shape
+    if ref.data.shape[2] != bands or ref.data.shape[0] < rows or ref.data.shape[1] < cols:
+        raise DataError(f"{path}: the reference is {' x '.join(map(str, ref.data.shape))}, but the fused image "
+                        f"will be {rows} x {cols} x {bands}; give the HR-HSI of the same scene and bands")
+    data = ref.data[:rows, :cols]
+    invalid = invalid_pixels(data, nodata if nodata is not None else ref.nodata)
+    factor = power_of_ten_scale(data, ~invalid)
+    return fill_invalid(data / factor, invalid), invalid

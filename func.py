@@ -1,17 +1,31 @@
-"""Training mechanics shared by every method: seeding, the learning-rate schedule, the stage loop
-and the run folder (options, precision log, modules, output, metrics)."""
+"""Training mechanics shared by every method: seeding, the learning-rate schedule, the stage loop, the
+run folder (options, precision log, modules, output, metrics), and what keeps a run alive: training
+checkpoints and resuming, SIGINT/SIGTERM, out-of-memory reports and the memory estimate."""
+import argparse
+import contextlib
+import copy
 import ctypes
+import itertools
 import json
 import logging
 import math
 import os
 import random
+import shutil
+import signal
 import tempfile
+import threading
+import time
+import uuid
 
 import numpy as np
 import scipy.io
 import torch
 from tqdm import tqdm
+
+from config import build_parser
+from data_loader import DataError
+from model.spectral_upsample import widths
 
 log = logging.getLogger("fusion")
 
@@ -19,10 +33,45 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, glibc malloc.h
 LOSS_CHECK_EVERY = 100  # epochs between loss read-outs (progress bar, NaN/Inf check)
+LOG_EVERY_SECONDS = 60  # between progress log lines when stderr is not a terminal (no progress bar)
+
+CHECKPOINT_NAME = "training_state.pt"
+CHECKPOINT_FORMAT = 1
+# What a resumed run may take anew; every other option comes from the checkpoint, so that resuming
+# cannot change the result.
+RESUMABLE_OPTIONS = ("threads", "device", "checkpoint_every")
+_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, as a shell reports them
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or Inf."""
+
+
+class OutOfMemory(RuntimeError):
+    """The run does not fit in the memory of its device (refused before training, or hit during it)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM stopped the training. A BaseException, like KeyboardInterrupt, so that
+    no ``except Exception`` on the way swallows it.
+
+    ``where``: e.g. "at stage 2, epoch 150"; ``checkpoint``: (stage, epoch) the run's training_state.pt
+    continues from (stage None: after the last stage), or None when there is none; ``exit_code``: 130
+    for SIGINT, 143 for SIGTERM.
+    """
+
+    def __init__(self, signum, where, folder, checkpoint):
+        self.signum, self.folder, self.checkpoint = signum, folder, checkpoint
+        self.exit_code = _EXIT_CODES.get(signum, 128 + int(signum))
+        super().__init__(f"interrupted {where} ({signal.Signals(signum).name})")
+
+    def how_to_resume(self):
+        """One sentence: how to continue the run, or that it must start again."""
+        if self.checkpoint is None:
+            return "no checkpoint was saved yet: start the run again"
+        stage, epoch = self.checkpoint
+        at = "to write the results" if stage is None else f"from stage {stage}, epoch {epoch}"
+        return f"resume {at} with: python train_all_special.py --resume {self.folder}"
 
 
 def tune_cpu_allocator():
@@ -66,15 +115,24 @@ def stage_lr(epoch, lr, epochs, decay_begin, reset_each_epoch=False):
 
 
 def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=None, eval_every=1000,
-                reset_each_epoch=False):
-    """Minimise ``loss_fn()`` for ``epochs`` epochs with ``optimizers`` on the stage's schedule.
+                reset_each_epoch=False, start_epoch=0, progress=None):
+    """Minimise ``loss_fn()`` for epochs ``start_epoch + 1`` .. ``epochs`` with ``optimizers`` on the
+    stage's schedule (``start_epoch`` > 0 continues a resumed stage).
 
-    ``evaluate(epoch, lr, last)`` is called every ``eval_every`` epochs and after the last one. Raises
-    TrainingDiverged if the loss becomes NaN or Inf. Returns the final loss.
+    ``evaluate(epoch, lr, last)`` is called every ``eval_every`` epochs and after the last one.
+    ``progress`` (a TrainingSession) is told when the optimisers step (``enter_step``) and when an
+    epoch's steps are complete (``leave_step(epoch)``, where it may save a checkpoint or stop).
+    Without a terminal on stderr there is no progress bar; a log line (stage, epoch, loss, lr,
+    epochs per second) is written every LOG_EVERY_SECONDS instead. Raises TrainingDiverged if the loss
+    becomes NaN or Inf. Returns the last loss read (NaN when no epoch ran).
     """
-    bar = tqdm(range(1, epochs + 1), desc=title, unit="ep", dynamic_ncols=True, mininterval=1.0,
-               disable=None)
+    bar = tqdm(range(start_epoch + 1, epochs + 1), desc=title, unit="ep", dynamic_ncols=True,
+               mininterval=1.0, disable=None, initial=start_epoch, total=epochs)
+    log_lines = bar.disable  # tqdm's disable=None: off when stderr is not a terminal
+    logged_at, logged_epoch = time.monotonic(), start_epoch
     value = float("nan")
+    if start_epoch >= epochs and evaluate is not None:  # resumed after the last step, before its evaluation
+        evaluate(epochs, stage_lr(epochs, lr, epochs, decay_begin, reset_each_epoch), True)
     for epoch in bar:
         current_lr = stage_lr(epoch, lr, epochs, decay_begin, reset_each_epoch)
         for optimizer in optimizers:
@@ -83,8 +141,12 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
             optimizer.zero_grad(set_to_none=True)
         loss = loss_fn()
         loss.backward()
+        if progress is not None:
+            progress.enter_step()
         for optimizer in optimizers:
             optimizer.step()
+        if progress is not None:
+            progress.leave_step(epoch)
         last = epoch == epochs
         if epoch % LOSS_CHECK_EVERY == 0 or last:
             value = loss.item()
@@ -93,6 +155,12 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
                 raise TrainingDiverged(f"{title}: the loss became {value} at epoch {epoch} (lr {current_lr:g}); "
                                        "try a smaller learning rate or check the input data")
             bar.set_postfix(loss=f"{value:.3e}", lr=f"{current_lr:.2e}", refresh=False)
+        if log_lines:
+            now = time.monotonic()
+            if now - logged_at >= LOG_EVERY_SECONDS:
+                log.info("%s: epoch %d/%d, loss %.3e, lr %.2e, %.1f epochs/s", title, epoch, epochs, loss.item(),
+                         current_lr, (epoch - logged_epoch) / max(now - logged_at, 1e-9))
+                logged_at, logged_epoch = now, epoch
         if evaluate is not None and (epoch % eval_every == 0 or last):
             evaluate(epoch, current_lr, last)
     bar.close()
@@ -101,18 +169,65 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
 
 # ----------------------------------------------------------------------------- run folder
 
-def run_folder_name(args):
-    """The original naming, <data>_<scale>_S1=<lr>_<epochs>_<decay>_S2=..._S3=..., prefixed with the
-    method for methods other than UDALN and suffixed with the stages for the ablations."""
+def _number(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# Options that change the result, with the token each adds to the run folder's name when it is not at
+# its default (the method-specific ones only for that method).
+NAME_TOKENS = (
+    ("seed", lambda v: f"seed{v}"),
+    ("isCal_PSF", lambda v: "knownPSF"),
+    ("isCal_SRF", lambda v: "knownSRF"),
+    ("snr_hsi", lambda v: f"snrHSI{_number(v)}"),
+    ("snr_msi", lambda v: f"snrMSI{_number(v)}"),
+    ("msi_gamma", lambda v: f"gamma{_number(v)}"),
+    ("msi_gain_jitter", lambda v: f"gainJitter{_number(v)}"),
+    ("msi_offset_jitter", lambda v: f"offsetJitter{_number(v)}"),
+    ("cube_key", lambda v: f"key{v}"),
+    ("nodata", lambda v: f"nodata{_number(v)}"),
+    ("mask_invalid", lambda v: "maskInvalid"),
+    ("srf", lambda v: f"srf{os.path.splitext(os.path.basename(v))[0]}"),
+    ("msi_sensor", lambda v: v),
+    ("msi_bands", lambda v: f"bands{os.path.splitext(os.path.basename(v))[0]}"),
+    ("msi_bands_select", lambda v: "select" + v.replace(",", "-")),
+)
+METHOD_NAME_TOKENS = {
+    "pfs2c2": (("pfs_lr_reset", lambda v: "lrReset"),),
+    "uds2c2": (("gce", lambda v: "noGCE"), ("scfconv", lambda v: "noSCFConv"), ("scf_kernel", lambda v: f"k{v}")),
+}
+
+
+def run_folder_name(args, cube=None):
+    """The run folder's name: the original naming <data>_<scale>_S1=<lr>_<epochs>_<decay>_S2=..._S3=...,
+    prefixed with the method for methods other than UDALN, with only the schedules of the stages run
+    and a suffix for the ablations (_stages12: S1 and S2, _stages3: S3), then one token per option that
+    changes the result and is not at its default (NAME_TOKENS, METHOD_NAME_TOKENS; e.g. _seed3,
+    _knownPSF, _noGCE). A run with the default options keeps the original name.
+
+    ``cube``: the name (file stem) of the cube fused when ``--image_index`` is not 0 (default
+    image<index>). A real pair (``args.lr_hsi``) is named after the LR-HSI file's stem instead of
+    ``--data_name``. opt.txt and metrics.json hold every option in any case.
+    """
     stages = "_".join(
         f"S{s}={getattr(args, f'lr_stage{s}')}_{getattr(args, f'epoch_stage{s}')}"
-        f"_{getattr(args, f'decay_begin_epoch_stage{s}')}" for s in (1, 2, 3))
-    name = f"{args.data_name}_{args.scale_factor}_{stages}"
+        f"_{getattr(args, f'decay_begin_epoch_stage{s}')}" for s in (1, 2, 3) if str(s) in args.stages)
+    lr_hsi = getattr(args, "lr_hsi", None)
+    data = os.path.splitext(os.path.basename(lr_hsi))[0] if lr_hsi else args.data_name
+    name = f"{data}_{args.scale_factor}_{stages}"
     if args.method != "udaln":
         name = f"{args.method}_{name}"
     if args.stages != "123":
         name += f"_stages{args.stages}"
-    return name
+    tokens = []
+    if getattr(args, "image_index", 0) != 0 and not lr_hsi:
+        tokens.append(cube or f"image{args.image_index}")
+    defaults = build_parser()
+    for option, token in NAME_TOKENS + METHOD_NAME_TOKENS.get(args.method, ()):
+        value = getattr(args, option, None)
+        if hasattr(args, option) and value != defaults.get_default(option):
+            tokens.append(token(value))
+    return "_".join([name] + tokens)
 
 
 def _atomic_write(path, write):
@@ -132,29 +247,53 @@ def _atomic_write(path, write):
 
 
 class RunFolder:
-    """One training run's folder: opt.txt, precision.txt, <module>.pth, My_Out.mat, metrics.json."""
+    """One training run's folder: opt.txt, precision.txt, <module>.pth, My_Out.mat, metrics.json, and
+    while it trains training_state.pt (the checkpoint). metrics.json is written last: a folder
+    without it is not a complete run.
 
-    def __init__(self, path):
+    With --overwrite the run is built in a hidden temporary folder beside its ``target`` and replaces
+    the earlier run only once it is complete (``complete``): a crash never loses the earlier run.
+    """
+
+    def __init__(self, path, target=None):
         self.path = path
+        self.target = target or path
 
     @classmethod
-    def create(cls, args):
-        """A new folder under ``args.checkpoints_dir``; an earlier run is never overwritten: its name
-        gets a suffix _2, _3, ... unless ``args.overwrite``."""
-        base = os.path.join(args.checkpoints_dir, run_folder_name(args))
-        path, n = base, 1
-        while os.path.exists(path) and not args.overwrite:
-            n += 1
-            path = f"{base}_{n}"
-        if path != base:
-            log.info("%s exists; writing this run to %s (use --overwrite to reuse it)", base, path)
+    def create(cls, args, name=None):
+        """A new folder ``name`` (default ``run_folder_name(args)``) under ``args.checkpoints_dir``. An
+        earlier run is never overwritten: the name gets a suffix _2, _3, ..., each folder created
+        atomically, so runs started together never share one. With ``args.overwrite`` the run goes to a
+        temporary folder .<name>.<random>.incomplete that ``complete`` moves to <name>."""
+        name = name or run_folder_name(args)
+        os.makedirs(args.checkpoints_dir, exist_ok=True)
+        base = os.path.join(args.checkpoints_dir, name)
+        if getattr(args, "overwrite", False):
+            path = tempfile.mkdtemp(dir=args.checkpoints_dir, prefix=f".{name}.", suffix=".incomplete")
+            os.chmod(path, 0o777 & ~_UMASK)  # mkdtemp creates 0700
+            return cls(path, target=base)
+        for n in itertools.count(1):
+            path = base if n == 1 else f"{base}_{n}"
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                continue
+            if n > 1:
+                log.info("%s exists; writing this run to %s (use --overwrite to replace it)", base, path)
+            return cls(path)
+
+    @classmethod
+    def resume(cls, path, state):
+        """The folder of an interrupted run, with the target name its checkpoint ``state`` recorded."""
+        target = state.get("target")
+        return cls(path, target=os.path.join(os.path.dirname(os.path.normpath(path)), target) if target else None)
+
+    @classmethod
+    def inside(cls, run, name):
+        """A sub-folder ``name`` of ``run`` for a secondary result (e.g. reduced_resolution/)."""
+        path = run.file(name)
         os.makedirs(path, exist_ok=True)
-        folder = cls(path)
-        if args.overwrite:  # the earlier run's results must not pass for this run's
-            for name in os.listdir(path):
-                if name in ("opt.txt", "precision.txt", "metrics.json", "My_Out.mat") or name.endswith(".pth"):
-                    os.remove(folder.file(name))
-        return folder
+        return cls(path)
 
     def file(self, name):
         return os.path.join(self.path, name)
@@ -182,8 +321,26 @@ class RunFolder:
         _atomic_write(self.file("My_Out.mat"), lambda f: scipy.io.savemat(f, {"Out": cube}))
 
     def save_metrics(self, metrics):
+        """metrics.json: written last, it marks the run complete."""
         text = json.dumps(metrics, indent=2, default=_json_default)
         _atomic_write(self.file("metrics.json"), lambda f: f.write(text.encode()))
+
+    def complete(self):
+        """After metrics.json: drop the training checkpoint and, for --overwrite, replace the earlier run
+        (renamed to a hidden name, the new folder renamed to the target, then the earlier one deleted)."""
+        if os.path.exists(self.file(CHECKPOINT_NAME)):
+            os.remove(self.file(CHECKPOINT_NAME))
+        if self.path == self.target:
+            return
+        parent, name = os.path.split(self.target)
+        trash = None
+        if os.path.lexists(self.target):
+            trash = os.path.join(parent, f".{name}.replaced-{uuid.uuid4().hex[:8]}")
+            os.rename(self.target, trash)
+        os.rename(self.path, self.target)
+        self.path = self.target
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def _json_default(value):
@@ -192,3 +349,504 @@ def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _plain(value):
+    """``value`` with numpy scalars and arrays turned into Python numbers and lists, so that a checkpoint
+    loads with ``torch.load(weights_only=True)``."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    return value
+
+
+# ----------------------------------------------------------------------------- checkpoint and resume
+
+def _module_states(modules):
+    """CPU copies of every module's state_dict: {name: {key: tensor}}."""
+    return {name: {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+            for name, module in modules.items()}
+
+
+def _load_module_states(modules, states):
+    for name, module in modules.items():
+        module.load_state_dict(states[name])
+
+
+def _rng_states(cuda):
+    keys = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else None,
+            "numpy": [keys[0], keys[1].tolist(), *keys[2:]], "python": random.getstate()}
+
+
+def _restore_rng(states, cuda):
+    torch.set_rng_state(states["torch"])
+    if cuda and states["cuda"] is not None:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _plain_options(args):
+    """Every option as a str/int/float/bool/None (the device as its name)."""
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in vars(args).items()}
+
+
+class TrainingSession:
+    """One training run's progress, its checkpoint training_state.pt, and its stop signals.
+
+    The stages tell it where they are (``begin_stage``, ``enter_step``/``leave_step`` from
+    ``train_stage``, ``end_stage``, ``finish``). It writes the checkpoint (atomically) every
+    ``args.checkpoint_every`` minutes, when SIGINT or SIGTERM arrives, on a hard Ctrl-C or out of
+    memory between optimiser steps, and once all stages are done. The checkpoint holds every module's
+    state_dict now and at the start of the current stage, every optimiser's state_dict, the stage and
+    its last completed epoch (stage None: all done), the RNG states (torch CPU and CUDA, numpy, python
+    random), the monitor's stage results, the elapsed times, every option, and the name of the folder
+    the run completes into.
+
+    Signals: while ``stop_signals()`` is active, the first SIGINT or SIGTERM is noted and the training
+    stops at the end of the epoch (the networks and optimisers are then consistent) by raising
+    Interrupted; a second one stops it at once (KeyboardInterrupt), except during the optimiser
+    steps. Without a run folder (``run=None``) the session only keeps the clocks: no files, no handlers.
+    """
+
+    def __init__(self, run=None, args=None, state=None):
+        self.run = run
+        self.args = args
+        self.state = state
+        self.cuda = args is not None and torch.device(args.device).type == "cuda"
+        self.every = 60.0 * getattr(args, "checkpoint_every", 5.0) if args is not None else math.inf
+        self.next_save = time.monotonic() + self.every
+        self.stage, self.epoch, self.finished = None, 0, False
+        self.reenter = None  # the stage a resumed run continues inside
+        self.closed = None  # the stage just closed, while the next has not begun
+        self.in_step = False
+        self.pending = None  # the signal number received and not yet acted on
+        self.saved_at = (state["stage"], state["epoch"]) if state else None
+        self.modules, self.optimizers, self.monitor = {}, [], None
+        self.stage_start = None
+        before = state["seconds"] if state else 0.0
+        self.started = time.perf_counter() - before
+        self.stage_started = self.started
+
+    # --- set-up
+
+    def attach(self, modules, optimizers, monitor):
+        """The run's modules ({name: module}), optimisers (duplicates dropped) and Monitor. When
+        resuming, loads their checkpointed states, the stage results and the RNG states."""
+        self.modules, self.monitor = modules, monitor
+        self.optimizers = list({id(o): o for o in optimizers}.values())
+        if self.state is None:
+            return
+        state = self.state
+        _load_module_states(modules, state["modules"])
+        if len(state["optimizers"]) != len(self.optimizers):
+            raise DataError(f"{self.run.file(CHECKPOINT_NAME)}: the checkpoint has {len(state['optimizers'])} "
+                            f"optimisers, this method {len(self.optimizers)}; it belongs to another version of "
+                            "the code: start the run again without --resume")
+        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        monitor.stage_results = state["stage_results"]
+        monitor.seconds = state["evaluation_seconds"]
+        _restore_rng(state["rng"], self.cuda)
+        self.stage, self.epoch, self.stage_start = state["stage"], state["epoch"], state["stage_start"]
+        self.finished = state["stage"] is None
+        self.reenter = state["stage"]
+
+    @contextlib.contextmanager
+    def stop_signals(self):
+        """SIGINT and SIGTERM stop the training cleanly while this is active (only with a run folder,
+        only in the main thread); the previous handlers are restored after it."""
+        if self.run is None or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        # A signal the parent set to be ignored (nohup, a background job's SIGINT) stays ignored.
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)
+                    if signal.getsignal(s) is not signal.SIG_IGN}
+        try:
+            yield
+        except KeyboardInterrupt:
+            if not self.in_step:
+                self._save_quietly()
+            raise self.interruption(self.pending or signal.SIGINT) from None
+        except (RuntimeError, MemoryError) as exc:
+            if is_out_of_memory(exc) and not self.in_step:
+                self._save_quietly()
+            raise
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+    def _on_signal(self, signum, frame):
+        if self.pending is None:
+            self.pending = signum
+            log.warning("%s received: stopping at the end of this epoch and saving a checkpoint "
+                        "(send it again to stop at once)", signal.Signals(signum).name)
+        elif not self.in_step:
+            raise KeyboardInterrupt
+
+    # --- progress
+
+    def completed(self, number):
+        """True when stage ``number`` was completed before the run was resumed."""
+        resumed = self.state
+        return resumed is not None and (resumed["stage"] is None or number < resumed["stage"])
+
+    def begin_stage(self, number, make_loss):
+        """Start stage ``number``; returns its loss function (``make_loss()``) and its last completed
+        epoch (0, or the checkpoint's when resuming inside this stage). A stage's fixed targets are
+        computed from the networks as they were when it began, so on resume those states are loaded
+        for ``make_loss``, then the checkpoint's current ones."""
+        resumed = self.reenter == number
+        self.stage, self.epoch, self.reenter, self.closed = number, 0, None, None
+        if resumed:
+            self.stage_start = self.state["stage_start"]
+            self.in_step = True  # the modules pass through the stage's start: nothing to save meanwhile
+            try:
+                _load_module_states(self.modules, self.stage_start)
+                loss_fn = make_loss()
+                _load_module_states(self.modules, self.state["modules"])
+            finally:
+                self.in_step = False
+            self.epoch = self.state["epoch"]
+            self.stage_started = time.perf_counter() - self.state["stage_seconds"]
+            if self.run is not None:
+                self.run.append_precision(f"resumed at stage {number}, epoch {self.epoch}")
+        else:
+            self.stage_start = _module_states(self.modules) if self.run is not None else None
+            self.stage_started = time.perf_counter()
+            loss_fn = make_loss()
+        self._stop_if_asked()
+        return loss_fn, self.epoch
+
+    def enter_step(self):
+        self.in_step = True
+
+    def leave_step(self, epoch):
+        """The optimisers have stepped for ``epoch``: a consistent state to save or stop at."""
+        self.epoch = epoch
+        self.in_step = False
+        if self.run is None:
+            return
+        self._stop_if_asked()
+        if time.monotonic() >= self.next_save:
+            self.save()
+
+    def end_stage(self, number):
+        """Stage ``number`` is closed (its results are in the monitor): a checkpoint from here on
+        continues with the next stage."""
+        self.stage, self.epoch, self.closed = number + 1, 0, number
+        self.stage_start = None
+        self._stop_if_asked()
+
+    def finish(self):
+        """Every stage is done: save a last checkpoint (a run killed while writing its results resumes
+        straight to them)."""
+        self.finished = True
+        if self.run is not None:
+            self.save()
+
+    def elapsed(self):
+        """Training seconds, including those before a resume."""
+        return time.perf_counter() - self.started
+
+    def stage_seconds(self):
+        """Seconds of the current stage, including those before a resume."""
+        return time.perf_counter() - self.stage_started
+
+    def where(self):
+        """Where the run is, in words, for an out-of-memory report."""
+        if self.finished:
+            return "the final fusion"
+        if self.closed is not None:
+            return f"closing Stage {self.closed}"
+        return "the set-up" if self.stage is None else f"Stage {self.stage}"
+
+    # --- checkpoint
+
+    def save(self):
+        """Write training_state.pt (atomically); nothing before the first stage began."""
+        if self.stage is None and not self.finished:
+            return
+        stage = None if self.finished else self.stage
+        start = self.stage_start if self.stage_start is not None else _module_states(self.modules)
+        state = {
+            "format": CHECKPOINT_FORMAT, "stage": stage, "epoch": self.epoch,
+            "modules": _module_states(self.modules), "stage_start": start,
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "rng": _rng_states(self.cuda),
+            "stage_results": _plain(self.monitor.stage_results) if self.monitor else {},
+            "evaluation_seconds": self.monitor.seconds if self.monitor else 0.0,
+            "seconds": self.elapsed(), "stage_seconds": self.stage_seconds(),
+            "options": _plain_options(self.args),
+            "target": os.path.basename(self.run.target) if self.run.target != self.run.path else None,
+        }
+        _atomic_write(self.run.file(CHECKPOINT_NAME), lambda f: torch.save(state, f))
+        self.saved_at = (stage, self.epoch)
+        self.next_save = time.monotonic() + self.every
+
+    def _save_quietly(self):
+        try:
+            self.save()
+        except (OSError, RuntimeError, MemoryError) as exc:
+            log.warning("could not save the checkpoint: %s", exc)
+
+    def remove_checkpoint(self):
+        """A diverged run cannot be continued: drop its checkpoint."""
+        if self.run is not None and os.path.exists(self.run.file(CHECKPOINT_NAME)):
+            os.remove(self.run.file(CHECKPOINT_NAME))
+            self.saved_at = None
+
+    def _stop_if_asked(self):
+        if self.pending is not None:
+            self._save_quietly()
+            raise self.interruption(self.pending)
+
+    def interruption(self, signum):
+        """The Interrupted exception for signal ``signum`` at the current stage and epoch."""
+        if self.finished:
+            where = "after the last stage"
+        elif self.stage is None:
+            where = "before the first stage"
+        elif self.closed is not None:
+            where = f"after stage {self.closed}"
+        else:
+            where = f"at stage {self.stage}, epoch {self.epoch}"
+        return Interrupted(signum, where, self.run.path, self.saved_at)
+
+    @contextlib.contextmanager
+    def reporting(self, image, device):
+        """Turn what stops a run into one line in precision.txt and one exception: TrainingDiverged
+        ("aborted: ..."; the checkpoint is dropped), Interrupted ("interrupted at stage s, epoch e ..."),
+        and running out of memory (torch.cuda.OutOfMemoryError, a CPU allocator RuntimeError,
+        MemoryError), raised as OutOfMemory with the advice of ``out_of_memory_message``.
+        ``image``: the image size in words (``image_size``); ``device``: the training device."""
+        try:
+            yield
+        except TrainingDiverged as exc:
+            self.run.append_precision(f"aborted: {exc}")
+            self.remove_checkpoint()
+            raise
+        except Interrupted as exc:
+            self.run.append_precision(f"{exc}; {exc.how_to_resume()}")
+            raise
+        except KeyboardInterrupt:  # outside the training's handlers: while writing the results
+            exc = self.interruption(signal.SIGINT)
+            self.run.append_precision(f"{exc}; {exc.how_to_resume()}")
+            raise exc from None
+        except (RuntimeError, MemoryError) as exc:
+            if isinstance(exc, OutOfMemory) or not is_out_of_memory(exc):
+                raise
+            resume = self.run.path if os.path.exists(self.run.file(CHECKPOINT_NAME)) else None
+            error = OutOfMemory(out_of_memory_message(self.where(), image, device, resume=resume))
+            self.run.append_precision(f"aborted: {error}")
+            raise error from None
+
+
+def load_training_state(folder):
+    """The checkpoint (training_state.pt, see TrainingSession) of the interrupted run in ``folder``,
+    loaded on the CPU with ``torch.load(weights_only=True)``.
+
+    Raises DataError when the run is complete (metrics.json is there), has no checkpoint, or the
+    checkpoint cannot be read.
+    """
+    if os.path.exists(os.path.join(folder, "metrics.json")):
+        raise DataError(f"{folder}: this run is complete (metrics.json is there), there is nothing to resume; "
+                        "start a new run without --resume")
+    path = os.path.join(folder, CHECKPOINT_NAME)
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no training checkpoint; the run stopped before its first checkpoint, or "
+                        f"{folder} is not a run folder: start the run again without --resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises pickle, zip and runtime errors alike for a damaged file
+        raise DataError(f"{path}: the training checkpoint cannot be read ({type(exc).__name__}); it is "
+                        "damaged: start the run again without --resume") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: not a training checkpoint of this version (format "
+                        f"{state.get('format') if isinstance(state, dict) else None}, expected "
+                        f"{CHECKPOINT_FORMAT}); start the run again without --resume")
+    return state
+
+
+def resumed_options(args, state, anew=RESUMABLE_OPTIONS):
+    """The options of a resumed run: the checkpoint's, so that resuming cannot change the result,
+    except ``args.resume`` and those of --threads, --device and --checkpoint_every named in ``anew``,
+    which keep ``args``' values. Options the checkpoint predates keep ``args``' values.
+
+    Raises DataError when the checkpoint's device is CUDA and this machine has none (and --device
+    was not given anew).
+    """
+    options = copy.copy(args)
+    vars(options).update({k: v for k, v in state["options"].items() if k not in anew and k != "resume"})
+    if "device" not in anew:
+        options.device = torch.device(options.device)
+        if options.device.type == "cuda" and not torch.cuda.is_available():
+            raise DataError(f"{args.resume}: the run was trained on {options.device}, which this machine does "
+                            "not have; give --device cpu to continue it on the CPU")
+    return options
+
+
+def resume_overrides(argv):
+    """Of the options named on the command line ``argv`` with --resume, those a resumed run takes anew
+    (of RESUMABLE_OPTIONS). Raises DataError naming any other option: a resumed run keeps its own."""
+    parser = build_parser()
+    unset = object()  # argparse leaves an attribute the namespace already has alone unless it is given
+    blank = argparse.Namespace(**{dest: unset for dest in vars(parser.parse_args([]))})
+    given = {dest for dest, value in vars(parser.parse_args(argv, namespace=blank)).items() if value is not unset}
+    given.discard("resume")
+    others = sorted(given - set(RESUMABLE_OPTIONS))
+    if others:
+        raise DataError(f"--resume continues a run with the options it was started with: drop "
+                        f"{', '.join('--' + o for o in others)} (only "
+                        f"{', '.join('--' + o for o in RESUMABLE_OPTIONS)} may be given again)")
+    return tuple(o for o in RESUMABLE_OPTIONS if o in given)
+
+
+# ----------------------------------------------------------------------------- memory
+
+# A training step's peak over what it keeps for backward: the gradients of the widest layers and
+# the allocator's slack (measured 1.37-1.48 on a stage-3 / PFS2C2 stage-1 step, CPU, 300 x 300 x 68).
+BACKWARD_PEAK_FACTOR = 1.5
+# Evaluating the fused image (evaluation.py, NumPy, main memory) holds the reference and the estimate
+# as float64 and, for SSIM, blurred maps of the whole cube: about this many float64 H x W x C arrays.
+EVALUATION_FLOAT64_CUBES = 10
+_OOM_PHRASES = ("DefaultCPUAllocator", "can't allocate memory", "out of memory")
+
+
+def kept_floats_per_pixel(method, hsi_channels, msi_channels):
+    """Floats per HR pixel that a step of the largest stage keeps for backward (stage 3; PFS2C2's
+    stage 1 is about as large): the spectral upsampler's input (Cm), each hidden layer's output before
+    and after its LeakyReLU (2 w for each width w of ``model.spectral_upsample.widths``), its last
+    convolution's output and X (2 C), and up to two more HR x C tensors in the loss (PFS2C2's SpaUp
+    output and its difference; UDALN's are smaller); PFS2C2's spectral attention keeps its input too.
+    """
+    sizes = widths(msi_channels, hsi_channels)
+    kept = msi_channels + 2 * sum(sizes[1:-1]) + 4 * hsi_channels
+    if method == "pfs2c2":
+        kept += sizes[-2]
+    return kept
+
+
+def estimate_memory(method, height, width, hsi_channels, msi_channels, scale):
+    """Peak memory of a run on an H x W x C image with a Cm-band HR-MSI and ratio r, in bytes, as
+    ``(training, evaluation)``:
+
+    training (on the training device) = 4 bytes x (BACKWARD_PEAK_FACTOR x ``kept_floats_per_pixel`` x H W
+    + the inputs: HR-MSI and a mask, (Cm + 1) H W, and twice the LR-HSI, 2 C H W / r^2);
+    evaluation (NumPy, main memory) = 8 bytes x EVALUATION_FLOAT64_CUBES x H W C + the float32 reference.
+
+    On the CPU both use the same memory and the allocator keeps what training freed
+    (``tune_cpu_allocator``), so they add up. Within about 10% of the peak resident memory measured
+    for a short run at 300 x 300 x 68 (UDALN, PFS2C2); tests/test_func.py checks the count against
+    what torch keeps for backward.
+    """
+    hr, lr = height * width, height * width / scale ** 2
+    kept = kept_floats_per_pixel(method, hsi_channels, msi_channels)
+    training = 4 * (BACKWARD_PEAK_FACTOR * kept * hr + (msi_channels + 1) * hr + 2 * hsi_channels * lr)
+    evaluation = 8 * EVALUATION_FLOAT64_CUBES * hr * hsi_channels + 4 * hr * hsi_channels
+    return int(training), int(evaluation)
+
+
+def _read_int(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cgroup_free():
+    """Memory left under this process's cgroup limit (v2, else v1), or None without a limit."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and usage is not None and limit < 2 ** 60:  # v1 writes ~2^63 for "no limit"
+            return max(limit - usage, 0)
+    return None
+
+
+def available_memory(device):
+    """Bytes available to this run on ``device`` (a torch.device), or None when it cannot be told.
+    CUDA: free device memory (torch.cuda.mem_get_info) plus what PyTorch's cache holds unused. CPU:
+    MemAvailable of /proc/meminfo (else os.sysconf's available pages), capped by a cgroup limit."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            pass
+    limited = _cgroup_free()
+    values = [v for v in (available, limited) if v is not None]
+    return min(values) if values else None
+
+
+def image_size(hsi_shape, msi_shape):
+    """'H x W x C (LR-HSI h x w, HR-MSI H x W x Cm)' from the 1 x C x h x w and 1 x Cm x H x W shapes."""
+    _, c, h, w = hsi_shape
+    _, cm, hh, ww = msi_shape
+    return f"{hh} x {ww} x {c} (LR-HSI {h} x {w}, HR-MSI {hh} x {ww} x {cm})"
+
+
+def out_of_memory_message(where, image, device, need=None, available=None, resume=None):
+    """The one message for a run that does not fit: where (stage), the image size, the device, and what
+    to do. ``need``/``available`` (bytes) for a refusal before training; ``resume``: the folder of a
+    checkpoint that can be continued."""
+    device = torch.device(device)
+    if need is None:
+        text = f"out of memory in {where} on {device} fusing a {image}"
+    else:
+        text = (f"not enough memory on {device} to fuse a {image}: {where} needs about {need / 2 ** 30:.1f} GiB, "
+                f"{available / 2 ** 30:.1f} GiB are available")
+    advice = "crop the image or fuse a smaller region"
+    if device.type == "cuda":
+        advice = f"run on the CPU with --device cpu (main memory is usually larger), or {advice}"
+        if resume is not None:
+            advice += f"; to continue this run on the CPU: --resume {resume} --device cpu"
+    return f"{text}: {advice}"
+
+
+def is_out_of_memory(exc):
+    """True for torch.cuda.OutOfMemoryError, MemoryError, and a RuntimeError of the CPU allocator."""
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and any(phrase in str(exc) for phrase in _OOM_PHRASES)
+
+
+def check_memory(method, hsi_shape, msi_shape, scale, device, available=None):
+    """Refuse (raise OutOfMemory) a run that clearly cannot fit: ``estimate_memory`` against
+    ``available_memory`` (or ``available``: {'device': bytes, 'host': bytes}), before anything is
+    written. On CUDA the training part is checked against the device, the evaluation against main
+    memory; on the CPU their sum against main memory. Nothing is refused when the memory cannot be told.
+    ``hsi_shape``/``msi_shape``: 1 x C x h x w and 1 x Cm x H x W."""
+    device = torch.device(device)
+    _, c, _, _ = hsi_shape
+    _, cm, height, width = msi_shape
+    training, evaluation = estimate_memory(method, height, width, c, cm, scale)
+    if available is None:
+        cpu = available_memory(torch.device("cpu"))
+        available = {"device": available_memory(device) if device.type == "cuda" else cpu, "host": cpu}
+    needs = ([("device", training, f"training ({method}, stage 3)", device),
+              ("host", evaluation, "evaluating the fused image", torch.device("cpu"))]
+             if device.type == "cuda" else
+             [("host", training + evaluation, f"training and evaluation ({method})", device)])
+    for key, need, where, on in needs:
+        if available.get(key) is not None and need > available[key]:
+            raise OutOfMemory(out_of_memory_message(where, image_size(hsi_shape, msi_shape), on, need=need,
+                                                    available=available[key]))

@@ -8,19 +8,25 @@ and its three stages; ``train`` runs them; ``fuse`` does one whole run and write
     python train_all_special.py [options]      (python train_all_special.py -h lists them)
 """
 import logging
+import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from config import get_args
-from data_loader import DataError, Dataset
-from evaluation import evaluate, format_metrics
-from func import RunFolder, TrainingDiverged, log, set_seed, train_stage, tune_cpu_allocator
+from config import FWHM_TO_SIGMA, get_args, set_scale_factor, threads_for_stage
+from data_loader import DataError, Dataset, gaussian_psf, load_real_pair, spatial_degrade, support_range, to_tensor
+from evaluation import evaluate, format_metrics, qnr
+from func import (RESUMABLE_OPTIONS, Interrupted, OutOfMemory, RunFolder, TrainingDiverged, TrainingSession,
+                  check_memory, image_size, load_training_state, log, resume_overrides, resumed_options,
+                  run_folder_name, set_seed, train_stage, tune_cpu_allocator)
+from imagery.quicklook import save_quicklook
+from imagery.radiometry import block_all
+from imagery.writers import write_envi, write_geotiff
 from model import GCE, SCFConv, SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
 
 l1 = nn.L1Loss(reduction="mean")
@@ -33,18 +39,33 @@ def hwc(tensor):
     return tensor.detach()[0].permute(1, 2, 0).cpu().numpy()
 
 
+def masked_l1(a, b, mask):
+    """Mean absolute difference over the valid pixels; ``mask`` is 1 x 1 x H x W (1 = valid) or None (all)."""
+    if mask is None:
+        return l1(a, b)
+    return ((a - b).abs() * mask).sum() / (mask.sum() * a.shape[1])
+
+
 @dataclass
 class Pair:
-    """The image pair on the training device, and the truth that simulation gives for evaluation."""
+    """The image pair on the training device (scaled by the rule of imagery.radiometry, no-data filled
+    with 0), the valid-pixel masks, and, for a simulated pair, the truth that Wald's protocol gives."""
     Y: torch.Tensor                     # LR-HSI, 1 x C x h x w
     Z: torch.Tensor                     # HR-MSI, 1 x Cm x H x W
-    X: np.ndarray                       # reference HR-HSI, H x W x C
-    lrmsi_frommsi: np.ndarray           # true Z P
-    lrmsi_fromlrhsi: np.ndarray         # true Y S
-    psf: np.ndarray                     # true PSF (r x r)
-    srf: np.ndarray                     # true SRF (C x Cm), columns sum to 1
+    X: np.ndarray                       # reference HR-HSI, H x W x C (None for a real pair)
+    lrmsi_frommsi: np.ndarray           # true Z P (None for a real pair)
+    lrmsi_fromlrhsi: np.ndarray         # true Y S (None for a real pair)
+    psf: np.ndarray                     # true PSF (r x r); for a real pair the nominal Gaussian (FWHM r)
+    srf: np.ndarray                     # SRF (C x Cm, columns sum to 1): true, or the sensor's nominal one
     sp_range: np.ndarray                # support of each MSI band (Cm x 2)
     scale: int
+    lr_valid: np.ndarray = None         # h x w bool, pixels trusted in LR terms (None: all)
+    hr_valid: np.ndarray = None         # H x W bool, pixels trusted in HR loss terms (None: all)
+    out_valid: np.ndarray = None        # H x W bool, pixels where X_hat is defined and scored (None: all)
+    hsi_factor: float = 1.0             # the LR-HSI (or reference) was divided by this; X_hat is multiplied back
+    info: dict = field(default_factory=dict)  # loading facts for metrics.json (masks, crop, factors, bands)
+    source: object = None               # data_loader.RealPair for a real pair (metadata for the outputs)
+    known_degradations: bool = True     # the true PSF and SRF are known (Wald's protocol)
 
     @classmethod
     def from_dataset(cls, dataset, index, device):
@@ -59,7 +80,32 @@ class Pair:
         return cls(Y=item["lhsi"].unsqueeze(0).to(device), Z=item["hmsi"].unsqueeze(0).to(device),
                    X=hwc(item["hhsi"].unsqueeze(0)), lrmsi_frommsi=hwc(item["lrmsi_frommsi"].unsqueeze(0)),
                    lrmsi_fromlrhsi=hwc(item["lrmsi_fromlrhsi"].unsqueeze(0)), psf=psf, srf=srf,
-                   sp_range=sp_range, scale=int(psf.shape[0]))
+                   sp_range=sp_range, scale=int(psf.shape[0]), lr_valid=item.get("lr_valid"),
+                   hr_valid=item.get("hr_valid"), out_valid=item.get("out_valid"), hsi_factor=item.get("factor", 1.0),
+                   info=item.get("info", {}))
+
+    @classmethod
+    def from_real(cls, real, device):
+        """From a real pair (data_loader.RealPair): no reference, no true degradations."""
+        return cls(Y=to_tensor(real.lhsi)[None].to(device), Z=to_tensor(real.hmsi)[None].to(device), X=None,
+                   lrmsi_frommsi=None, lrmsi_fromlrhsi=None, psf=gaussian_psf(real.scale, real.scale / FWHM_TO_SIGMA),
+                   srf=real.srf, sp_range=support_range(real.srf), scale=real.scale, lr_valid=real.lr_valid,
+                   hr_valid=real.hr_valid, out_valid=real.out_valid, hsi_factor=real.hsi_factor, info=real.info,
+                   source=real,
+                   known_degradations=False)
+
+    def __post_init__(self):
+        def as_mask(valid, shape):
+            if valid is None or bool(np.all(valid)):
+                return None
+            return torch.from_numpy(np.asarray(valid, dtype=np.float32)).view(1, 1, *shape).to(self.Y.device)
+        self.lr_mask = as_mask(self.lr_valid, self.Y.shape[2:])
+        self.hr_mask = as_mask(self.hr_valid, self.Z.shape[2:])
+
+    @property
+    def has_reference(self):
+        """True when the HR-HSI reference is known (Wald's protocol, or --reference)."""
+        return self.X is not None
 
     @property
     def hsi_channels(self):
@@ -68,6 +114,14 @@ class Pair:
     @property
     def msi_channels(self):
         return self.Z.shape[1]
+
+    def lr_l1(self, a, b):
+        """Mean L1 of an LR-grid term (h x w) over the valid LR pixels."""
+        return masked_l1(a, b, self.lr_mask)
+
+    def hr_l1(self, a, b):
+        """Mean L1 of an HR-grid term (H x W) over the valid HR pixels."""
+        return masked_l1(a, b, self.hr_mask)
 
 
 @dataclass
@@ -137,46 +191,64 @@ class Monitor:
         return self.nets.spe.srf().detach().cpu().numpy()
 
     def degradation_errors(self):
-        """Relative Frobenius errors of the estimated PSF and SRF against the truth."""
-        true_psf = self.pair.psf[::-1, ::-1]  # correlation form, as SpaDnet stores it
-        psf, srf = self.estimated_psf(), self.estimated_srf()
-        return {"psf_rel_error": float(np.linalg.norm(psf - true_psf) / np.linalg.norm(true_psf)),
-                "srf_rel_error": float(np.linalg.norm(srf - self.pair.srf) / np.linalg.norm(self.pair.srf)),
-                "psf_sum": float(psf.sum())}
+        """Relative Frobenius errors of the estimated PSF and SRF against the truth (simulated pairs), and
+        the PSF's sum (a learned PSF summing far from 1 has absorbed a radiometric difference)."""
+        psf = self.estimated_psf()
+        errors = {"psf_sum": float(psf.sum())}
+        if self.pair.known_degradations:
+            true_psf = self.pair.psf[::-1, ::-1]  # correlation form, as SpaDnet stores it
+            srf = self.estimated_srf()
+            errors["psf_rel_error"] = float(np.linalg.norm(psf - true_psf) / np.linalg.norm(true_psf))
+            errors["srf_rel_error"] = float(np.linalg.norm(srf - self.pair.srf) / np.linalg.norm(self.pair.srf))
+        return errors
 
-    @torch.inference_mode()
-    def __call__(self, watch, epoch, lr, final=False):
-        """Evaluate the check groups in ``watch``: 'degradation', 'inverse', 'spatial_inverse', 'fusion'."""
-        start = time.perf_counter()
+    def checks(self, watch):
+        """(key in metrics.json, the original's label, truth, estimate, valid mask) of the groups in ``watch``:
+        'degradation', 'inverse', 'spatial_inverse', 'fusion'. Checks against the truth need a simulated pair."""
         p, nets = self.pair, self.nets
-        checks = []  # (key in metrics.json, the original's label, truth, estimate)
+        truth = p.has_reference
+        checks = []
         if "degradation" in watch:
             z_l1_tensor = nets.spe(p.Y)
             z_l1, z_l2 = hwc(z_l1_tensor), hwc(nets.spa(p.Z))
-            checks += [("consistency", "two generated images, train", z_l2, hwc(nets.harmonise(z_l1_tensor))),
-                       ("srf_test", "SRF: generated lrmsifromlhsi and true lrmsifromlhsi ", p.lrmsi_fromlrhsi, z_l1),
-                       ("psf_test", "PSF: generated lrmsifrommsi and true lrmsifrommsi ", p.lrmsi_frommsi, z_l2)]
+            checks.append(("consistency", "two generated images, train", z_l2, hwc(nets.harmonise(z_l1_tensor)),
+                           p.lr_valid))
+            if p.lrmsi_fromlrhsi is not None:
+                checks += [("srf_test", "SRF: generated lrmsifromlhsi and true lrmsifromlhsi ", p.lrmsi_fromlrhsi,
+                            z_l1, p.lr_valid),
+                           ("psf_test", "PSF: generated lrmsifrommsi and true lrmsifrommsi ", p.lrmsi_frommsi, z_l2,
+                            p.lr_valid)]
         if "inverse" in watch:
             checks.append(("inverse_lrhsi", "generated lrhsi via SpeUnet and true lrhsi.",
-                           hwc(p.Y), hwc(nets.up(nets.spa(p.Z)))))
+                           hwc(p.Y), hwc(nets.up(nets.spa(p.Z))), p.lr_valid))
         x_hat = nets.fuse(p.Z) if {"spatial_inverse", "fusion"} & set(watch) else None
         if "spatial_inverse" in watch:
             x_spa = nets.spa_up(p.Y)
-            checks += [("pretraining_consistency", "generated hrhsi via SpaUp and via SpeUp, train",
-                        hwc(x_hat), hwc(x_spa)),
-                       ("spatial_inverse", "generated hrhsi via SpaUp and true hhsi", p.X, hwc(x_spa))]
+            checks.append(("pretraining_consistency", "generated hrhsi via SpaUp and via SpeUp, train",
+                           hwc(x_hat), hwc(x_spa), p.hr_valid))
+            if truth:
+                checks.append(("spatial_inverse", "generated hrhsi via SpaUp and true hhsi", p.X, hwc(x_spa),
+                               p.out_valid))
         if "fusion" in watch:
             if "degradation" in watch:
                 checks += [("reprojected_lrhsi", "generated lrhsi via SpaDnet from preHHSI and true lrhsi",
-                            hwc(p.Y), hwc(nets.spa(x_hat))),
+                            hwc(p.Y), hwc(nets.spa(x_hat)), p.lr_valid),
                            ("reprojected_hrmsi", "generated hrMSI via SpeDnet from preHHSI and true hrMSI",
-                            hwc(p.Z), hwc(nets.to_msi(x_hat)))]
-            checks.append(("fusion", "generated HHSI and true hhsi", p.X, hwc(x_hat)))
+                            hwc(p.Z), hwc(nets.to_msi(x_hat)), p.out_valid)]
+            if truth:
+                checks.append(("fusion", "generated HHSI and true hhsi", p.X, hwc(x_hat), p.out_valid))
+        return checks
+
+    @torch.inference_mode()
+    def __call__(self, watch, epoch, lr, final=False):
+        """Evaluate the check groups in ``watch`` (see ``checks``); returns and keeps the latest results."""
+        start = time.perf_counter()
         self.latest = {"epoch": epoch, "lr": lr, "checks": {}}
         self.labels = {}
-        for key, label, truth, estimate in checks:
-            metrics = {"L1": float(np.mean(np.abs(truth - estimate)))}
-            metrics.update(evaluate(truth, estimate, p.scale, ssim=key == "fusion" and final))
+        for key, label, truth, estimate, valid in self.checks(watch):
+            diff = np.abs(truth - estimate)
+            metrics = {"L1": float(np.mean(diff if valid is None else diff[valid]))}
+            metrics.update(evaluate(truth, estimate, self.pair.scale, ssim=key == "fusion" and final, mask=valid))
             self.latest["checks"][key] = metrics
             self.labels[key] = label
         if "degradation" in watch:
@@ -193,14 +265,101 @@ class Monitor:
         if "degradation" in watch:
             est_srf = self.estimated_srf()
             support = [slice(first, last + 1) for first, last in self.pair.sp_range]
-            lines += [f"estimated PSF:\n{self.estimated_psf()}", f"true PSF:\n{self.pair.psf}",
+            truth = "true" if self.pair.known_degradations else "nominal"
+            lines += [f"estimated PSF:\n{self.estimated_psf()}", f"{truth} PSF:\n{self.pair.psf}",
                       f"estimated SRF:\n{[est_srf[s, j] for j, s in enumerate(support)]}",
-                      f"true SRF:\n{[self.pair.srf[s, j] for j, s in enumerate(support)]}"]
+                      f"{truth} SRF:\n{[self.pair.srf[s, j] for j, s in enumerate(support)]}"]
         lines.append(f"time of {title}:{seconds}\n")
         self.run.append_precision("\n".join(lines))
         self.stage_results[stage] = dict(self.latest, seconds=seconds)
         fused = self.latest["checks"].get("fusion")
         log.info("%s done in %.1f s%s", title, seconds, f": {format_metrics(fused)}" if fused else "")
+
+
+# ----------------------------------------------------------------------------- quality and outputs
+
+NO_REFERENCE_METRICS = ("PSNR", "SAM", "ERGAS")
+
+
+@torch.inference_mode()
+def no_reference_quality(pair, nets, x_hat):
+    """Quality without a reference. Consistency (the paper's Fig. 2 check): the fused image X_hat
+    (1 x C x H x W, scaled) degraded again by the learned networks against the inputs, SpaDnet(X_hat)
+    vs Y and SpeDnet(X_hat) vs Z (PSNR dB, SAM degrees, ERGAS); and the QNR indices (evaluation.qnr),
+    with the HR-MSI brought to the LR grid by the learned PSF."""
+    r = pair.scale
+    lr_back, hr_back = nets.spa(x_hat), nets.to_msi(x_hat)
+    lrhsi = evaluate(hwc(pair.Y), hwc(lr_back), r, ssim=False, mask=pair.lr_valid)
+    hrmsi = evaluate(hwc(pair.Z), hwc(hr_back), r, ssim=False, mask=pair.out_valid)
+    return {"lrhsi_consistency": {k: lrhsi[k] for k in NO_REFERENCE_METRICS},
+            "hrmsi_consistency": {k: hrmsi[k] for k in NO_REFERENCE_METRICS},
+            **qnr(hwc(x_hat), hwc(pair.Y), hwc(pair.Z), hwc(nets.spa(pair.Z)), mask=pair.out_valid,
+                  lr_mask=pair.lr_valid)}
+
+
+def in_input_units(pair, x_hat):
+    """X_hat (1 x C x H x W, scaled) as an H x W x C float32 array in the LR-HSI's (or reference's) units,
+    holding the no-data value where the HR pixel has no data."""
+    out = hwc(x_hat).astype(np.float32) * np.float32(pair.hsi_factor)
+    if pair.out_valid is not None and not pair.out_valid.all():
+        out[~pair.out_valid] = pair.source.nodata if pair.source is not None else np.nan
+    return out
+
+
+def write_georeferenced(run, pair, x_out):
+    """My_Out.tif (GeoTIFF, the HR-MSI's CRS and transform) or My_Out.hdr (ENVI) when the HR-MSI came as
+    one, with the HSI band centres; the run folder's My_Out.mat is written for every run."""
+    real = pair.source
+    if real is None:
+        return None
+    names = None if real.wavelengths is None else [f"{w:.2f} nm" for w in real.wavelengths]
+    if real.msi.fmt == "geotiff":
+        path = run.file("My_Out.tif")
+        write_geotiff(path, x_out, real.msi.crs, real.msi.transform, nodata=real.nodata, band_names=names,
+                      wavelengths=real.wavelengths, fwhm=real.fwhm)
+    elif real.msi.fmt == "envi":
+        path = run.file("My_Out.hdr")
+        write_envi(path, x_out, wavelengths=real.wavelengths, fwhm=real.fwhm, nodata=real.nodata)
+    else:
+        return None
+    return path
+
+
+def reduced_resolution_pair(pair):
+    """The reduced-resolution protocol's pair (Wald et al. 1997): the LR-HSI and the HR-MSI each degraded
+    by r with the simulation's Gaussian PSF (size r, FWHM r), cropped at the bottom/right to a multiple
+    of r; the LR-HSI becomes the reference. Masks follow: a reduced pixel is valid when its whole block is."""
+    r = pair.scale
+    y, z = hwc(pair.Y), hwc(pair.Z)
+    h, w = (y.shape[0] // r) * r, (y.shape[1] // r) * r
+    if h < r or w < r:
+        raise DataError(f"--reduced_resolution: the LR-HSI is {y.shape[0]} x {y.shape[1]} pixels, too small to "
+                        f"degrade by r = {r} once more; drop --reduced_resolution")
+    y, z = y[:h, :w], z[:h * r, :w * r]
+    psf = gaussian_psf(r, r / FWHM_TO_SIGMA)
+    hr_valid = None if pair.lr_valid is None else pair.lr_valid[:h, :w]
+    lr_valid = None if hr_valid is None else block_all(hr_valid, r)  # also covers the HR-MSI's blocks
+    device = pair.Y.device
+    return Pair(Y=to_tensor(spatial_degrade(y, psf, r))[None].to(device),
+                Z=to_tensor(spatial_degrade(z, psf, r))[None].to(device), X=y.astype(np.float64),
+                lrmsi_frommsi=None, lrmsi_fromlrhsi=None, psf=psf, srf=pair.srf, sp_range=pair.sp_range, scale=r,
+                lr_valid=lr_valid, hr_valid=hr_valid, out_valid=hr_valid, known_degradations=False)
+
+
+def reduced_resolution(args, pair, run):
+    """Fuse the reduced-resolution pair with the same method and options in ``run``'s sub-folder
+    reduced_resolution/ and score the result against the LR-HSI (all metrics); returns the metrics."""
+    sub = RunFolder.inside(run, "reduced_resolution")
+    rr = reduced_resolution_pair(pair)
+    set_seed(args.seed)
+    nets, _ = train(args, rr, sub)
+    with torch.inference_mode():
+        x_rr = hwc(nets.fuse(rr.Z))
+    metrics = evaluate(rr.X, x_rr, rr.scale, mask=rr.out_valid)
+    sub.save_output(x_rr * np.float32(pair.hsi_factor))
+    sub.save_metrics({"final": metrics, "reference": "the LR-HSI", "degradation": "Gaussian PSF, size r, FWHM r"})
+    sub.append_precision(f"reduced resolution, against the LR-HSI: {format_metrics(metrics)}")
+    return metrics
 
 
 @dataclass
@@ -218,20 +377,27 @@ class Stage:
         self.optimizers = [o for o in self.optimizers if o is not None]
 
 
-def run_stage(args, stage, monitor):
-    """Train one stage on its schedule (--lr_stageN, --epoch_stageN, --decay_begin_epoch_stageN)."""
+def run_stage(args, stage, monitor, session):
+    """Train one stage on its schedule (--lr_stageN, --epoch_stageN, --decay_begin_epoch_stageN); a
+    stage completed before a resume is skipped, the one interrupted continues after its last epoch."""
     title = f"Stage {stage.number}"
     if not stage.optimizers:
         log.info("%s skipped: nothing to learn (every module in it is fixed)", title)
         return
-    start = time.perf_counter()
     n = stage.number
-    train_stage(title, stage.optimizers, stage.make_loss(),
+    if session.completed(n):
+        return
+    if args.device.type == "cpu":
+        torch.set_num_threads(threads_for_stage(args, n))
+    loss_fn, done = session.begin_stage(n, stage.make_loss)
+    train_stage(title, stage.optimizers, loss_fn,
                 lr=getattr(args, f"lr_stage{n}"), epochs=getattr(args, f"epoch_stage{n}"),
                 decay_begin=getattr(args, f"decay_begin_epoch_stage{n}"),
                 evaluate=lambda epoch, lr, last: monitor(stage.watch, epoch, lr, final=last),
-                eval_every=args.eval_every, reset_each_epoch=stage.reset_each_epoch)
-    monitor.close_stage(n, title, stage.watch, time.perf_counter() - start)
+                eval_every=args.eval_every, reset_each_epoch=stage.reset_each_epoch,
+                start_epoch=done, progress=session)
+    monitor.close_stage(n, title, stage.watch, session.stage_seconds())
+    session.end_stage(n)
 
 
 # ----------------------------------------------------------------------------- the methods
@@ -246,17 +412,18 @@ def udaln(args, pair):
 
 def udaln_stages(args, pair, nets):
     Y, Z = pair.Y, pair.Z
+    lr_l1, hr_l1 = pair.lr_l1, pair.hr_l1  # mean L1 over the valid pixels of each grid
     opt_degradation = adam([nets.spa, nets.spe, nets.gce], args.lr_stage1)
     opt_inverse = adam([nets.up], args.lr_stage2)
 
     def stage1():
         # Learn the degradations: Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e. Z_l1 = Z_l2 (GCE-harmonised in UDS2C2).
-        return lambda: l1(nets.to_msi(Y), nets.spa(Z))
+        return lambda: lr_l1(nets.to_msi(Y), nets.spa(Z))
 
     def stage2():
         # Learn the spectral inverse mapping on the LR-MSI: Loss2 = |SpeUnet(Z_l2) - Y|, Z_l2 detached.
         z_l2 = nets.spa(Z).detach()
-        return lambda: l1(nets.up(z_l2), Y)
+        return lambda: lr_l1(nets.up(z_l2), Y)
 
     def stage3():
         # Joint fine-tuning with X = SpeUnet(Z): Loss1 + Loss2 + |SpeDnet(X) - Z| + |SpaDnet(X) - Y|.
@@ -264,7 +431,7 @@ def udaln_stages(args, pair, nets):
         def joint_loss():
             z_l2 = nets.spa(Z)
             x = nets.up(Z)
-            return l1(nets.to_msi(Y), z_l2) + l1(nets.up(z_l2), Y) + l1(nets.to_msi(x), Z) + l1(nets.spa(x), Y)
+            return lr_l1(nets.to_msi(Y), z_l2) + lr_l1(nets.up(z_l2), Y) + hr_l1(nets.to_msi(x), Z) + lr_l1(nets.spa(x), Y)
         return joint_loss
 
     return [Stage(1, [opt_degradation], stage1, ("degradation",)),
@@ -280,24 +447,25 @@ def pfs2c2(args, pair):
     nets = Nets(spa=spa, spe=spe, up=SpeUp(pair.msi_channels, pair.hsi_channels).to(device), up_name="SpeUp",
                 spa_up=SpaUp(pair.scale, args.sigma).to(device))
     Y, Z = pair.Y, pair.Z
+    lr_l1, hr_l1 = pair.lr_l1, pair.hr_l1
     opt_inverse = adam([nets.spa_up, nets.up], args.lr_stage1)
     opt_degradation = adam([nets.spa, nets.spe], args.lr_stage2)
 
     def stage1():
         # Pretrain the inverse modules on the original images: Loss0 = |SpaUp(Y) - SpeUp(Z)|.
-        return lambda: l1(nets.spa_up(Y), nets.up(Z))
+        return lambda: hr_l1(nets.spa_up(Y), nets.up(Z))
 
     def stage2():
         # Learn the degradations (UDALN's stage 1): Loss1 = |SpeDnet(Y) - SpaDnet(Z)|.
-        return lambda: l1(nets.spe(Y), nets.spa(Z))
+        return lambda: lr_l1(nets.spe(Y), nets.spa(Z))
 
     def stage3():
         # All four modules, guided by the stage-2 LR-MSIs (detached):
         # |SpeDnet(Y) - SpaDnet(Z)| + |SpeUp(Z_l2) - Y| + |SpaUp(Z_l1) - Z| + |SpaDnet(SpeUp(Z)) - Y|.
         with torch.no_grad():
             z_l1, z_l2 = nets.spe(Y), nets.spa(Z)
-        return lambda: (l1(nets.spe(Y), nets.spa(Z)) + l1(nets.up(z_l2), Y) + l1(nets.spa_up(z_l1), Z)
-                        + l1(nets.spa(nets.up(Z)), Y))
+        return lambda: (lr_l1(nets.spe(Y), nets.spa(Z)) + lr_l1(nets.up(z_l2), Y) + hr_l1(nets.spa_up(z_l1), Z)
+                        + lr_l1(nets.spa(nets.up(Z)), Y))
 
     reset = args.pfs_lr_reset
     return nets, [
@@ -323,66 +491,126 @@ def uds2c2(args, pair):
 METHODS = {"udaln": udaln, "pfs2c2": pfs2c2, "uds2c2": uds2c2}
 
 
-def train(args, pair, run):
-    """Build the selected method and run its stages selected by --stages."""
+def train(args, pair, run, session=None):
+    """Build the selected method and run its stages selected by --stages. ``session`` (a
+    func.TrainingSession) checkpoints the run, resumes it and stops it on SIGINT/SIGTERM; without one
+    the stages just run."""
     nets, stages = METHODS[args.method](args, pair)
     monitor = Monitor(pair, nets, run)
-    for stage in stages:
-        if str(stage.number) in args.stages:
-            run_stage(args, stage, monitor)
+    session = session or TrainingSession()
+    session.attach(nets.checkpoints(), [o for stage in stages for o in stage.optimizers], monitor)
+    with session.stop_signals():
+        for stage in stages:
+            if str(stage.number) in args.stages:
+                run_stage(args, stage, monitor, session)
+        session.finish()
     return nets, monitor
 
 
 # ----------------------------------------------------------------------------- main
 
-def fuse(args):
-    """Train the selected method on the selected image and write its run folder; returns the folder."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def load_pair(args):
+    """The pair to fuse on the training device and the name of its cube: a real pair (--lr_hsi/--hr_msi,
+    whose r then sets --scale_factor) or one simulated from a reference cube by Wald's protocol."""
+    if args.lr_hsi:
+        real = load_real_pair(args)
+        set_scale_factor(args, real.scale)
+        return Pair.from_real(real, args.device), None
+    dataset = Dataset(args)
+    cube = os.path.splitext(os.path.basename(dataset.imgpath_list[args.image_index]))[0]
+    return Pair.from_dataset(dataset, args.image_index, args.device), cube
+
+
+def fuse(args, anew=RESUMABLE_OPTIONS):
+    """Train the selected method on the selected pair and write its run folder; returns the folder.
+
+    With ``args.resume`` the interrupted run in that folder continues from its checkpoint with the
+    checkpoint's options (of --threads, --device and --checkpoint_every, those named in ``anew`` are
+    taken from ``args``). Raises DataError, OutOfMemory (before anything is written when the run
+    clearly cannot fit), TrainingDiverged and func.Interrupted (SIGINT/SIGTERM; README "Run folder").
+    """
+    state = load_training_state(args.resume) if args.resume else None
+    if state is not None:
+        args = resumed_options(args, state, anew)
     if args.device.type == "cpu":
         tune_cpu_allocator()
     set_seed(args.seed)
-    dataset = Dataset(args)
-    pair = Pair.from_dataset(dataset, args.image_index, args.device)
-    run = RunFolder.create(args)
-    run.write_options(args)
+    pair, cube = load_pair(args)
+    check_memory(args.method, pair.Y.shape, pair.Z.shape, pair.scale, args.device)
+    if state is None:
+        run = RunFolder.create(args, run_folder_name(args, cube))
+        run.write_options(args)
+    else:
+        run = RunFolder.resume(args.resume, state)
     log.info("run folder: %s", run.path)
-    start = time.perf_counter()
-    try:
-        nets, monitor = train(args, pair, run)
-    except TrainingDiverged as exc:
-        run.append_precision(f"aborted: {exc}")
-        raise
+    session = TrainingSession(run, args, state)
+    with session.reporting(image_size(pair.Y.shape, pair.Z.shape), args.device):
+        nets, monitor = train(args, pair, run, session)
+        results = write_results(args, pair, nets, monitor, run, session.elapsed())
+    run.complete()
+    final = results.get("final") or results["no_reference"]
+    log.info("%s (%.1f s) -> %s", format_metrics(final) if "final" in results else "no reference: "
+             + ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k in ("D_lambda", "D_s", "QNR")),
+             results["total_seconds"], run.path)
+    return run
+
+
+def write_results(args, pair, nets, monitor, run, seconds):
+    """The run folder's results: precision.txt's last lines, the modules, My_Out.mat (and My_Out.tif or
+    My_Out.hdr for a georeferenced pair) in the input's units, quicklook.png, the reduced-resolution
+    protocol when asked, and metrics.json last (it marks the run complete). Returns the metrics."""
     with torch.inference_mode():
-        x_hat = hwc(nets.fuse(pair.Z))
-    seconds = time.perf_counter() - start
-    final = evaluate(pair.X, x_hat, pair.scale)
-    run.append_precision(f"final: {format_metrics(final)}\ntotal time:{seconds}")
+        x_hat = nets.fuse(pair.Z)
+        quality = no_reference_quality(pair, nets, x_hat)
+    results = {"method": args.method, "data_name": args.data_name, "lr_hsi": args.lr_hsi, "hr_msi": args.hr_msi,
+               "scale_factor": args.scale_factor, "stages": args.stages, "seed": args.seed}
+    lines = []
+    if pair.has_reference:
+        results["final"] = evaluate(pair.X, hwc(x_hat), pair.scale, mask=pair.out_valid)
+        lines.append(f"final: {format_metrics(results['final'])}")
+    results["no_reference"] = quality
+    lines.append("no reference: " + ", ".join(f"{k} {v:.4f}" for k, v in quality.items() if not isinstance(v, dict)))
+    if args.reduced_resolution:
+        results["reduced_resolution"] = reduced_resolution(args, pair, run)
+        lines.append(f"reduced resolution (against the LR-HSI): {format_metrics(results['reduced_resolution'])}")
+    results["total_seconds"] = seconds
+    run.append_precision("\n".join(lines + [f"total time:{seconds}"]))
     for name, module in nets.checkpoints().items():
         run.save_module(name, module)
-    run.save_output(x_hat)
-    run.save_metrics({
-        "method": args.method, "data_name": args.data_name, "scale_factor": args.scale_factor,
-        "stages": args.stages, "final": final, "total_seconds": seconds,
+    x_out = in_input_units(pair, x_hat)
+    run.save_output(x_out)
+    write_georeferenced(run, pair, x_out)
+    save_quicklook(run.file("quicklook.png"), hwc(pair.Y), hwc(pair.Z), hwc(x_hat), monitor.estimated_psf(),
+                   monitor.estimated_srf(), hsi_wavelengths=None if pair.source is None else pair.source.wavelengths,
+                   reference=pair.X, true_psf=pair.psf[::-1, ::-1] if pair.known_degradations else None,
+                   true_srf=pair.srf if pair.known_degradations else None,
+                   msi_band_names=None if pair.source is None else pair.source.msi_band_names,
+                   title=os.path.basename(run.target or run.path))
+    results.update({
         "stage_seconds": {s: r["seconds"] for s, r in monitor.stage_results.items()},
-        "evaluation_seconds": monitor.seconds,
-        "stage_results": monitor.stage_results,
-        "estimated_psf": monitor.estimated_psf(), "true_psf": pair.psf,
-        "estimated_srf": monitor.estimated_srf(), "true_srf": pair.srf,
-        **monitor.degradation_errors(),
+        "evaluation_seconds": monitor.seconds, "stage_results": monitor.stage_results,
+        "estimated_psf": monitor.estimated_psf(), "true_psf" if pair.known_degradations else "nominal_psf": pair.psf,
+        "estimated_srf": monitor.estimated_srf(), "true_srf" if pair.known_degradations else "nominal_srf": pair.srf,
+        **monitor.degradation_errors(), "data": pair.info,
     })
-    log.info("final: %s (%.1f s) -> %s", format_metrics(final), seconds, run.path)
-    return run
+    run.save_metrics(results)
+    return results
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = get_args(argv)
     try:
-        fuse(args)
-    except (DataError, TrainingDiverged) as exc:
+        fuse(args, resume_overrides(argv) if args.resume else RESUMABLE_OPTIONS)
+    except (DataError, TrainingDiverged, OutOfMemory) as exc:
         log.error("error: %s", exc)
         return 1
+    except Interrupted as exc:
+        log.error("%s: %s", exc, exc.how_to_resume())
+        return exc.exit_code
+    except KeyboardInterrupt:  # before training began: nothing to save
+        log.error("interrupted before training began")
+        return 130
     return 0
 
 

@@ -371,9 +371,9 @@ def test_load_cube_missing_file_raises(tmp_path):
 
 
 def test_load_cube_unknown_extension_raises(tmp_path):
-    path = tmp_path / "scene.tif"
+    path = tmp_path / "scene.xyz"
     path.write_bytes(b"\x00" * 16)
-    with raises_data_error(path, "unknown cube format"):
+    with raises_data_error(path, "unknown image format '.xyz'.*GeoTIFF"):
         dl.load_cube(str(path))
 
 
@@ -410,14 +410,14 @@ def test_load_cube_rejects_nan_and_inf(tmp_path, rng, bad, fmt):
         write_v5(path, REF=cube)
     else:
         write_v73(path, "REF", cube)
-    with raises_data_error(path, r"1 NaN or Inf values.*\(2, 4, 1\)"):
+    with raises_data_error(path, r"1 invalid value \(1 NaN or Inf\).*\(2, 4, 1\)"):
         dl.load_cube(str(path))
 
 
 # ----------------------------------------------------------------------------- load_srf / find_srf_file
 
 def test_load_srf_shipped_houston18_xls():
-    srf = dl.load_srf(str(ROOT / "data" / "spectral_response" / "houston18.xls"))
+    srf = dl.load_srf(str(ROOT / "data" / "spectral_response" / "houston18.xls")).response
     assert srf.shape == (46, 8)
     assert srf.dtype == np.float64
     assert np.all(np.isfinite(srf)) and np.all(srf >= 0)
@@ -428,20 +428,20 @@ def test_load_srf_csv_with_comment_header(tmp_path, srf):
     path = tmp_path / "toy.csv"
     write_srf_csv(path, srf)
     assert path.read_text().startswith("#")
-    np.testing.assert_allclose(dl.load_srf(str(path)), srf, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(dl.load_srf(str(path)).response, srf, rtol=0, atol=1e-10)
 
 
 def test_load_srf_whitespace_txt(tmp_path, srf):
     path = tmp_path / "toy.txt"
     np.savetxt(path, srf, fmt="%.12f", header="HSI bands x MSI bands, whitespace separated")
-    np.testing.assert_allclose(dl.load_srf(str(path)), srf, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dl.load_srf(str(path)).response, srf, rtol=0, atol=1e-12)
 
 
 def test_load_srf_single_column_txt_is_2d(tmp_path, rng):
     column = rng.random((5, 1))
     path = tmp_path / "one.txt"
     np.savetxt(path, column)
-    out = dl.load_srf(str(path))
+    out = dl.load_srf(str(path)).response
     assert out.shape == (5, 1)
     np.testing.assert_allclose(out, column)
 
@@ -449,19 +449,19 @@ def test_load_srf_single_column_txt_is_2d(tmp_path, rng):
 def test_load_srf_npy(tmp_path, srf):
     path = tmp_path / "toy.npy"
     np.save(path, srf)
-    np.testing.assert_array_equal(dl.load_srf(str(path)), srf)
+    np.testing.assert_array_equal(dl.load_srf(str(path)).response, srf)
 
 
 def test_load_srf_mat_v5(tmp_path, srf):
     path = tmp_path / "toy.mat"
     write_v5(path, R=srf)
-    np.testing.assert_array_equal(dl.load_srf(str(path)), srf)
+    np.testing.assert_array_equal(dl.load_srf(str(path)).response, srf)
 
 
 def test_load_srf_mat_v73_transposes_back(tmp_path, srf):
     path = tmp_path / "toy.mat"
     write_v73(path, "R", srf)
-    out = dl.load_srf(str(path))
+    out = dl.load_srf(str(path)).response
     assert out.shape == srf.shape
     np.testing.assert_array_equal(out, srf)
 
@@ -475,7 +475,7 @@ def test_load_srf_missing_file_raises(tmp_path):
 def test_load_srf_non_numeric_csv_raises(tmp_path):
     path = tmp_path / "words.csv"
     path.write_text("a,b\nc,d\n")
-    with raises_data_error(path, "could not read the SRF table"):
+    with raises_data_error(path, "line 2, column 1 holds 'c', which is not a number"):
         dl.load_srf(str(path))
 
 
@@ -503,7 +503,10 @@ def test_dataset_items_have_expected_keys_shapes_and_dtype(toy_args):
     data = dl.Dataset(get_args(toy_args))
     assert len(data) == 1
     item = data[0]
-    assert set(item) == {"lhsi", "hmsi", "hhsi", "lrmsi_frommsi", "lrmsi_fromlrhsi"}
+    assert set(item) == {"lhsi", "hmsi", "hhsi", "lrmsi_frommsi", "lrmsi_fromlrhsi",
+                         "factor", "hr_valid", "lr_valid", "out_valid", "info"}
+    assert item["factor"] == 1.0 and item["hr_valid"] is None  # in [0, 1] and no no-data pixel
+    assert item["info"]["crop"] == {"top": 1, "bottom": 2, "left": 1, "right": 1}
     # 23 x 27 cropped to 20 x 25 for r = 5
     expected = {"hhsi": (12, 20, 25), "lhsi": (12, 4, 5), "hmsi": (3, 20, 25),
                 "lrmsi_frommsi": (3, 4, 5), "lrmsi_fromlrhsi": (3, 4, 5)}
@@ -515,7 +518,8 @@ def test_dataset_items_have_expected_keys_shapes_and_dtype(toy_args):
 
 def test_dataset_simulates_walds_protocol_from_cropped_cube(toy_args, cube, srf):
     data = dl.Dataset(get_args(toy_args))
-    item = {k: v.numpy().transpose(1, 2, 0).astype(np.float64) for k, v in data[0].items()}
+    item = {k: v.numpy().transpose(1, 2, 0).astype(np.float64) for k, v in data[0].items()
+            if isinstance(v, torch.Tensor)}
     cropped = cube[1:21, 1:26]  # rh = 3 -> rows 1:21, rw = 2 -> cols 1:26
     psf = fspecial_gaussian(5, 5 / 2.35482)
     srf_n = srf / srf.sum(axis=0)
@@ -716,15 +720,23 @@ def test_validate_srf_errors_name_the_path(srf, srf_case, phrase):
 
 def test_dataset_cube_smaller_than_scale_factor(tmp_path, rng, srf):
     args = make_data_root(tmp_path, {"thin.npy": rng.random((4, 30, 12))}, srf)
-    with raises_data_error(tmp_path / "data" / "toy" / "thin.npy", "smaller than the scale factor 5"):
+    with raises_data_error(tmp_path / "data" / "toy" / "thin.npy", "4 x 30 pixels.*smaller than 2 x 2 .* factor 5"):
         dl.Dataset(get_args(args))
+
+
+def test_dataset_refuses_a_one_pixel_lr_image(tmp_path, rng, srf):
+    """--scale_factor 145 on a 145 x 145 cube would train on a 1 x 1 LR-HSI (it ran for 136 s)."""
+    args = make_data_root(tmp_path, {"scene.npy": rng.random((145, 145, 12))}, srf)
+    with raises_data_error(tmp_path / "data" / "toy" / "scene.npy", "smaller than 2 x 2"):
+        dl.Dataset(get_args(args + ["--scale_factor", "145"]))
 
 
 def test_dataset_cubes_with_different_band_counts(tmp_path, rng, srf):
     cubes = {"a.npy": rng.random((10, 10, 12)), "b.npy": rng.random((10, 10, 11))}
     args = make_data_root(tmp_path, cubes, srf)
+    data = dl.Dataset(get_args(args))  # only the selected cube is read when the data set is built
     with raises_data_error(tmp_path / "data" / "toy" / "b.npy", "11 bands.*12"):
-        dl.Dataset(get_args(args))
+        data[1]
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

@@ -1,11 +1,17 @@
 """Training mechanics: the learning-rate schedule, the stage loop and the run folder."""
+import logging
 import os
+import random
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import scipy.io
 import torch
 
+import func
 from config import get_args
 from func import RunFolder, TrainingDiverged, _atomic_write, run_folder_name, stage_lr, train_stage
 
@@ -71,8 +77,45 @@ def test_run_folder_name_is_the_original_naming():
     assert run_folder_name(args) == \
         "indian_pines_5_S1=0.001_20000_10000_S2=0.001_30000_20000_S3=6e-05_15000_5000"
     args = get_args(["--device", "cpu", "--data_name", "houston18", "--method", "pfs2c2", "--stages", "12"])
-    assert run_folder_name(args) == \
-        "pfs2c2_houston18_5_S1=0.001_20000_10000_S2=0.001_30000_20000_S3=0.001_30000_20000_stages12"
+    assert run_folder_name(args) == "pfs2c2_houston18_5_S1=0.001_20000_10000_S2=0.001_30000_20000_stages12"
+    args = get_args(["--device", "cpu", "--stages", "3"])
+    assert run_folder_name(args) == "indian_pines_5_S3=6e-05_15000_5000_stages3"
+
+
+SCHEDULE = "S1=0.001_20000_10000_S2=0.001_30000_20000_S3=6e-05_15000_5000"
+
+
+@pytest.mark.parametrize("options, tokens", [
+    (["--seed", "3"], "_seed3"),
+    (["--isCal_PSF", "No"], "_knownPSF"),
+    (["--isCal_PSF", "No", "--isCal_SRF", "no"], "_knownPSF_knownSRF"),
+    (["--snr_hsi", "30", "--snr_msi", "35.5"], "_snrHSI30_snrMSI35.5"),
+    (["--msi_gamma", "0.9", "--msi_gain_jitter", "0.05", "--msi_offset_jitter", "0.02"],
+     "_gamma0.9_gainJitter0.05_offsetJitter0.02"),
+    (["--pfs_lr_reset"], ""),                      # changes nothing for UDALN
+    (["--gce", "no", "--scf_kernel", "1"], ""),   # UDS2C2 options, UDALN run
+    (["--seed", "2", "--isCal_SRF", "Yes"], ""),  # defaults given explicitly
+    (["--eval_every", "10", "--threads", "1"], ""),  # do not change the result
+])
+def test_run_folder_name_tokens(options, tokens):
+    assert run_folder_name(get_args(["--device", "cpu", *options])) == f"indian_pines_5_{SCHEDULE}{tokens}"
+
+
+def test_run_folder_name_method_tokens_cube_and_real_pair():
+    uds = get_args(["--device", "cpu", "--method", "uds2c2"])
+    ablation = get_args(["--device", "cpu", "--method", "uds2c2", "--gce", "no"])
+    assert run_folder_name(uds) == f"uds2c2_indian_pines_5_{SCHEDULE}"
+    assert run_folder_name(ablation) == f"uds2c2_indian_pines_5_{SCHEDULE}_noGCE"
+    args = get_args(["--device", "cpu", "--method", "uds2c2", "--scfconv", "no", "--scf_kernel", "1"])
+    assert run_folder_name(args).endswith("_noSCFConv_k1")
+    args = get_args(["--device", "cpu", "--method", "pfs2c2", "--pfs_lr_reset", "--stages", "12"])
+    assert run_folder_name(args).endswith("_stages12_lrReset")
+    args = get_args(["--device", "cpu", "--image_index", "2"])
+    assert run_folder_name(args, cube="scene_b") == f"indian_pines_5_{SCHEDULE}_scene_b"
+    assert run_folder_name(args) == f"indian_pines_5_{SCHEDULE}_image2"
+    args = get_args(["--device", "cpu"])
+    args.lr_hsi, args.scale_factor = "/data/flight 3/hyperion_lr.tif", 3
+    assert run_folder_name(args).startswith("hyperion_lr_3_S1=")
 
 
 def test_run_folder_never_overwrites_an_earlier_run(tmp_path):
@@ -83,11 +126,38 @@ def test_run_folder_never_overwrites_an_earlier_run(tmp_path):
     third = RunFolder.create(args)
     assert second.path == first.path + "_2" and third.path == first.path + "_3"
     assert open(first.file("precision.txt")).read() == "first run\n"
+
+
+def test_runs_started_together_never_share_a_folder(tmp_path):
+    args = get_args(["--device", "cpu", "--checkpoints_dir", str(tmp_path)])
+    barrier = threading.Barrier(8)
+
+    def create():
+        barrier.wait()
+        return RunFolder.create(args).path
+
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: create(), range(8)))
+    assert len(set(paths)) == 8 and len(os.listdir(tmp_path)) == 8
+
+
+def test_overwrite_replaces_the_earlier_run_only_when_complete(tmp_path):
+    args = get_args(["--device", "cpu", "--checkpoints_dir", str(tmp_path)])
+    first = RunFolder.create(args)
     first.save_output(np.zeros((2, 2, 2), dtype=np.float32))
+    first.save_metrics({"run": 1})
     args.overwrite = True
     again = RunFolder.create(args)
-    assert again.path == first.path
-    assert not os.path.exists(first.file("precision.txt")) and not os.path.exists(first.file("My_Out.mat"))
+    assert os.path.basename(again.path).startswith(".") and again.target == first.path
+    assert os.path.dirname(again.path) == str(tmp_path) and oct(os.stat(again.path).st_mode & 0o777) != oct(0o700)
+    again.append_precision("second run")
+    again.save_metrics({"run": 2})
+    assert open(first.file("metrics.json")).read() == '{\n  "run": 1\n}'  # untouched until complete
+    open(again.file("training_state.pt"), "wb").close()
+    again.complete()
+    assert again.path == first.path and os.listdir(tmp_path) == [os.path.basename(first.path)]
+    assert sorted(os.listdir(first.path)) == ["metrics.json", "precision.txt"]
+    assert open(first.file("precision.txt")).read() == "second run\n"
 
 
 def test_run_folder_files(tmp_path):
@@ -112,3 +182,232 @@ def test_interrupted_write_leaves_no_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _atomic_write(str(tmp_path / "My_Out.mat"), fail)
     assert os.listdir(tmp_path) == []
+
+
+def test_train_stage_continues_from_start_epoch_and_reports_progress():
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = torch.optim.SGD([w], lr=1.0)
+    seen_lr, events = [], []
+
+    class Progress:
+        def enter_step(self):
+            events.append("step")
+
+        def leave_step(self, epoch):
+            events.append(epoch)
+
+    def loss():
+        seen_lr.append(opt.param_groups[0]["lr"])
+        return (w ** 2).sum()
+
+    train_stage("t", [opt], loss, lr=0.1, epochs=10, decay_begin=5, start_epoch=6, progress=Progress())
+    assert seen_lr == pytest.approx(original_schedule(0.1, 10, 5)[6:])
+    assert events == ["step", 7, "step", 8, "step", 9, "step", 10]
+
+
+def test_train_stage_resumed_after_its_last_step_still_evaluates():
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    evaluated = []
+    train_stage("t", [torch.optim.SGD([w], lr=1.0)], lambda: (w ** 2).sum(), lr=0.1, epochs=10, decay_begin=5,
+                evaluate=lambda e, lr, last: evaluated.append((e, last)), start_epoch=10)
+    assert evaluated == [(10, True)] and w.item() == 1.0
+
+
+def test_train_stage_logs_progress_lines_without_a_terminal(monkeypatch, caplog):
+    monkeypatch.setattr(func, "LOG_EVERY_SECONDS", 0)
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    with caplog.at_level(logging.INFO, logger="fusion"):
+        train_stage("Stage 2", [torch.optim.SGD([w], lr=0.1)], lambda: (w ** 2).sum(), lr=0.1, epochs=3,
+                    decay_begin=5)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3 and lines[0].startswith("Stage 2: epoch 1/3, loss 1.000e+00, lr 1.00e-01, ")
+    assert lines[2].startswith("Stage 2: epoch 3/3, loss 4.096e-01, lr 1.00e-01, ")  # w = 0.8^2 before epoch 3
+    assert all(line.endswith(" epochs/s") for line in lines)
+
+
+class _Monitor:
+    stage_results = {1: {"epoch": 5, "lr": 0.5, "checks": {"fusion": {"PSNR": np.float64(30.0)}}}}
+    seconds = 1.5
+
+
+def _session(tmp_path, state=None, every="5"):
+    args = get_args(["--device", "cpu", "--checkpoints_dir", str(tmp_path), "--checkpoint_every", every])
+    run = RunFolder(str(tmp_path))
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    session = func.TrainingSession(run, args, state)
+    session.attach({"net": net}, [opt, opt], _Monitor())
+    return session, net, opt
+
+
+def _step(net, opt):
+    opt.zero_grad()
+    net(torch.ones(1, 3)).sum().backward()
+    opt.step()
+
+
+def test_checkpoint_round_trip_restores_modules_optimisers_and_generators(tmp_path):
+    session, net, opt = _session(tmp_path)
+    loss_fn, done = session.begin_stage(2, lambda: "loss")
+    assert (loss_fn, done) == ("loss", 0) and len(session.optimizers) == 1
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    _step(net, opt)
+    session.leave_step(1)
+    session.save()
+    expected = (torch.rand(3), np.random.rand(), random.random())
+    _step(net, opt)
+    state = func.load_training_state(str(tmp_path))  # weights_only=True
+    assert (state["stage"], state["epoch"]) == (2, 1) and state["options"]["device"] == "cpu"
+    assert state["stage_results"][1]["checks"]["fusion"]["PSNR"] == 30.0
+
+    resumed, net2, opt2 = _session(tmp_path, state)
+    assert resumed.completed(1) and not resumed.completed(2)
+    seen = []
+    _, done = resumed.begin_stage(2, lambda: seen.append({k: v.clone() for k, v in net2.state_dict().items()}))
+    assert done == 1
+    assert all(torch.equal(seen[0][k], start[k]) for k in start)  # make_loss saw the stage's start
+    assert (torch.rand(3).tolist(), np.random.rand(), random.random()) == (expected[0].tolist(), *expected[1:])
+    _step(net2, opt2)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))
+    assert "resumed at stage 2, epoch 1" in open(os.path.join(tmp_path, "precision.txt")).read()
+
+
+def test_a_pending_signal_stops_at_the_end_of_the_epoch_with_a_checkpoint(tmp_path):
+    session, net, opt = _session(tmp_path)
+    with pytest.raises(func.Interrupted) as info:
+        with session.stop_signals():
+            session.begin_stage(3, lambda: None)
+            _step(net, opt)
+            signal.raise_signal(signal.SIGTERM)
+            session.leave_step(1)
+    assert str(info.value) == "interrupted at stage 3, epoch 1 (SIGTERM)" and info.value.exit_code == 143
+    assert info.value.how_to_resume() == \
+        f"resume from stage 3, epoch 1 with: python train_all_special.py --resume {tmp_path}"
+    assert func.load_training_state(str(tmp_path))["epoch"] == 1
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_ctrl_c_during_the_optimiser_step_saves_nothing_inconsistent(tmp_path):
+    session, net, opt = _session(tmp_path)
+    with pytest.raises(func.Interrupted) as info:
+        with session.stop_signals():
+            session.begin_stage(1, lambda: None)
+            session.enter_step()
+            raise KeyboardInterrupt
+    assert info.value.exit_code == 130 and info.value.checkpoint is None
+    assert info.value.how_to_resume() == "no checkpoint was saved yet: start the run again"
+    assert not os.path.exists(os.path.join(tmp_path, "training_state.pt"))
+
+
+def test_checkpoints_are_saved_every_checkpoint_every_minutes(tmp_path, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(func.time, "monotonic", lambda: clock[0])
+    session, net, opt = _session(tmp_path, every="0.5")
+    session.begin_stage(1, lambda: None)
+    path = os.path.join(tmp_path, "training_state.pt")
+    clock[0] += 29
+    session.leave_step(1)
+    assert not os.path.exists(path)
+    clock[0] += 1
+    session.leave_step(2)
+    assert func.load_training_state(str(tmp_path))["epoch"] == 2
+    clock[0] += 29
+    session.leave_step(3)
+    assert func.load_training_state(str(tmp_path))["epoch"] == 2
+
+
+def test_resume_takes_the_checkpoints_options(tmp_path):
+    state = {"options": {"method": "pfs2c2", "seed": 7, "threads": 3, "device": "cpu", "checkpoint_every": 1.0,
+                         "resume": None}}
+    args = get_args(["--device", "cpu", "--resume", str(tmp_path), "--threads", "1"])
+    options = func.resumed_options(args, state, anew=("threads",))
+    assert (options.method, options.seed, options.threads, options.checkpoint_every) == ("pfs2c2", 7, 1, 1.0)
+    assert options.device == torch.device("cpu") and options.resume == str(tmp_path)
+    assert options.scale_factor == args.scale_factor  # an option the checkpoint predates
+    if not torch.cuda.is_available():
+        state["options"]["device"] = "cuda:0"
+        with pytest.raises(func.DataError, match="trained on cuda:0, which this machine does not have; give "
+                                                 "--device cpu"):
+            func.resumed_options(args, state, anew=())
+
+
+def test_resume_overrides_accepts_only_threads_device_and_checkpoint_every():
+    assert func.resume_overrides(["--resume", "x"]) == ()
+    assert func.resume_overrides(["--resume", "x", "--device", "cpu", "--checkpoint_every", "2"]) == \
+        ("device", "checkpoint_every")
+    with pytest.raises(func.DataError, match="drop --method, --overwrite"):
+        func.resume_overrides(["--resume", "x", "--overwrite", "--method", "udaln", "--threads", "2"])
+
+
+# ----------------------------------------------------------------------------- memory
+
+def _kept_for_backward(args, stages):
+    """Bytes of every storage autograd saves in one step of the largest of ``stages``, and H x W."""
+    import train_all_special
+    pair = train_all_special.Pair.from_dataset(train_all_special.Dataset(args), 0, torch.device("cpu"))
+    _, all_stages = train_all_special.METHODS[args.method](args, pair)
+    counted = 0
+    for stage in (s for s in all_stages if s.number in stages):
+        loss_fn = stage.make_loss()
+        saved = {}
+
+        def pack(t):
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss_fn()
+        counted = max(counted, sum(saved.values()))
+    return counted, pair.Z.shape[2] * pair.Z.shape[3]
+
+
+@pytest.mark.parametrize("method, stages", [("udaln", (3,)), ("pfs2c2", (1, 3)), ("uds2c2", (3,))])
+def test_memory_estimate_counts_what_torch_keeps_for_backward(crop_data, short_run_args, tmp_path, method, stages):
+    """Against an explicit count: the bytes autograd keeps in a step of the largest stage, per HR pixel
+    (the difference between a 40 x 40 and a 120 x 120 image, so that the parameters' share drops out)."""
+    os.makedirs(tmp_path / "data" / "tiled")
+    np.save(tmp_path / "data" / "tiled" / "tiled.npy", np.tile(np.load(crop_data / "crop" / "crop.npy"), (3, 3, 1)))
+    np.save(tmp_path / "data" / "tiled.npy", np.load(crop_data / "crop.npy"))
+    small, small_px = _kept_for_backward(short_run_args("--method", method), stages)
+    tiled = short_run_args("--method", method, "--default_datapath", str(tmp_path / "data"),
+                           "--sp_root_path", str(tmp_path / "data"), "--data_name", "tiled")
+    large, large_px = _kept_for_backward(tiled, stages)
+    per_pixel = (large - small) / (large_px - small_px)
+    estimate = 4 * func.kept_floats_per_pixel(method, 68, 8)
+    assert per_pixel <= estimate <= 1.4 * per_pixel
+    training, evaluation = func.estimate_memory(method, 40, 40, 68, 8, 5)
+    assert training == int(4 * (func.BACKWARD_PEAK_FACTOR * estimate / 4 * 1600 + 9 * 1600 + 2 * 68 * 64))
+    assert evaluation == 8 * 10 * 1600 * 68 + 4 * 1600 * 68
+
+
+def test_udaln_kept_floats_explicitly():
+    # Cm = 8, C = 68: widths 8, 16, 32, 64, 68; 8 + 2 (16 + 32 + 64) + 4 * 68
+    assert func.kept_floats_per_pixel("udaln", 68, 8) == 504
+    assert func.kept_floats_per_pixel("pfs2c2", 68, 8) == 504 + 64  # the spectral attention's input
+
+
+def test_check_memory_refuses_with_the_advice_for_the_device():
+    shapes = ((1, 200, 400, 400), (1, 10, 2000, 2000))
+    with pytest.raises(func.OutOfMemory) as info:
+        func.check_memory("udaln", *shapes, 5, "cuda:0", available={"device": 2 ** 30, "host": 2 ** 40})
+    message = str(info.value)
+    assert message.startswith("not enough memory on cuda:0 to fuse a 2000 x 2000 x 200 (LR-HSI 400 x 400, "
+                              "HR-MSI 2000 x 2000 x 10): training (udaln, stage 3) needs about ")
+    assert message.endswith("GiB, 1.0 GiB are available: run on the CPU with --device cpu (main memory is "
+                            "usually larger), or crop the image or fuse a smaller region")
+    with pytest.raises(func.OutOfMemory, match="on cpu .* crop the image or fuse a smaller region$"):
+        func.check_memory("udaln", *shapes, 5, "cpu", available={"device": 2 ** 40, "host": 2 ** 30})
+    func.check_memory("udaln", *shapes, 5, "cpu", available={"device": None, "host": None})
+    func.check_memory("udaln", *shapes, 5, "cpu", available={"device": 2 ** 40, "host": 2 ** 40})
+
+
+def test_available_memory_and_out_of_memory_errors():
+    free = func.available_memory(torch.device("cpu"))
+    assert 0 < free <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    with pytest.raises(RuntimeError) as info:
+        torch.empty(2 ** 45)
+    assert func.is_out_of_memory(info.value) and func.is_out_of_memory(MemoryError())
+    assert not func.is_out_of_memory(RuntimeError("shape mismatch"))
+    assert func.out_of_memory_message("Stage 3", "SIZE", "cuda:1", resume="/runs/a").endswith(
+        "or crop the image or fuse a smaller region; to continue this run on the CPU: --resume /runs/a --device cpu")

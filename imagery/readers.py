@@ -1,0 +1,582 @@
+"""Reading image files: MATLAB (v5/v7 and v7.3), HDF5, NumPy, ENVI and GeoTIFF, plus band-centre lists.
+
+Every image comes back as an H x W x C float64 array (axis order rows, columns, bands) holding the
+values exactly as stored: no radiometric scaling (an ENVI ``reflectance scale factor`` is not
+applied) and no masking; ``invalid_values`` finds NaN/Inf, fill values and the declared no-data
+value. Wavelengths and FWHM are in nanometres (declared micrometres are converted).
+
+Bad input raises ``data_loader.DataError`` (a ValueError) whose message names the file, says what
+is wrong and how to fix it; errors of the underlying libraries (scipy, h5py, spectral, rasterio) are
+turned into DataError, never passed through.
+"""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from imagery.errors import DataError
+
+# Magnitudes beyond this are fill values, not data: the float32 fill -3.4028235e38 (FLT_MAX, GDAL's
+# and ENVI's usual no-data for float images), -1e38 and similar sentinels. No physical radiance or
+# reflectance comes near 1e30, in any unit or scaling.
+FILL_MAGNITUDE = 1e30
+UPSTREAM_CUBE_KEY = "REF"
+MATLAB_V73_HEADER = b"MATLAB 7.3 MAT-file"
+ENVI_DATA_EXTENSIONS = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
+SUPPORTED_FORMATS = ("MATLAB .mat (v5/v7 or v7.3), HDF5 .h5/.hdf5, NumPy .npy, ENVI (.hdr, or a data file "
+                     f"{'/'.join(ENVI_DATA_EXTENSIONS)} or without extension next to its .hdr), GeoTIFF .tif/.tiff")
+# Bands below this many "nm" are almost surely micrometres: the shortest band any sensor of this
+# domain records is above 300 nm, and the longest thermal band is below 15 um.
+MICROMETRE_LIMIT = 30.0
+_MATLAB_NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"}
+_UNIT_TO_NM = {"nanometers": 1.0, "nanometer": 1.0, "nanometres": 1.0, "nanometre": 1.0, "nm": 1.0,
+               "micrometers": 1000.0, "micrometer": 1000.0, "micrometres": 1000.0, "micrometre": 1000.0,
+               "microns": 1000.0, "micron": 1000.0, "um": 1000.0, "\u00b5m": 1000.0}
+# ENVI's placeholders for "no physical wavelength": the values are band numbers or undeclared.
+_UNITS_WITHOUT_WAVELENGTH = {"index"}
+_UNITS_UNDECLARED = {"", "unknown"}
+
+
+@dataclass
+class Image:
+    """An image read from a file.
+
+    data: H x W x C float64, the raw values as stored (no scaling, no masking).
+    fmt: 'mat' (MATLAB v5/v7), 'mat73' (MATLAB v7.3), 'hdf5', 'npy', 'envi' or 'geotiff'.
+    dtype: the stored data type, e.g. 'uint16'.
+    wavelengths, fwhm: C band centres and full widths at half maximum in nm, when the file has them.
+    nodata: the no-data value the file declares. crs, transform: rasterio CRS and affine.Affine (GeoTIFF).
+    band_names: C names (ENVI ``band names``, GeoTIFF band descriptions).
+    """
+    data: np.ndarray
+    path: str
+    fmt: str
+    dtype: str
+    wavelengths: np.ndarray | None = None
+    fwhm: np.ndarray | None = None
+    nodata: float | None = None
+    crs: object | None = None
+    transform: object | None = None
+    band_names: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class _Variable:
+    """A variable of a MAT/HDF5 file, known without reading its values."""
+    name: str
+    shape: tuple
+    kind: str      # MATLAB class or numpy dtype name, for messages
+    numeric: bool  # real integer or floating point
+
+    def describe(self):
+        size = "empty" if 0 in self.shape else " x ".join(map(str, self.shape)) or "scalar"
+        return f"{self.name!r} ({size} {self.kind})"
+
+
+def _describe_all(variables):
+    return ", ".join(v.describe() for v in sorted(variables, key=lambda v: v.name)) or "none"
+
+
+# ----------------------------------------------------------------------------- format detection
+
+def _format_of(path):
+    """('mat' | 'hdf5' | 'npy' | 'envi' | 'geotiff', ENVI header or None) from the file name."""
+    root, ext = os.path.splitext(path)
+    ext = ext.lower()
+    if ext == ".mat":
+        return "mat", None
+    if ext in (".h5", ".hdf5"):
+        return "hdf5", None
+    if ext == ".npy":
+        return "npy", None
+    if ext in (".tif", ".tiff"):
+        return "geotiff", None
+    if ext == ".hdr":
+        return "envi", path
+    if ext in ENVI_DATA_EXTENSIONS or ext == "":
+        for header in (root + ".hdr", root + ".HDR", path + ".hdr"):
+            if os.path.isfile(header):
+                return "envi", header
+        if ext:
+            raise DataError(f"{path}: an ENVI data file without its header: put the .hdr file next to it "
+                              f"({os.path.basename(root)}.hdr)")
+    raise DataError(f"{path}: unknown image format {ext or '(no extension)'!r}; supported formats: "
+                      f"{SUPPORTED_FORMATS}")
+
+
+def _is_matlab_hdf5(path):
+    """True if MATLAB wrote this HDF5 file: MATLAB puts its MAT-file header text in the 512-byte
+    userblock in front of the HDF5 data (h5py and other HDF5 writers do not)."""
+    with open(path, "rb") as f:
+        return f.read(len(MATLAB_V73_HEADER)) == MATLAB_V73_HEADER
+
+
+# ----------------------------------------------------------------------------- MAT / HDF5 containers
+
+class _Container:
+    """The variables of a MAT (v5) or HDF5 file, listed without reading them, and read one by one.
+
+    HDF5 datasets are transposed only when MATLAB wrote the file (``matlab``): MATLAB stores arrays
+    column-major, so HDF5 sees the axes reversed; h5py/numpy files are already in C order.
+    """
+
+    def __init__(self, path, what):
+        import h5py
+        self.path, self.what = path, what
+        self.hdf5 = h5py.is_hdf5(path)
+        self.matlab = self.hdf5 and _is_matlab_hdf5(path)
+        self.fmt = ("mat73" if self.matlab else "hdf5") if self.hdf5 else "mat"
+        self.variables = self._guard(self._list)
+
+    def _guard(self, action, *args):
+        try:
+            return action(*args)
+        except Exception as exc:
+            if self.fmt == "mat" and self.what == "mat":
+                kind, fix = "MATLAB file", "save it with MATLAB's save (v5/v7 or -v7.3) or as .npy"
+            else:
+                kind = "MATLAB v7.3 (HDF5) file" if self.matlab else "HDF5 file"
+                fix = "the file may be truncated or damaged: copy or save it again"
+            raise DataError(f"{self.path}: not a readable {kind} ({type(exc).__name__}: {exc}); {fix}") from exc
+
+    def _list(self):
+        if not self.hdf5:
+            if self.what == "hdf5":
+                raise ValueError("no HDF5 signature")
+            import scipy.io
+            return {name: _Variable(name, tuple(shape), cls, cls in _MATLAB_NUMERIC)
+                    for name, shape, cls in scipy.io.whosmat(self.path)}
+        import h5py
+        found = {}
+
+        def visit(name, obj):
+            # MATLAB keeps cell contents and class data under '#refs#' / '#subsystem#': not variables.
+            if isinstance(obj, h5py.Dataset) and not name.startswith("#"):
+                cls = _matlab_class(obj)
+                empty = bool(obj.attrs.get("MATLAB_empty", 0))
+                shape = (0,) if empty else (obj.shape[::-1] if self.matlab else obj.shape)
+                numeric = (obj.dtype.kind in "iuf" and not empty
+                           and (cls is None or cls in _MATLAB_NUMERIC))
+                found[name] = _Variable(name, tuple(shape), cls or obj.dtype.name, numeric)
+
+        with h5py.File(self.path, "r") as f:
+            f.visititems(visit)
+        return found
+
+    def read(self, name):
+        return self._guard(self._read, name)
+
+    def read_all(self):
+        if not self.hdf5:
+            import scipy.io
+            return self._guard(lambda: {k: v for k, v in scipy.io.loadmat(self.path).items()
+                                        if not k.startswith("__")})
+        return self._guard(lambda: {name: self._read(name) for name in self.variables})
+
+    def _read(self, name):
+        if not self.hdf5:
+            import scipy.io
+            return scipy.io.loadmat(self.path, variable_names=[name])[name]
+        import h5py
+        with h5py.File(self.path, "r") as f:
+            dset = f[name]
+            if dset.attrs.get("MATLAB_empty", 0):
+                return np.empty((0,))
+            values = np.asarray(dset[()])
+            if self.matlab:
+                values = values.T
+                if _matlab_class(dset) == "char":
+                    # MATLAB chars are UTF-16 code units, one string per row.
+                    values = np.array(["".join(map(chr, row)) for row in np.atleast_2d(values)])
+            return values
+
+
+def _matlab_class(dset):
+    cls = dset.attrs.get("MATLAB_class")
+    return cls.decode() if isinstance(cls, bytes) else cls
+
+
+def _choose_variable(container, key, role, key_option, allow_2d):
+    """The name of the variable holding the image (rules in ``read_image``)."""
+    path, variables = container.path, container.variables
+    if key is not None:
+        if key not in variables:
+            raise DataError(f"{path}: no variable {key!r} (given with {key_option}); the file has: "
+                              f"{_describe_all(variables.values())}")
+        return key
+    ref = variables.get(UPSTREAM_CUBE_KEY)
+    if ref is not None and len(ref.shape) == 3:
+        return UPSTREAM_CUBE_KEY
+    candidates = sorted(v.name for v in variables.values() if v.numeric and 0 not in v.shape and (
+        len(v.shape) == 3 or (allow_2d and len(v.shape) == 2 and min(v.shape) > 1)))
+    dims = "2-D or 3-D" if allow_2d else "3-D"
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise DataError(f"{path}: no {dims} numeric array (the {role}) found; variables: "
+                          f"{_describe_all(variables.values())}; save the {role} as an H x W x C array")
+    raise DataError(f"{path}: several {dims} arrays ({', '.join(map(repr, candidates))}), cannot tell which "
+                      f"is the {role}; pass {key_option} NAME to choose one (variables: "
+                      f"{_describe_all(variables.values())})")
+
+
+def read_mat_arrays(path):
+    """Every variable of a MATLAB file (v5/v7 or v7.3) or every dataset of an HDF5 file.
+
+    Returns {name: ndarray}; nested HDF5 datasets are named by their path ('group/data'). Arrays of
+    a v7.3 file that MATLAB wrote (recognised by the "MATLAB 7.3 MAT-file" text at the start of its
+    512-byte userblock) are transposed back to MATLAB's axis order; datasets of an HDF5 file written
+    by h5py/numpy are returned in stored (C) order. MATLAB char arrays become numpy strings.
+    Raises DataError for a missing or unreadable file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    return _Container(path, "hdf5" if path.lower().endswith((".h5", ".hdf5")) else "mat").read_all()
+
+
+# ----------------------------------------------------------------------------- the image readers
+
+def read_image(path, key=None, role="image", key_option="--key", allow_2d=False):
+    """Read an image file into an ``Image`` whose data is H x W x C float64 (rows, columns, bands).
+
+    Formats, by extension:
+      - ``.mat``: MATLAB v5/v7 (scipy.io) or v7.3 (HDF5, h5py); ``.h5``/``.hdf5``: HDF5.
+        HDF5 axes are transposed back only for files MATLAB wrote (the userblock starts with the text
+        "MATLAB 7.3 MAT-file"; fmt 'mat73'): MATLAB stores column-major, so HDF5 sees its H x W x C
+        as C x W x H. HDF5 files written by h5py/numpy, whatever their extension, are read in stored
+        (C) order (fmt 'hdf5').
+        The variable is ``key`` if given; else 'REF' (the upstream name) if it is 3-D; else the only
+        numeric 3-D array (with ``allow_2d`` also 2-D arrays with both sides > 1; 1 x N and N x 1
+        vectors never count).
+      - ``.npy``: an H x W x C array.
+      - ENVI: a ``.hdr``, or a data file (.img/.dat/.raw/.bsq/.bil/.bip or no extension) next to its
+        .hdr; read with ``spectral``. ``wavelength``/``fwhm`` (converted to nm from the declared
+        ``wavelength units``), ``data ignore value`` (nodata) and ``band names`` are kept.
+      - GeoTIFF (``.tif``/``.tiff``), read with rasterio: all bands, CRS, transform, nodata, band
+        descriptions (band_names) and, when present, wavelengths from per-band tags ``wavelength``,
+        ``fwhm``, ``wavelength_units`` (as ``writers.write_geotiff`` writes them), or GDAL's ENVI
+        metadata domain (``wavelength = {...}``), or the IMAGERY domain (``CENTRAL_WAVELENGTH_UM``).
+
+    A 2-D (H x W) array is accepted only with ``allow_2d`` (a single-band pan image) and becomes
+    H x W x 1. ``role`` names the image in messages ("LR-HSI", "HR-MSI", "reference cube");
+    ``key_option`` is the command-line option that selects a variable, suggested when the choice
+    is ambiguous.
+
+    Raises DataError (naming the file) when the file is missing, of an unknown format, unreadable
+    (truncated, not what its extension says), when the variable cannot be chosen (or ``key`` is
+    given for a format without variables), and when the array is empty, not numeric or not 3-D
+    (2-D with allow_2d).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: {role} file not found")
+    fmt, header = _format_of(path)
+    if fmt in ("mat", "hdf5"):
+        container = _Container(path, fmt)
+        name = _choose_variable(container, key, role, key_option, allow_2d)
+        image = Image(container.read(name), path, container.fmt, "")
+    elif key is not None:
+        raise DataError(f"{path}: {key_option} {key} names a variable of a .mat/.h5 file, but this {fmt} file "
+                          f"holds one image; drop {key_option}")
+    elif fmt == "npy":
+        image = _read_npy(path)
+    elif fmt == "envi":
+        image = _read_envi(path, header)
+    else:
+        image = _read_geotiff(path)
+    image.dtype = np.asarray(image.data).dtype.name
+    image.data = _as_cube(image.data, path, role, allow_2d)
+    return image
+
+
+def _as_cube(data, path, role, allow_2d):
+    """Check the array and return it as C-contiguous H x W x C float64."""
+    data = np.asarray(data)
+    if data.dtype.kind not in "iuf":
+        raise DataError(f"{path}: the {role} is not a real numeric array (dtype {data.dtype}); store "
+                          "integer or floating-point values")
+    if data.size == 0:
+        raise DataError(f"{path}: the {role} is empty (shape {data.shape})")
+    if data.ndim == 2 and allow_2d and min(data.shape) > 1:
+        data = data[:, :, None]
+    if data.ndim != 3:
+        accepted = "an H x W x C or H x W array" if allow_2d else "an H x W x C array"
+        hint = "" if allow_2d or data.ndim != 2 else " (save a single-band image as H x W x 1)"
+        raise DataError(f"{path}: expected {accepted} (rows x columns x bands) for the {role}, got shape "
+                          f"{data.shape}{hint}")
+    return np.ascontiguousarray(data, dtype=np.float64)
+
+
+def _read_npy(path):
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable .npy file ({type(exc).__name__}: {exc}); save the array "
+                          "with numpy.save (numeric, no Python objects)") from exc
+    return Image(data, path, "npy", "")
+
+
+def _read_envi(path, header):
+    import spectral.io.envi as envi
+    data_file = None if path == header else path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # spectral warns about upper-case header keys it lower-cases
+            img = envi.open(header, data_file)
+    except Exception as exc:
+        raise DataError(f"{header}: not a readable ENVI header or its data file is missing "
+                          f"({type(exc).__name__}: {exc}); keep the .hdr next to its data file "
+                          "(same name, extension .img/.dat/.raw or none)") from exc
+    expected = img.offset + img.nrows * img.ncols * img.nbands * np.dtype(img.dtype).itemsize
+    actual = os.path.getsize(img.filename)
+    if actual < expected:
+        raise DataError(f"{img.filename}: the ENVI data file has {actual} bytes but its header "
+                          f"({header}) describes {expected}: the file is truncated, copy it again")
+    try:
+        data = np.array(img.open_memmap(interleave="bip"))
+    except Exception as exc:
+        raise DataError(f"{img.filename}: could not read the ENVI data ({type(exc).__name__}: {exc})") from exc
+    meta = img.metadata
+    image = Image(data, path, "envi", "")
+    units = str(meta.get("wavelength units", "")).strip()
+    if "wavelength" in meta:
+        image.wavelengths, image.fwhm = _declared_wavelengths(
+            header, _floats(meta["wavelength"], header, "wavelength"),
+            _floats(meta["fwhm"], header, "fwhm") if "fwhm" in meta else None, units, data.shape[2])
+    if "data ignore value" in meta:
+        image.nodata = _floats([meta["data ignore value"]], header, "data ignore value")[0]
+    if "band names" in meta:
+        image.band_names = [str(n) for n in meta["band names"]]
+    return image
+
+
+def _floats(values, source, field):
+    try:
+        return np.array([float(v) for v in values], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{source}: the {field} field is not a list of numbers ({exc})") from exc
+
+
+def _declared_wavelengths(source, centres, fwhm, units, bands):
+    """Band centres and FWHM in nm from values in the declared ``units`` (None, None when the units
+    say the values are band numbers)."""
+    unit = units.lower()
+    if unit in _UNITS_WITHOUT_WAVELENGTH:
+        return None, None
+    if unit not in _UNITS_UNDECLARED and unit not in _UNIT_TO_NM:
+        raise DataError(f"{source}: wavelength units {units!r} are not supported; give the band centres "
+                          "in nanometres or micrometres")
+    if centres.size != bands or (fwhm is not None and fwhm.size != bands):
+        raise DataError(f"{source}: {centres.size} wavelengths"
+                          f"{'' if fwhm is None else f' and {fwhm.size} FWHM values'} for {bands} bands; "
+                          "give one per band")
+    scale = _UNIT_TO_NM.get(unit, 1.0)
+    centres = check_wavelength_units(centres * scale, source)
+    return centres, None if fwhm is None else _check_fwhm(fwhm * scale, source)
+
+
+def _check_fwhm(fwhm, source):
+    if not np.all(np.isfinite(fwhm) & (fwhm > 0)):
+        i = int(np.flatnonzero(~(np.isfinite(fwhm) & (fwhm > 0)))[0])
+        raise DataError(f"{source}: FWHM of band {i} is {fwhm[i]:g}; every FWHM must be a positive number (nm)")
+    return fwhm
+
+
+def _read_geotiff(path):
+    import rasterio
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # rasterio warns when a TIFF carries no georeferencing
+            with rasterio.open(path) as ds:
+                data = ds.read().transpose(1, 2, 0)
+                image = Image(data, path, "geotiff", "", nodata=ds.nodata, crs=ds.crs, transform=ds.transform)
+                if any(ds.descriptions):
+                    image.band_names = [d or "" for d in ds.descriptions]
+                band_tags = [{k.lower(): v for k, v in ds.tags(b).items()} for b in ds.indexes]
+                envi_tags = {k.lower(): v for k, v in ds.tags(ns="ENVI").items()}
+                imagery_tags = [ds.tags(b, ns="IMAGERY") for b in ds.indexes]
+                dataset_units = {k.lower(): v for k, v in ds.tags().items()}.get("wavelength_units", "")
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable GeoTIFF ({type(exc).__name__}: {exc}); the file may be "
+                          "truncated or not a TIFF: copy or export it again") from exc
+    image.wavelengths, image.fwhm = _geotiff_wavelengths(path, band_tags, envi_tags, imagery_tags, dataset_units)
+    return image
+
+
+def _geotiff_wavelengths(path, band_tags, envi_tags, imagery_tags, dataset_units):
+    bands = len(band_tags)
+    tagged = [t for t in band_tags if "wavelength" in t]
+    if tagged:
+        if len(tagged) != bands:
+            missing = [b + 1 for b, t in enumerate(band_tags) if "wavelength" not in t]
+            raise DataError(f"{path}: bands {missing} (1-based) have no wavelength tag while the others do; "
+                              "tag every band or none")
+        units = {t.get("wavelength_units", dataset_units) for t in band_tags}
+        if len(units) > 1:
+            raise DataError(f"{path}: the bands declare different wavelength units {sorted(units)}; use one unit")
+        centres = _floats([t["wavelength"] for t in band_tags], path, "wavelength tag")
+        has_fwhm = all("fwhm" in t for t in band_tags)
+        fwhm = _floats([t["fwhm"] for t in band_tags], path, "fwhm tag") if has_fwhm else None
+        return _declared_wavelengths(path, centres, fwhm, units.pop(), bands)
+    if "wavelength" in envi_tags:
+        centres = _floats(_envi_list(envi_tags["wavelength"]), path, "ENVI wavelength")
+        fwhm = _floats(_envi_list(envi_tags["fwhm"]), path, "ENVI fwhm") if "fwhm" in envi_tags else None
+        return _declared_wavelengths(path, centres, fwhm, envi_tags.get("wavelength_units", ""), bands)
+    if all("CENTRAL_WAVELENGTH_UM" in t for t in imagery_tags):
+        centres = _floats([t["CENTRAL_WAVELENGTH_UM"] for t in imagery_tags], path, "CENTRAL_WAVELENGTH_UM")
+        has_fwhm = all("FWHM_UM" in t for t in imagery_tags)
+        fwhm = _floats([t["FWHM_UM"] for t in imagery_tags], path, "FWHM_UM") if has_fwhm else None
+        return _declared_wavelengths(path, centres, fwhm, "um", bands)
+    return None, None
+
+
+def _envi_list(text):
+    return [v for v in text.strip().strip("{}").split(",") if v.strip()]
+
+
+# ----------------------------------------------------------------------------- values and wavelengths
+
+def invalid_values(data, nodata=None):
+    """Boolean mask, same shape as ``data`` (H x W x C), True where a value is NaN or Inf, has
+    magnitude above FILL_MAGNITUDE (fill values such as the float32 -3.4e38), or equals ``nodata``.
+
+    A float32 file stores ``nodata`` rounded to float32, so values equal to that rounding count too.
+    """
+    data = np.asarray(data)
+    bad = ~np.isfinite(data)
+    bad |= np.abs(data) > FILL_MAGNITUDE
+    if nodata is not None and not np.isnan(nodata):
+        with np.errstate(over="ignore"):  # a nodata beyond float32's range rounds to Inf, flagged above
+            bad |= (data == nodata) | (data == np.float32(nodata))
+    return bad
+
+
+def check_wavelength_units(wavelengths, source):
+    """Check band centres in nm and return them as a float64 vector (C).
+
+    They must be finite and strictly increasing. A maximum below 30 means micrometres (no sensor
+    band centre lies below 300 nm or above 15 um), refused with a message asking for nm; readers of
+    files that declare micrometres convert before calling this.
+    ``source`` (a file name, usually) starts every message. Raises DataError.
+    """
+    wl = np.asarray(wavelengths, dtype=np.float64).ravel()
+    if wl.size == 0:
+        raise DataError(f"{source}: no wavelengths given")
+    finite = np.isfinite(wl)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        raise DataError(f"{source}: wavelength of band {i} is {wl[i]}; every band centre must be a finite "
+                          "number in nm")
+    steps = np.diff(wl)
+    if np.any(steps <= 0):
+        i = int(np.flatnonzero(steps <= 0)[0]) + 1
+        raise DataError(f"{source}: band centres must increase strictly, but band {i} ({wl[i]:g}) is not above "
+                          f"band {i - 1} ({wl[i - 1]:g}); list one centre per band in the image's band order")
+    if wl.max() < MICROMETRE_LIMIT:
+        raise DataError(f"{source}: band centres up to {wl.max():g} only: that looks like micrometres; give "
+                          "nanometres (multiply by 1000)")
+    return wl
+
+
+def read_wavelengths(path, bands):
+    """Read the band centres (and optional FWHM) of a ``bands``-band image: the ``--hsi_wavelengths``
+    file. Returns (centres, fwhm or None), float64 vectors of length ``bands`` in nm.
+
+    Formats: text/.csv/.txt with one band per line, the centre (nm) and an optional second column
+    FWHM (nm), separated by commas, tabs or spaces, or by semicolons (then a comma is a decimal
+    comma); one line of ``bands`` values is also accepted; a first line of text (a header) and
+    lines starting with '#' are skipped. ``.npy``: a vector or a ``bands`` x 2 table. ``.mat``: the
+    only such numeric array, or the only one of ``bands`` rows.
+    Raises DataError naming the file when it cannot be read, when the count differs from ``bands``
+    (both counts given), when FWHM are not positive, and as ``check_wavelength_units``.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: wavelength file not found")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npy":
+        table = _read_npy(path).data
+    elif ext in (".mat", ".h5", ".hdf5"):
+        table = _wavelength_array(path, read_mat_arrays(path), bands)
+    else:
+        table = _read_wavelength_text(path)
+    array = np.asarray(table)
+    if array.dtype.kind not in "iuf":
+        raise DataError(f"{path}: the wavelengths are not numbers (dtype {array.dtype})")
+    table = _as_wavelength_table(array)
+    if table is None:
+        raise DataError(f"{path}: expected one band centre per band (a vector, or a column of centres and a "
+                          f"column of FWHM), got an array of shape {array.shape}")
+    if table.shape[0] != bands:
+        raise DataError(f"{path}: {table.shape[0]} wavelengths for an image of {bands} bands; give one "
+                          "centre (nm) per band")
+    centres = check_wavelength_units(table[:, 0], path)
+    fwhm = _check_fwhm(table[:, 1].astype(np.float64), path) if table.shape[1] == 2 else None
+    return centres, fwhm
+
+
+def _as_wavelength_table(array):
+    """N x 1 (centres) or N x 2 (centres, FWHM) from a vector, a row/column or a 2-column table
+    (a 2-row MATLAB table is transposed); None for anything else."""
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 2 and 1 in array.shape:
+        array = array.ravel()
+    if array.ndim == 1:
+        return array[:, None]
+    if array.ndim == 2 and array.shape[1] == 2:
+        return array
+    if array.ndim == 2 and array.shape[0] == 2:
+        return array.T
+    return None
+
+
+def _wavelength_array(path, arrays, bands):
+    tables = {k: v for k, v in arrays.items()
+              if np.asarray(v).dtype.kind in "iuf" and np.size(v) and _as_wavelength_table(v) is not None}
+    if len(tables) > 1:
+        tables = {k: v for k, v in tables.items() if _as_wavelength_table(v).shape[0] == bands} or tables
+    if len(tables) == 1:
+        return next(iter(tables.values()))
+    shapes = ", ".join(f"{k!r} {np.shape(v)}" for k, v in sorted(arrays.items()))
+    if not tables:
+        raise DataError(f"{path}: no vector of band centres (or centres and FWHM table) found; variables: "
+                          f"{shapes}")
+    raise DataError(f"{path}: several arrays could be the wavelengths ({', '.join(map(repr, sorted(tables)))}); "
+                      "keep only the band centres (and FWHM) in the file")
+
+
+def _read_wavelength_text(path):
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            lines = [(n, line.strip()) for n, line in enumerate(f, 1)]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable text file ({type(exc).__name__}: {exc}); give the band "
+                          "centres as text, .csv, .npy or .mat") from exc
+    rows = []
+    content = [(n, line) for n, line in lines if line and not line.startswith("#")]
+    for i, (n, line) in enumerate(content):
+        if ";" in line:
+            fields = [f.strip().replace(",", ".") for f in line.split(";")]
+        else:
+            fields = re.split(r"[,\s]+", line)
+        try:
+            rows.append([float(f) for f in fields if f])
+        except ValueError:
+            if i == 0:
+                continue  # a header line of column names
+            raise DataError(f"{path}: line {n} is not numeric ({line[:60]!r}); give one band per line: "
+                              "centre in nm, optionally FWHM in nm") from None
+    if not rows:
+        raise DataError(f"{path}: no numbers found; give one band per line: centre in nm, optionally FWHM in nm")
+    if len(rows) == 1:
+        return np.array(rows[0])
+    widths = {len(r) for r in rows}
+    if len(widths) > 1 or widths.pop() > 2:
+        raise DataError(f"{path}: expected one or two columns on every line (centre nm, optional FWHM nm), "
+                          f"got {sorted({len(r) for r in rows})} columns")
+    return np.array(rows)
