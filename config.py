@@ -38,10 +38,19 @@ DEFAULT_SCALE_FACTOR = 5
 FWHM_TO_SIGMA = 2.35482
 
 # CPU threads per stage when --threads is not given (None: every core this process may use).
-# Stages 1 and 2 work on small LR-sized tensors that gain nothing from threads and lose badly when
-# the cores are shared (stage 1: 95.7 s with 2 threads, 11.2 s with 1, on a busy 2-core machine);
-# stage 3 runs full-size products. A policy until measured with benchmarks/threads.py.
-AUTO_STAGE_THREADS = {1: 1, 2: 1, 3: None}
+# CPU threads per stage when --threads is not given (None: all usable cores), measured with
+# benchmarks/threads.py on the embedded default (145 x 145 x 68, r = 5), 2-core machine, ms per step at
+# 1 / 2 threads. Idle machine: UDALN stage 1 1.59 / 0.91, stage 2 2.05 / 1.50, stage 3 41.2 / 25.0;
+# PFS2C2 stage 1 38.6 / 25.5. With the other core busy: UDALN stage 1 1.16 / 4.96, stage 2 2.29 / 6.30,
+# stage 3 43.5 / 82.7; PFS2C2 stage 1 43.7 / 94.4. Stages on LR-sized tensors gain under 1 ms a step
+# from a second thread and lose 3-4 ms when it is contended: one thread. Stages on HR-sized tensors
+# (UDALN/UDS2C2 stage 3, PFS2C2 stages 1 and 3) gain 35-40 % on an idle machine: all cores (set
+# --threads 1 on a shared machine).
+AUTO_STAGE_THREADS = {
+    "udaln": {1: 1, 2: 1, 3: None},
+    "pfs2c2": {1: None, 2: 1, 3: None},
+    "uds2c2": {1: 1, 2: 1, 3: None},
+}
 
 
 def usable_cpus():
@@ -52,17 +61,18 @@ def usable_cpus():
 
 
 def threads_for_stage(args, stage):
-    """CPU threads for training stage ``stage`` (1, 2 or 3): ``args.threads`` when given, else
-    ``AUTO_STAGE_THREADS[stage]`` capped at the usable cores (None there: all of them).
+    """CPU threads for training stage ``stage`` (1, 2 or 3): ``args.threads`` when given, else the
+    method's ``AUTO_STAGE_THREADS`` entry capped at the usable cores (None there: all of them).
 
     Raises ValueError for a stage other than 1, 2 or 3.
     """
-    if stage not in AUTO_STAGE_THREADS:
-        raise ValueError(f"stage must be one of {sorted(AUTO_STAGE_THREADS)}, got {stage!r}")
+    policy = AUTO_STAGE_THREADS[args.method]
+    if stage not in policy:
+        raise ValueError(f"stage must be one of {sorted(policy)}, got {stage!r}")
     if args.threads is not None:
         return args.threads
     cpus = usable_cpus()
-    auto = AUTO_STAGE_THREADS[stage]
+    auto = policy[stage]
     return cpus if auto is None else min(auto, cpus)
 
 
@@ -114,8 +124,9 @@ def _schedule_default(stage, field):
 
 
 def _auto_threads_text():
-    parts = [f"{'all cores' if n is None else n} for stage {s}" for s, n in AUTO_STAGE_THREADS.items()]
-    return ", ".join(parts)
+    def stage_text(policy):
+        return ", ".join(f"{'all cores' if n is None else n} for stage {s}" for s, n in policy.items())
+    return "; ".join(f"{method}: {stage_text(policy)}" for method, policy in AUTO_STAGE_THREADS.items())
 
 
 def build_parser():

@@ -86,8 +86,8 @@ class Pair:
 
     @classmethod
     def from_real(cls, real, device):
-        """From a real pair (data_loader.RealPair): no reference, no true degradations."""
-        return cls(Y=to_tensor(real.lhsi)[None].to(device), Z=to_tensor(real.hmsi)[None].to(device), X=None,
+        """From a real pair (data_loader.RealPair): no true degradations; a reference only with --reference."""
+        return cls(Y=to_tensor(real.lhsi)[None].to(device), Z=to_tensor(real.hmsi)[None].to(device), X=real.reference,
                    lrmsi_frommsi=None, lrmsi_fromlrhsi=None, psf=gaussian_psf(real.scale, real.scale / FWHM_TO_SIGMA),
                    srf=real.srf, sp_range=support_range(real.srf), scale=real.scale, lr_valid=real.lr_valid,
                    hr_valid=real.hr_valid, out_valid=real.out_valid, hsi_factor=real.hsi_factor, info=real.info,

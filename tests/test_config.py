@@ -189,7 +189,7 @@ def test_help_shows_each_methods_schedule(help_text):
     assert "stage 1 learning rate; default: 1e-3 (every method)" in flat
     assert "default: 5 for a simulated pair; for a real pair, inferred from the image sizes" in flat
     assert "default: data/ in the repository folder" in flat
-    assert "default: auto, per stage: 1 for stage 1, 1 for stage 2, all cores for stage 3" in flat
+    assert "default: auto, per stage: udaln: 1 for stage 1, 1 for stage 2, all cores for stage 3; pfs2c2: all cores" in flat
     assert "(default: 1000)" in flat  # --eval_every keeps argparse's default
 
 
@@ -219,7 +219,8 @@ def test_threads_for_stage_auto_policy_capped_at_the_cores(monkeypatch):
     args = get_args([])
     monkeypatch.setattr(config, "usable_cpus", lambda: 4)
     assert [threads_for_stage(args, s) for s in (1, 2, 3)] == [1, 1, 4]
-    monkeypatch.setitem(AUTO_STAGE_THREADS, 2, 8)
+    assert [threads_for_stage(get_args(["--method", "pfs2c2"]), s) for s in (1, 2, 3)] == [4, 1, 4]
+    monkeypatch.setitem(AUTO_STAGE_THREADS["udaln"], 2, 8)
     assert threads_for_stage(args, 2) == 4
     monkeypatch.setattr(config, "usable_cpus", lambda: 1)
     assert [threads_for_stage(args, s) for s in (1, 2, 3)] == [1, 1, 1]
