@@ -20,7 +20,7 @@ from torch import nn
 
 from config import FWHM_TO_SIGMA, get_args, set_scale_factor, threads_for_stage
 from data_loader import DataError, Dataset, gaussian_psf, load_real_pair, spatial_degrade, support_range, to_tensor
-from evaluation import evaluate, format_metrics, qnr
+from evaluation import QNR_BLOCK, evaluate, format_metrics, qnr
 from func import (RESUMABLE_OPTIONS, Interrupted, OutOfMemory, RunFolder, TrainingDiverged, TrainingSession,
                   check_memory, image_size, load_training_state, log, resume_overrides, resumed_options,
                   run_folder_name, set_seed, train_stage, tune_cpu_allocator)
@@ -279,6 +279,7 @@ class Monitor:
 # ----------------------------------------------------------------------------- quality and outputs
 
 NO_REFERENCE_METRICS = ("PSNR", "SAM", "ERGAS")
+QNR_BLOCKS = (QNR_BLOCK, QNR_BLOCK // 2, QNR_BLOCK // 4)
 
 
 @torch.inference_mode()
@@ -291,10 +292,18 @@ def no_reference_quality(pair, nets, x_hat):
     lr_back, hr_back = nets.spa(x_hat), nets.to_msi(x_hat)
     lrhsi = evaluate(hwc(pair.Y), hwc(lr_back), r, ssim=False, mask=pair.lr_valid)
     hrmsi = evaluate(hwc(pair.Z), hwc(hr_back), r, ssim=False, mask=pair.out_valid)
-    return {"lrhsi_consistency": {k: lrhsi[k] for k in NO_REFERENCE_METRICS},
-            "hrmsi_consistency": {k: hrmsi[k] for k in NO_REFERENCE_METRICS},
-            **qnr(hwc(x_hat), hwc(pair.Y), hwc(pair.Z), hwc(nets.spa(pair.Z)), mask=pair.out_valid,
-                  lr_mask=pair.lr_valid)}
+    quality = {"lrhsi_consistency": {k: lrhsi[k] for k in NO_REFERENCE_METRICS},
+               "hrmsi_consistency": {k: hrmsi[k] for k in NO_REFERENCE_METRICS}}
+    # QNR's blocks (32 HR pixels, Alparone's toolbox) must fit in the valid part of small images.
+    for block in QNR_BLOCKS:
+        try:
+            return {**quality, **qnr(hwc(x_hat), hwc(pair.Y), hwc(pair.Z), hwc(nets.spa(pair.Z)), block=block,
+                                     mask=pair.out_valid, lr_mask=pair.lr_valid), "QNR_block": block}
+        except ValueError as exc:
+            if "block is entirely valid" not in str(exc):
+                raise
+    log.warning("QNR not computed: no %d x %d block of the image is entirely valid", QNR_BLOCKS[-1], QNR_BLOCKS[-1])
+    return quality
 
 
 def in_input_units(pair, x_hat):

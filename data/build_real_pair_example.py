@@ -57,7 +57,7 @@ def build(out_dir):
     lr_int[:NODATA_CORNER_LR, :NODATA_CORNER_LR] = HSI_NODATA
     hr_int[:NODATA_CORNER_LR * SCALE, :NODATA_CORNER_LR * SCALE] = MSI_NODATA
     hr_transform = Affine(HR_PIXEL_M, 0, UPPER_LEFT[0], 0, -HR_PIXEL_M, UPPER_LEFT[1])
-    lr_transform = hr_transform * Affine.scale(SCALE)
+    lr_transform = hr_transform @ Affine.scale(SCALE)
     os.makedirs(out_dir, exist_ok=True)
     write_geotiff(os.path.join(out_dir, "indian_pines_lr_hsi.tif"), lr_int, CRS, lr_transform, nodata=HSI_NODATA,
                   band_names=[f"{w:.1f} nm" for w in AVIRIS_WAVELENGTHS], wavelengths=AVIRIS_WAVELENGTHS,

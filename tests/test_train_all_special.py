@@ -11,8 +11,8 @@ import torch.nn.functional as F
 import train_all_special
 from config import get_args
 from conftest import short_run_argv
-from data_loader import Dataset
-from evaluation import compute_psnr
+from data_loader import DataError, Dataset
+from evaluation import compute_psnr, evaluate
 from model import SpaDnet, SpeDnet, SpeUnet
 
 RUN_FILES = {"opt.txt", "precision.txt", "PSF.pth", "convolution_hr2msi.pth", "spectral_upsample.pth",
@@ -173,3 +173,77 @@ def test_uds2c2_ablation_switches(short_run_args):
     udaln = train_all_special.fuse(short_run_args("--stages", "12"))
     np.testing.assert_array_equal(scipy.io.loadmat(run.file("My_Out.mat"))["Out"],
                                   scipy.io.loadmat(udaln.file("My_Out.mat"))["Out"])
+
+
+# ----------------------------------------------------------------------------- inputs as people have them
+
+TINY = ["--epoch_stage1", "60", "--decay_begin_epoch_stage1", "30", "--epoch_stage2", "60",
+        "--decay_begin_epoch_stage2", "30", "--epoch_stage3", "30", "--decay_begin_epoch_stage3", "15",
+        "--threads", "1"]
+
+
+def cube_run(tmp_path, name, cube, *extra):
+    """A tiny-schedule run on ``cube`` (H x W x C, saved as data/<name>/<name>.npy) with the crop's SRF."""
+    folder = tmp_path / "data" / name
+    folder.mkdir(parents=True)
+    np.save(folder / f"{name}.npy", cube)
+    srf = np.loadtxt(os.path.join(os.path.dirname(__file__), "..", "data", "spectral_response",
+                                  "indian_pines.csv"), delimiter=",")[:cube.shape[2]]
+    np.save(tmp_path / "data" / f"{name}_srf.npy", srf[:, srf.sum(axis=0) > 0])
+    os.rename(tmp_path / "data" / f"{name}_srf.npy", tmp_path / "data" / f"{name}.npy")
+    args = get_args(["--default_datapath", str(tmp_path / "data"), "--sp_root_path", str(tmp_path / "data"),
+                     "--data_name", name, "--checkpoints_dir", str(tmp_path / "checkpoints"), "--device", "cpu",
+                     *TINY, *extra])
+    run = train_all_special.fuse(args)
+    return run, json.load(open(run.file("metrics.json"))), scipy.io.loadmat(run.file("My_Out.mat"))["Out"]
+
+
+@pytest.fixture(scope="module")
+def crop_cube(crop_data):
+    return np.load(crop_data / "crop" / "crop.npy").astype(np.float64)
+
+
+@pytest.mark.parametrize("method", ["udaln", "pfs2c2", "uds2c2"])
+def test_a_cube_in_raw_units_gives_the_same_result_in_its_units(tmp_path, crop_cube, method):
+    """Reflectance x 10000 (as delivered) and reflectance in [0, 1] fuse identically (the scaling rule),
+    and the output comes back in the cube's units."""
+    _, metrics, out = cube_run(tmp_path / "a", "unit", crop_cube, "--method", method)
+    _, metrics_raw, out_raw = cube_run(tmp_path / "b", "raw", crop_cube * 10000, "--method", method)
+    assert metrics_raw["data"]["scale"] == 10000 and metrics["data"]["scale"] == 1
+    np.testing.assert_allclose(out_raw / 10000, out, rtol=1e-4, atol=1e-6)
+    assert metrics_raw["final"]["PSNR"] == pytest.approx(metrics["final"]["PSNR"], abs=1e-3)
+
+
+def test_zeroed_bands_are_listed_and_left_out_of_the_metrics(tmp_path, crop_cube):
+    """People keep the zeroed water-absorption bands: the metrics are those over the real bands."""
+    cube = crop_cube[:, :, :40].copy()
+    cube[:, :, 38:] = 0
+    run, metrics, out = cube_run(tmp_path, "zeroed", cube)
+    assert metrics["data"]["constant_bands"] == [38, 39]
+    reference = cube[:, :, :38]
+    expected = evaluate(reference, out[:, :, :38].astype(np.float64), 5)
+    for key in ("SAM", "ERGAS", "PSNR", "CC"):
+        assert metrics["final"][key] == pytest.approx(expected[key], rel=1e-6), key
+
+
+def test_a_no_data_frame_is_left_out_of_the_losses_and_the_metrics(tmp_path, crop_cube):
+    cube = crop_cube.copy()
+    cube[:5], cube[-5:], cube[:, :5], cube[:, -5:] = 0, 0, 0, 0
+    run, metrics, out = cube_run(tmp_path, "framed", cube)
+    assert metrics["data"]["masked_hr_pixels"] == 40 * 40 - 30 * 30
+    assert metrics["data"]["masked_lr_pixels"] == 8 * 8 - 6 * 6
+    valid = np.zeros((40, 40), dtype=bool)
+    valid[5:-5, 5:-5] = True
+    assert np.isnan(out[~valid]).all()
+    expected = evaluate(cube[5:-5, 5:-5], out[5:-5, 5:-5].astype(np.float64), 5)
+    assert metrics["final"]["SAM"] == pytest.approx(expected["SAM"], rel=1e-6)
+
+
+def test_fill_values_are_refused_naming_the_file_or_masked_on_request(tmp_path, crop_cube):
+    """A block at -3.4e38 used to end in "the loss became inf ... try a smaller learning rate"."""
+    cube = crop_cube.copy()
+    cube[10:14, 10:14] = -3.4e38
+    with pytest.raises(DataError, match=r"filled.npy: the reference cube has 1088 invalid values .*--mask_invalid"):
+        cube_run(tmp_path / "a", "filled", cube)
+    _, metrics, out = cube_run(tmp_path / "b", "filled", cube, "--mask_invalid")
+    assert metrics["data"]["masked_hr_pixels"] == 16 and np.isnan(out[10:14, 10:14]).all()
