@@ -353,6 +353,10 @@ def load_real_pair(args):
     hsi = read_image(args.lr_hsi, getattr(args, "lr_hsi_key", None), role="LR-HSI", key_option="--lr_hsi_key")
     msi = read_image(args.hr_msi, getattr(args, "hr_msi_key", None), role="HR-MSI", key_option="--hr_msi_key",
                      allow_2d=True)
+    if min(hsi.data.shape[:2]) < MIN_LR_PIXELS:
+        raise DataError(f"{hsi.path}: the LR-HSI is {hsi.data.shape[0]} x {hsi.data.shape[1]} pixels, smaller than "
+                        f"{MIN_LR_PIXELS} x {MIN_LR_PIXELS}: there is no spatial structure to learn from; use a "
+                        "larger region")
     if msi.data.shape[2] >= hsi.data.shape[2]:
         raise DataError(f"{hsi.path} (LR-HSI) has {hsi.data.shape[2]} bands and {msi.path} (HR-MSI) has "
                         f"{msi.data.shape[2]}: the LR-HSI must have more bands; are --lr_hsi and --hr_msi swapped?")
