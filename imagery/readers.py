@@ -11,9 +11,12 @@ turned into DataError, never passed through.
 """
 from __future__ import annotations
 
+import locale
 import os
 import re
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +42,12 @@ _UNIT_TO_NM = {"nanometers": 1.0, "nanometer": 1.0, "nanometres": 1.0, "nanometr
 # ENVI's placeholders for "no physical wavelength": the values are band numbers or undeclared.
 _UNITS_WITHOUT_WAVELENGTH = {"index"}
 _UNITS_UNDECLARED = {"", "unknown"}
+# MAT v5 element type codes (MathWorks, "MAT-File Format", Table 1-1): the data types, and the two
+# that hold a variable. scipy indexes a table with each data element's code unchecked, so a damaged
+# file with another code crashes the process (segmentation fault) instead of raising: checked first.
+_MAT5_DATA_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 16, 17, 18})
+_MAT5_MATRIX, _MAT5_COMPRESSED = 14, 15
+_MAT5_CONTAINER_CLASSES = frozenset({1, 2, 3, 16, 17})  # cell, struct, object, function handle, opaque
 
 
 @dataclass
@@ -108,6 +117,55 @@ def _format_of(path):
                       f"{SUPPORTED_FORMATS}")
 
 
+def _check_mat5_elements(path):
+    """Raise ValueError when an element of a MAT v5 file has a type code that is not a MAT data type
+    (see _MAT5_DATA_TYPES). Other damage (truncation, a bad header) is left to scipy, which refuses it."""
+    with open(path, "rb") as f:
+        header = f.read(128)
+        order = {b"IM": "<", b"MI": ">"}.get(header[126:128])
+        if order is None or struct.unpack(order + "H", header[124:126])[0] != 0x0100:
+            return  # MAT v4 or not a MAT-file
+        while len(tag := f.read(8)) == 8:
+            kind, size = struct.unpack(order + "II", tag)
+            payload = f.read(size)
+            if kind == _MAT5_COMPRESSED:
+                try:
+                    variable = zlib.decompress(payload)
+                except zlib.error:
+                    return
+            elif kind == _MAT5_MATRIX:
+                variable = tag + payload
+            else:
+                continue
+            bad = _bad_mat5_type(variable, order)
+            if bad is not None:
+                raise ValueError(f"a data element of unknown type {bad}: the file is damaged")
+
+
+def _bad_mat5_type(buf, order):
+    """The first type code in the MAT v5 elements of ``buf`` (nested variables included) that is
+    neither a data type nor, where one may be (at the top and inside cells, structs and objects), a
+    variable; None when there is none."""
+    ranges = [(0, len(buf), True)]  # (start, end, whether variables may be nested there)
+    while ranges:
+        pos, end, containers = ranges.pop()
+        while pos + 8 <= end:
+            kind, size = struct.unpack_from(order + "II", buf, pos)
+            if kind >> 16:  # a small element: its size in the high 16 bits, its data in the tag's 8 bytes
+                kind, step = kind & 0xFFFF, 8
+            else:
+                step = 8 + size + (0 if kind == _MAT5_MATRIX else -size % 8)
+            if kind == _MAT5_MATRIX and containers:
+                start = pos + 8
+                # The array flags come first; the low byte of their first word is the MATLAB class.
+                cls = struct.unpack_from(order + "I", buf, start + 8)[0] & 0xFF if start + 12 <= end else 0
+                ranges.append((start, min(start + size, end), cls in _MAT5_CONTAINER_CLASSES))
+            elif kind not in _MAT5_DATA_TYPES:
+                return kind
+            pos += step
+    return None
+
+
 def _is_matlab_hdf5(path):
     """True if MATLAB wrote this HDF5 file: MATLAB puts its MAT-file header text in the 512-byte
     userblock in front of the HDF5 data (h5py and other HDF5 writers do not)."""
@@ -148,6 +206,7 @@ class _Container:
             if self.what == "hdf5":
                 raise ValueError("no HDF5 signature")
             import scipy.io
+            _check_mat5_elements(self.path)
             return {name: _Variable(name, tuple(shape), cls, cls in _MATLAB_NUMERIC)
                     for name, shape, cls in scipy.io.whosmat(self.path)}
         import h5py
@@ -267,12 +326,14 @@ def read_image(path, key=None, role="image", key_option="--key", allow_2d=False)
     ``key_option`` is the command-line option that selects a variable, suggested when the choice
     is ambiguous.
 
-    Raises DataError (naming the file) when the file is missing, of an unknown format, unreadable
-    (truncated, not what its extension says), when the variable cannot be chosen (or ``key`` is
-    given for a format without variables), and when the array is empty, not numeric or not 3-D
-    (2-D with allow_2d).
+    Raises DataError (naming the file) when the file is missing (or a folder), of an unknown format,
+    unreadable (truncated, damaged, not what its extension says; an ENVI header with a field spectral
+    would misread), when the variable cannot be chosen (or ``key`` is given for a format without
+    variables), and when the array is empty, not numeric or not 3-D (2-D with allow_2d).
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise DataError(f"{path}: the {role} path is a folder, not a file; give the image file (for ENVI, its .hdr)")
     if not os.path.isfile(path):
         raise DataError(f"{path}: {role} file not found")
     fmt, header = _format_of(path)
@@ -309,7 +370,8 @@ def _as_cube(data, path, role, allow_2d):
         hint = "" if allow_2d or data.ndim != 2 else " (save a single-band image as H x W x 1)"
         raise DataError(f"{path}: expected {accepted} (rows x columns x bands) for the {role}, got shape "
                           f"{data.shape}{hint}")
-    return np.ascontiguousarray(data, dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # a float32 signalling NaN stays NaN; invalid_values finds it
+        return np.ascontiguousarray(data, dtype=np.float64)
 
 
 def _read_npy(path):
@@ -324,6 +386,7 @@ def _read_npy(path):
 def _read_envi(path, header):
     import spectral.io.envi as envi
     data_file = None if path == header else path
+    _check_envi_header(header)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # spectral warns about upper-case header keys it lower-cases
@@ -353,6 +416,46 @@ def _read_envi(path, header):
     if "band names" in meta:
         image.band_names = [str(n) for n in meta["band names"]]
     return image
+
+
+def _check_envi_header(header):
+    """DataError unless ``header`` is an ENVI header that spectral reads as it declares: text in the
+    locale's encoding (on other bytes spectral fails with the file left open); positive whole samples,
+    lines and bands, a known data type, a header offset >= 0; byte order 0 or 1 (spectral takes any
+    other value for the machine's opposite); interleave bsq, bil or bip (spectral reads any other
+    spelling but 'BIL' and 'BIP' as bsq, which scrambles the bands)."""
+    import spectral.io.envi as envi
+    encoding = locale.getpreferredencoding(False)
+    try:
+        with open(header, "rb") as f:
+            f.read().decode(encoding)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # spectral warns about upper-case header keys it lower-cases
+            meta = envi.read_envi_header(header)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{header}: not an ENVI header in {encoding} text (byte {exc.object[exc.start]:#04x} at "
+                          f"position {exc.start}); save the header as plain ASCII or {encoding} text") from None
+    except Exception as exc:
+        raise DataError(f"{header}: not a readable ENVI header ({type(exc).__name__}: {exc}); an ENVI header is "
+                          "a text file whose first line is ENVI, then one 'field = value' per line") from exc
+    value = {k: str(meta[k]).strip() if k in meta else "(missing)" for k in
+             ("samples", "lines", "bands", "data type", "byte order", "interleave", "header offset")}
+    problems = [f"{k} = {value[k]} (a positive whole number)" for k in ("samples", "lines", "bands")
+                if not (value[k].isdigit() and int(value[k]) > 0)]
+    if value["data type"] not in envi.envi_to_dtype:
+        problems.append(f"data type = {value['data type']} (one of {', '.join(sorted(envi.envi_to_dtype, key=int))})")
+    if "header offset" in meta and not value["header offset"].isdigit():
+        problems.append(f"header offset = {value['header offset']} (a whole number of bytes, 0 or more)")
+    if value["byte order"] not in ("0", "1"):
+        problems.append(f"byte order = {value['byte order']} (0: little-endian, 1: big-endian)")
+    interleave = value["interleave"]
+    if interleave.lower() not in ("bsq", "bil", "bip"):
+        problems.append(f"interleave = {interleave} (bsq, bil or bip)")
+    elif interleave.lower() != "bsq" and interleave not in ("bil", "BIL", "bip", "BIP"):
+        problems.append(f"interleave = {interleave} (write it in lower case, {interleave.lower()}: spectral "
+                        "reads this spelling as bsq)")
+    if problems:
+        raise DataError(f"{header}: invalid ENVI header field(s): {'; '.join(problems)}")
 
 
 def _floats(values, source, field):
@@ -552,11 +655,18 @@ def _wavelength_array(path, arrays, bands):
 
 def _read_wavelength_text(path):
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            lines = [(n, line.strip()) for n, line in enumerate(f, 1)]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable text file ({type(exc).__name__}: {exc}); give the band "
-                          "centres as text, .csv, .npy or .mat") from exc
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable text file ({exc.strerror}); check its permissions") from exc
+    if b"\x00" in raw:
+        raise DataError(f"{path}: a binary file, not a text list of band centres; give them as text (.txt, "
+                          ".csv), or use the extension of its format (.npy, .mat)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")  # Excel on Windows writes CSV in the ANSI code page
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
     rows = []
     content = [(n, line) for n, line in lines if line and not line.startswith("#")]
     for i, (n, line) in enumerate(content):

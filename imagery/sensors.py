@@ -139,14 +139,19 @@ def read_band_ranges(path):
     A text (.csv/.txt, ``,`` ``;`` tab or blank separated) or Excel (.xls/.xlsx) table of one row per
     band: low and high in nm, optionally after a name column, optionally below a header row. Unnamed
     bands are called 'band 1', 'band 2', ... Raises DataError naming the file: unreadable, a cell that
-    is not a number, not two range columns, low >= high, non-finite values, or values that look like
-    micrometres (all below 30).
+    is empty or not a number, not two range columns, low >= high, non-finite values, or values that
+    look like micrometres (all below 30).
     """
     cells = read_cells(path)
     first = 0 if cells.header() is None else 1
     rows = cells.rows[first:]
     if not rows:
         raise DataError(f"{path}: no band rows; give one row per MSI band: [name,] low_nm, high_nm")
+    # An empty cell would count as 0 (an SRF table's rule) and surface as "low >= high 0".
+    empty = next(((i, j) for i, row in enumerate(rows) for j, v in enumerate(row) if v is None), None)
+    if empty is not None:
+        raise DataError(f"{path}: {cells.where(first + empty[0], empty[1])} is empty; give every band a low "
+                     "and a high wavelength (nm), optionally after its name")
     named = all(isinstance(row[0], str) for row in rows)
     names = [row[0] for row in rows] if named else [f"band {i}" for i in range(1, len(rows) + 1)]
     skip = int(named)

@@ -496,8 +496,9 @@ def _is_vector(array):
 def _mat_table(path, key, hsi_channels):
     """SRFTable of a .mat file: the table ``key``, else the only 2-D table (vectors never count), else
     the one with ``hsi_channels`` rows; a vector as long as the table's rows may give the wavelengths."""
+    # Complex (a cast would drop the imaginary part), logical, text and empty variables are never the table.
     arrays = {k: np.asarray(v) for k, v in read_mat_arrays(path).items()
-              if np.issubdtype(np.asarray(v).dtype, np.number) and np.size(v) > 0}
+              if np.asarray(v).dtype.kind in "iuf" and np.size(v) > 0}
     shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in arrays.items()) or "none"
     if key is not None:
         if key not in arrays:
@@ -587,9 +588,9 @@ def load_srf(path, key=None, hsi_channels=None):
             array = np.load(path, allow_pickle=False)
         except Exception as exc:
             raise DataError(f"{path}: not a readable .npy array ({exc}); save it with numpy.save") from exc
-        if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.number) or array.size == 0:
-            raise DataError(f"{path}: the SRF must be a non-empty 2-D numeric table (rows = HSI bands, columns = "
-                         f"MSI bands), got an array of shape {array.shape} and type {array.dtype}")
+        if array.ndim not in (1, 2) or array.dtype.kind not in "iuf" or array.size == 0:
+            raise DataError(f"{path}: the SRF must be a non-empty 2-D real numeric table (rows = HSI bands, "
+                         f"columns = MSI bands), got an array of shape {array.shape} and type {array.dtype}")
         return _table_from_matrix(array.reshape(array.shape[0], -1).astype(np.float64), None, path)
     if ext == ".mat":
         return _mat_table(path, key, hsi_channels)
@@ -650,8 +651,8 @@ def srf_for_hsi(table, hsi_channels, hsi_wavelengths=None, hsi_fwhm=None, cube_p
         else "linearly interpolated at the HSI band centres (no FWHM given)"
     log.info("%s: the response, sampled on %d wavelengths from %g to %g nm, is %s", path, rows, grid[0],
              grid[-1], rule)
-    _warn_outside(table, hsi_range(hsi_wavelengths, hsi_fwhm))
     srf = resample_srf(grid, table.response, hsi_wavelengths, hsi_fwhm, band_names=table.band_names, source=path)
+    _warn_outside(table, hsi_range(hsi_wavelengths, hsi_fwhm))  # after resample_srf refused NaN, Inf, negatives
     return validate_srf(srf, hsi_channels, path, cube_path, cube_shape), table.band_names
 
 

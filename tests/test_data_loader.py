@@ -788,3 +788,14 @@ def test_dataset_mismatch_changes_only_the_msi_and_keeps_its_lr_version_consiste
     hmsi = mismatched["hmsi"].permute(1, 2, 0).double().numpy()
     expected = dl.spatial_degrade(hmsi, dl.gaussian_psf(5, 5 / 2.35482), 5)
     np.testing.assert_allclose(mismatched["lrmsi_frommsi"].permute(1, 2, 0).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_label_map_beside_the_cube_is_not_read_when_the_cube_is_selected(tmp_path, rng, srf):
+    """A ground-truth .mat (2-D label map) next to the cube used to break the run even when
+    --image_index selected the cube: only the selected file is read."""
+    args = make_data_root(tmp_path, {"a_gt.mat": rng.integers(0, 16, (10, 10)).astype(np.uint8),
+                                     "scene.npy": rng.random((10, 10, 12))}, srf)
+    data = dl.Dataset(get_args(args + ["--image_index", "1"]))
+    assert data.hsi_channel == 12 and len(data) == 2
+    with raises_data_error(tmp_path / "data" / "toy" / "a_gt.mat", "3-D"):
+        data[0]

@@ -1,0 +1,27 @@
+"""Classical HSI-MSI fusion baselines, one module per method, all with the signature
+
+    fuse(Y, Z, r, psf, srf, **params) -> X_hat
+
+Y: LR-HSI h x w x C, Z: HR-MSI H x W x Cm (H = r h), psf: r x r convolution kernel (sum 1), srf: C x Cm
+(columns sum 1), X_hat: H x W x C float64; the degradation model is data_loader's (Wald's protocol).
+They are given the true PSF and SRF, as the papers' comparisons did. ``BASELINES`` maps each name to
+its module path; ``fuse_with(name, ...)`` imports the module only when it is used.
+"""
+import importlib
+
+BASELINES = {
+    "bicubic": "baselines.bicubic",            # the floor
+    "gsa": "baselines.gsa",                    # component substitution (Aiazzi et al. 2007)
+    "mtf_glp_hs": "baselines.mtf_glp_hs",      # multiresolution analysis (Selva et al. 2015)
+    "cnmf": "baselines.cnmf",                  # coupled NMF (Yokoya et al. 2012)
+    "hysure": "baselines.hysure",              # subspace + vector TV (Simoes et al. 2015)
+    "fuse": "baselines.fuse_sylvester",        # Sylvester closed form (Wei et al. 2015)
+    "cstf": "baselines.cstf",                  # coupled sparse tensor factorisation (Li et al. 2018)
+}
+
+
+def fuse_with(name, Y, Z, r, psf, srf, **params):
+    """Fuse with the baseline ``name`` (a key of BASELINES); raises KeyError listing the known names."""
+    if name not in BASELINES:
+        raise KeyError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    return importlib.import_module(BASELINES[name]).fuse(Y, Z, r, psf, srf, **params)

@@ -1,0 +1,323 @@
+"""CSTF: hyperspectral-multispectral fusion by coupled sparse tensor factorisation.
+
+S. Li, R. Dian, L. Fang and J. M. Bioucas-Dias, "Fusing hyperspectral and multispectral images via
+coupled sparse tensor factorization", IEEE Transactions on Image Processing 27(8), 4118-4130, 2018.
+
+The HR-HSI (rows x cols x C) is a Tucker product X = C x1 W x2 H x3 S of a sparse core
+(n_w x n_h x n_s) and dictionaries of the row mode (W, rows x n_w), the column mode (H, cols x n_h)
+and the spectral mode (S, C x n_s).
+The LR-HSI is X x1 P1 x2 P2 (P1, P2: the separable blur and decimation of each spatial mode) and
+the HR-MSI is X x3 R (R = srf'), so both are Tucker products of the same core with degraded
+dictionaries, and the paper estimates everything from the coupled factorisation
+
+    min ||Y - C x1 (P1 W) x2 (P2 H) x3 S||^2 + ||Z - C x1 W x2 H x3 (R S)||^2 + lambda ||C||_1
+
+by proximal alternating optimisation:
+- initialisation: W and H learned by K-SVD from the mode-1 and mode-2 unfoldings of the HR-MSI
+  (columns and rows of its bands as training signals, 2 atoms per signal), S by VCA from the LR-HSI,
+  C by the core step below;
+- then, each outer iteration: W, H and S each by their quadratic subproblem with a proximal term
+  mu ||D - D_previous||^2, whose normal equations form a generalised Sylvester equation
+  P D M1 + D M2 = RHS (P: P1'P1, P2'P2 or R'R), solved here exactly by two symmetric
+  eigendecompositions (the authors run 30 conjugate-gradient steps toward the same minimiser);
+  then C by ADMM (split C into one copy per data term, soft thresholding, 60 iterations), with a
+  proximal term towards the previous core.
+
+Defaults are those of the authors' MATLAB demo (CSTF_FUS.m, sparse_tucker2.m, DIC_CG*.m, demo.m):
+lambda = 1e-5, proximal weight mu = 1e-3, ADMM penalty 0.01 with 60 iterations, 15 outer iterations,
+K-SVD with 100 iterations and 2 atoms per signal, n_w = n_h = 240 atoms (the demo's 256 x 256 image;
+capped here at the image's height and width), n_s = 9 spectral atoms; data scaled to [0, 1] as here.
+K-SVD follows Aharon et al. (2006) with the approximate atom update of Rubinstein et al. (2008),
+as the authors' trainD.m with one dictionary-update cycle; VCA (Nascimento & Bioucas-Dias 2005)
+is used in its high-SNR form (projective projection), the form it takes on clean data.
+The PSF must be separable (operators.degradation_matrices), as the paper's model requires.
+Non-blind: the true PSF and SRF are given.
+"""
+import numbers
+
+import numpy as np
+import scipy.linalg
+
+from baselines.operators import check_inputs, degradation_matrices
+from data_loader import DataError
+
+LAMBDA = 1e-5          # demo.m: par.lambda, weight of ||C||_1
+PROXIMAL = 1e-3        # CSTF_FUS.m: mu, proximal weight of every block update
+ADMM_PENALTY = 0.01    # sparse_tucker2.m: mu
+ADMM_ITERS = 60        # sparse_tucker2.m: T
+OUTER_ITERS = 15       # CSTF_FUS.m
+KSVD_ITERS = 100       # CSTF_FUS.m: params.iternum
+KSVD_SPARSITY = 2      # CSTF_FUS.m: params.Tdata
+SPATIAL_ATOMS = 240    # demo.m: par.W = par.H
+SPECTRAL_ATOMS = 9     # demo.m: par.S
+# K-SVD's dictionary clean-up (the K-SVD toolbox's cleardict): an atom used by fewer signals, or
+# more coherent with another atom, is replaced by the worst-represented signal.
+KSVD_MIN_USE = 4
+KSVD_MAX_COHERENCE = 0.99
+# Per-mode Gram eigenvalues below this fraction of the largest are zero (P1 W has rank <= h): the
+# core step treats them as exactly zero, which keeps its transforms to the Gram's range.
+GRAM_RANK_TOL = 1e-12
+
+
+def fuse(Y, Z, r, psf, srf, lam=LAMBDA, atoms_rows=None, atoms_cols=None, atoms_spectral=None,
+         outer_iters=OUTER_ITERS, ksvd_iters=KSVD_ITERS, seed=0):
+    """Fuse an LR-HSI and an HR-MSI with CSTF (Li et al. 2018).
+
+    Y: h x w x C LR-HSI; Z: H x W x Cm HR-MSI with H = r h, W = r w (rows, columns, bands; scaled
+    to about [0, 1], which lam assumes); r: integer scale factor; psf: r x r separable convolution
+    kernel summing to 1 (Y = data_loader.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing
+    to 1 (Z = X @ srf). lam >= 0: weight of the core's l1 norm; atoms_rows / atoms_cols: atoms of
+    the row and column dictionaries (default min(240, H) and min(240, W)), at most the number of
+    training signals (W Cm and H Cm); atoms_spectral: atoms of the spectral dictionary (default 9,
+    capped at C and h w; at most C and h w); outer_iters, ksvd_iters >= 0: iteration counts; seed:
+    VCA's random directions. Returns X_hat, H x W x C float64, in the units of Y.
+
+    Raises DataError for inconsistent shapes, a PSF that is not separable, an SRF that does not
+    fit, non-finite values, or parameters out of range.
+    """
+    Y, Z, r, psf, srf = check_inputs(Y, Z, r, psf, srf, "CSTF")
+    h, w, bands = Y.shape
+    rows, cols, msi_bands = Z.shape
+    lam = _number(lam, "lam")
+    n_w = _integer(min(SPATIAL_ATOMS, rows) if atoms_rows is None else atoms_rows, "atoms_rows", 1, cols * msi_bands)
+    n_h = _integer(min(SPATIAL_ATOMS, cols) if atoms_cols is None else atoms_cols, "atoms_cols", 1, rows * msi_bands)
+    n_s = _integer(min(SPECTRAL_ATOMS, bands, h * w) if atoms_spectral is None else atoms_spectral,
+                   "atoms_spectral", 1, min(bands, h * w))
+    outer_iters = _integer(outer_iters, "outer_iters", 0, None)
+    ksvd_iters = _integer(ksvd_iters, "ksvd_iters", 0, None)
+    P1, P2 = degradation_matrices(psf, r, rows, cols)
+    R = srf.T
+    rng = np.random.default_rng(seed)
+
+    # Training signals in the authors' order (MATLAB unfoldings): the columns of every MSI band, and
+    # the rows of every band with the band index fastest; K-SVD starts from the first ones.
+    W_dict = ksvd(Z.transpose(0, 2, 1).reshape(rows, msi_bands * cols), n_w, ksvd_iters, "atoms_rows")
+    H_dict = ksvd(Z.transpose(1, 0, 2).reshape(cols, rows * msi_bands), n_h, ksvd_iters, "atoms_cols")
+    S_dict = vca(Y.reshape(-1, bands).T, n_s, rng)
+    core = np.zeros((n_w, n_h, n_s))
+    core = sparse_core(Y, Z, (P1 @ W_dict, P2 @ H_dict, S_dict), (W_dict, H_dict, R @ S_dict), lam, core)
+    for _ in range(outer_iters):
+        # Row dictionary: the LR term sees P1 W, the MSI term W.
+        lr = tucker(core, (None, P2 @ H_dict, S_dict))
+        ms = tucker(core, (None, H_dict, R @ S_dict))
+        W_dict = _sylvester(P1.T @ P1, _gram(lr, 0), _gram(ms, 0) + PROXIMAL * np.eye(n_w),
+                            P1.T @ _cross(Y, lr, 0) + _cross(Z, ms, 0) + PROXIMAL * W_dict)
+        # Column dictionary: the LR term sees P2 H, the MSI term H.
+        lr = tucker(core, (P1 @ W_dict, None, S_dict))
+        ms = tucker(core, (W_dict, None, R @ S_dict))
+        H_dict = _sylvester(P2.T @ P2, _gram(lr, 1), _gram(ms, 1) + PROXIMAL * np.eye(n_h),
+                            P2.T @ _cross(Y, lr, 1) + _cross(Z, ms, 1) + PROXIMAL * H_dict)
+        # Spectral dictionary: the LR term sees S, the MSI term R S.
+        lr = tucker(core, (P1 @ W_dict, P2 @ H_dict, None))
+        ms = tucker(core, (W_dict, H_dict, None))
+        S_dict = _sylvester(R.T @ R, _gram(ms, 2), _gram(lr, 2) + PROXIMAL * np.eye(n_s),
+                            _cross(Y, lr, 2) + R.T @ _cross(Z, ms, 2) + PROXIMAL * S_dict)
+        core = sparse_core(Y, Z, (P1 @ W_dict, P2 @ H_dict, S_dict), (W_dict, H_dict, R @ S_dict), lam, core)
+    return tucker(core, (W_dict, H_dict, S_dict))
+
+
+# ----------------------------------------------------------------------------- tensor algebra
+
+def tucker(core, matrices):
+    """core x1 A1 x2 A2 x3 A3 for a 3-way array and three matrices (None: that mode is left as is)."""
+    out = core
+    for mode, matrix in enumerate(matrices):
+        if matrix is not None:
+            out = np.moveaxis(np.tensordot(matrix, out, axes=(1, mode)), 0, mode)
+    return out
+
+
+def _gram(t, mode):
+    """T_(mode) T_(mode)': the Gram matrix of a 3-way array's mode unfolding."""
+    other = tuple(m for m in range(3) if m != mode)
+    return np.tensordot(t, t, axes=(other, other))
+
+
+def _cross(a, b, mode):
+    """A_(mode) B_(mode)' for two 3-way arrays that agree on the other two modes."""
+    other = tuple(m for m in range(3) if m != mode)
+    return np.tensordot(a, b, axes=(other, other))
+
+
+def _sylvester(P, M1, M2, rhs):
+    """D solving P D M1 + D M2 = rhs, for P and M1 symmetric positive semi-definite and M2 symmetric
+    positive definite: with P = U diag(p) U' and M1 V = M2 V diag(t), V' M2 V = I,
+    D = U [(U' rhs V) / (1 + p t')] V'."""
+    p, U = np.linalg.eigh(P)
+    t, V = scipy.linalg.eigh(M1, M2)
+    return U @ ((U.T @ rhs @ V) / (1 + np.outer(p, t))) @ V.T
+
+
+# ----------------------------------------------------------------------------- core step (ADMM)
+
+def sparse_core(Y, Z, lr_dicts, ms_dicts, lam, previous, proximal=PROXIMAL, penalty=ADMM_PENALTY,
+                iters=ADMM_ITERS):
+    """The core step of CSTF: C minimising ||Y - C x lr_dicts||^2 + ||Z - C x ms_dicts||^2 + lam ||C||_1
+    + proximal ||C - previous||^2, by ADMM with one copy of C per data term (scaled multipliers,
+    penalty ``penalty``), started from C = 0 as the authors' sparse_tucker2.m.
+
+    Y: h x w x C and Z: H x W x Cm arrays; lr_dicts / ms_dicts: three matrices each (rows = the
+    data's mode size, columns = the core's); previous: the core's shape. Returns the core (float64).
+    Each copy's step is the ridge system (K + penalty I) s = b with K = K3 (x) K2 (x) K1 the Kronecker
+    product of the per-mode Grams, solved in their eigenbases; eigenvalues that are zero (e.g. the
+    h nonzero ones of (P1 W)'(P1 W)) are left out, where the inverse is exactly 1/penalty.
+    """
+    solvers = [_ridge_solver(data, dicts, penalty) for data, dicts in ((Y, lr_dicts), (Z, ms_dicts))]
+    core = np.zeros_like(previous)
+    duals = [np.zeros_like(previous), np.zeros_like(previous)]
+    weight = 2 * penalty + proximal
+    # The data terms are written without the factor 1/2 the ADMM steps assume: lam / 2 is the
+    # threshold's weight (the authors' lambda / (4 mu + 2 mu1)).
+    threshold = lam / 2 / weight
+    for _ in range(iters):
+        copies = [solve(core - dual) for solve, dual in zip(solvers, duals)]
+        target = (penalty * (copies[0] + duals[0] + copies[1] + duals[1]) + proximal * previous) / weight
+        core = np.sign(target) * np.maximum(np.abs(target) - threshold, 0)
+        duals = [dual + copy - core for dual, copy in zip(duals, copies)]
+    return core
+
+
+def _ridge_solver(data, dicts, penalty):
+    """s(x) = (K + penalty I)^-1 (D' data + penalty x) for the Tucker operator D of ``dicts``."""
+    bases, values = [], []
+    for matrix in dicts:
+        e, v = np.linalg.eigh(matrix.T @ matrix)
+        keep = e > GRAM_RANK_TOL * max(e[-1], np.finfo(float).tiny)
+        bases.append(v[:, keep])
+        values.append(e[keep])
+    spectrum = np.einsum("i,j,k->ijk", *values)
+    gain = 1 / (spectrum + penalty) - 1 / penalty
+    transposed = [b.T for b in bases]
+    rhs = tucker(data, [m.T for m in dicts])
+
+    def solve(x):
+        # (K + p I)^-1 v = v / p + B [(1 / (lambda + p) - 1 / p) * B' v], B the range's eigenbasis.
+        v = rhs + penalty * x
+        return v / penalty + tucker(gain * tucker(v, transposed), bases)
+
+    return solve
+
+
+# ----------------------------------------------------------------------------- initialisation
+
+def ksvd(data, atoms, iters, name="atoms", sparsity=KSVD_SPARSITY):
+    """K-SVD dictionary (n x atoms, unit-norm columns) for the n x N training signals ``data``.
+
+    Starts from the first ``atoms`` nonzero signals, normalised (as the authors' trainD.m); each
+    iteration codes every signal with ``sparsity`` atoms by orthogonal matching pursuit, updates the
+    atoms one after another by the approximate K-SVD step (one power iteration on the residual of
+    the signals that use the atom), and replaces atoms used by fewer than KSVD_MIN_USE signals or
+    coherent above KSVD_MAX_COHERENCE with another by the worst-represented signal not used before.
+    Raises DataError (naming ``name``) when there are fewer nonzero signals than atoms.
+    """
+    norms = np.linalg.norm(data, axis=0)
+    nonzero = np.flatnonzero(norms > 0)
+    if nonzero.size < atoms:
+        raise DataError(f"CSTF: {name} = {atoms}, but the HR-MSI gives only {nonzero.size} nonzero training "
+                        f"signals for that dictionary; pass {name} <= {nonzero.size}")
+    D = data[:, nonzero[:atoms]] / norms[nonzero[:atoms]]
+    unused = np.ones(data.shape[1], dtype=bool)
+    for _ in range(iters):
+        codes = omp(D, data, sparsity)
+        # The atom updates are sequential by design (each uses the atoms updated before it).
+        for j in range(atoms):
+            users = np.flatnonzero(codes[j])
+            if users.size == 0:
+                continue
+            gamma = codes[j, users]
+            residual = data[:, users] - D @ codes[:, users] + np.outer(D[:, j], gamma)
+            atom = residual @ gamma
+            atom /= np.linalg.norm(atom)
+            D[:, j] = atom
+            codes[j, users] = atom @ residual
+        _clear_dictionary(D, codes, data, unused)
+    return D
+
+
+def _clear_dictionary(D, codes, data, unused):
+    """Replace rarely used or near-duplicate atoms of D (in place) by the worst-coded unused signals."""
+    error = np.sum((data - D @ codes) ** 2, axis=0)
+    usage = np.count_nonzero(np.abs(codes) > 1e-7, axis=1)
+    gram = D.T @ D
+    np.fill_diagonal(gram, 0)
+    # The K-SVD toolbox takes, for each atom to replace, the unused signal of largest error.
+    order = np.argsort(-error, kind="stable")
+    candidates = iter(order[unused[order]])
+    for j in range(D.shape[1]):
+        if np.max(np.abs(gram[j])) <= KSVD_MAX_COHERENCE and usage[j] >= KSVD_MIN_USE:
+            continue
+        best = next(candidates, None)
+        if best is None:
+            return
+        unused[best] = False
+        norm = np.linalg.norm(data[:, best])
+        if norm > 0:
+            D[:, j] = data[:, best] / norm
+            column = D.T @ D[:, j]
+            column[j] = 0
+            gram[j], gram[:, j] = column, column
+
+
+def omp(D, X, sparsity):
+    """Orthogonal matching pursuit of every column of X (n x N) with ``sparsity`` atoms of D (n x K,
+    unit-norm columns), all signals at once. Returns the K x N coefficient matrix."""
+    gram = D.T @ D
+    correlation = D.T @ X
+    N = X.shape[1]
+    columns = np.arange(N)
+    chosen = np.zeros((0, N), dtype=int)
+    coef = np.zeros((0, N))
+    for _ in range(min(sparsity, D.shape[1])):
+        residual_corr = correlation - np.einsum("ksn,sn->kn", gram[:, chosen], coef)
+        residual_corr[chosen, columns] = 0
+        chosen = np.vstack([chosen, np.argmax(np.abs(residual_corr), axis=0)])
+        sub = gram[chosen.T[:, :, None], chosen.T[:, None, :]]
+        # A tiny ridge keeps duplicate atoms (possible in a first dictionary) from making the
+        # 2 x 2 systems singular.
+        sub += 1e-12 * np.eye(chosen.shape[0])
+        coef = np.linalg.solve(sub, correlation[chosen, columns].T[:, :, None])[:, :, 0].T
+    codes = np.zeros((D.shape[1], N))
+    np.add.at(codes, (chosen, np.broadcast_to(columns, chosen.shape)), coef)
+    return codes
+
+
+def vca(data, p, rng):
+    """Vertex component analysis (Nascimento & Bioucas-Dias 2005), high-SNR form: p <= C endmembers
+    (C x p) of the C x N data, each a data point projected on the data's p-dim principal subspace.
+
+    The data are projected on the p leading singular vectors and scaled projectively onto the
+    hyperplane of their mean; each endmember is the point with the largest |projection| on a random
+    direction orthogonal to the endmembers found so far.
+    """
+    count = data.shape[1]
+    _, vectors = np.linalg.eigh(data @ data.T / count)
+    basis = vectors[:, ::-1][:, :p]
+    projected = basis.T @ data
+    denominator = np.mean(projected, axis=1) @ projected
+    scaled = projected / np.where(np.abs(denominator) > 0, denominator, 1.0)
+    found = np.zeros((p, p))
+    found[-1, 0] = 1
+    indices = np.zeros(p, dtype=int)
+    for i in range(p):
+        direction = rng.random(p)
+        direction -= found @ (np.linalg.pinv(found) @ direction)
+        direction /= max(np.linalg.norm(direction), np.finfo(float).tiny)
+        indices[i] = np.argmax(np.abs(direction @ scaled))
+        found[:, i] = scaled[:, indices[i]]
+    return basis @ projected[:, indices]
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _integer(value, name, low, high):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
+            or (high is not None and value > high)):
+        bound = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise DataError(f"CSTF: {name} = {value!r} must be an integer {bound}")
+    return int(value)
+
+
+def _number(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < np.inf:
+        raise DataError(f"CSTF: {name} = {value!r} must be a finite number >= 0")
+    return float(value)
