@@ -96,7 +96,7 @@ def load_cube(path, key=None, nodata=None, mask_invalid=False):
     the caller leaves them out. Raises DataError naming the file (for invalid values: their count,
     kinds and the first index (h, w, c)).
     """
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise DataError(f"{path}: cube file not found; check --default_datapath and --data_name")
     image = read_image(path, key=key, role="reference cube", key_option="--cube_key")
     cube = image.data
@@ -230,11 +230,11 @@ class Dataset(torch.utils.data.Dataset):
         nodata = getattr(args, "nodata", None)
         cube = load_cube(path, key=getattr(args, "cube_key", None), nodata=nodata,
                          mask_invalid=getattr(args, "mask_invalid", False))
+        srf = self._spectral_response(cube, path)  # first: it tells a channels-first cube by the SRF's rows
         if min(cube.shape[:2]) < MIN_LR_PIXELS * r:
             raise DataError(f"{path}: the cube is {cube.shape[0]} x {cube.shape[1]} pixels, which gives an LR-HSI "
                             f"smaller than {MIN_LR_PIXELS} x {MIN_LR_PIXELS} pixels at scale factor {r}; use a "
                             "larger image or a smaller --scale_factor")
-        srf = self._spectral_response(cube, path)
         cube, offsets = crop_to_multiple(cube, r, with_offsets=True)
         if any(offsets):
             log.info("%s: cropped by %s rows/columns (top, bottom, left, right) to %d x %d, a multiple of r = %d",
@@ -301,6 +301,26 @@ class RealPair:
     info: dict = field(default_factory=dict)
 
 
+def _pair_scale(hsi, msi, given):
+    """``imagery.geometry.infer_scale`` for the pair; when the sizes do not fit but would with an image's
+    first axis taken as its bands (an array saved C x H x W by numpy or h5py), the error says so."""
+    try:
+        return infer_scale(hsi.data.shape, msi.data.shape, hsi.path, msi.path, given)
+    except DataError as exc:
+        hsi_shape, msi_shape = hsi.data.shape, msi.data.shape
+        for image, shape, other in ((hsi, hsi_shape, msi_shape), (msi, msi_shape, hsi_shape)):
+            moved = (*shape[1:], shape[0])
+            pair = (moved, other) if image is hsi else (other, moved)
+            try:
+                infer_scale(*pair, hsi.path, msi.path, given)
+            except DataError:
+                continue
+            raise DataError(f"{exc}. Note: {image.path} was read as {' x '.join(map(str, shape))} (H x W x C); "
+                            f"taken as C x H x W it fits: the image looks channels-first (saved bands-first by "
+                            f"numpy or h5py); store it bands-last, H x W x C (numpy: np.moveaxis(a, 0, -1))") from None
+        raise
+
+
 def _hsi_wavelengths(args, hsi):
     """The LR-HSI band centres and FWHM (nm): --hsi_wavelengths when given, else the file's metadata."""
     if getattr(args, "hsi_wavelengths", None):
@@ -360,8 +380,7 @@ def load_real_pair(args):
     if msi.data.shape[2] >= hsi.data.shape[2]:
         raise DataError(f"{hsi.path} (LR-HSI) has {hsi.data.shape[2]} bands and {msi.path} (HR-MSI) has "
                         f"{msi.data.shape[2]}: the LR-HSI must have more bands; are --lr_hsi and --hr_msi swapped?")
-    r, (rows, cols) = infer_scale(hsi.data.shape, msi.data.shape, hsi.path, msi.path,
-                                  getattr(args, "scale_factor", None))
+    r, (rows, cols) = _pair_scale(hsi, msi, getattr(args, "scale_factor", None))
     if msi.data.shape[:2] != (rows, cols):
         log.info("%s: cropped from %d x %d to %d x %d pixels (r = %d): the extra rows/columns at the bottom "
                  "and right are dropped", msi.path, *msi.data.shape[:2], rows, cols, r)

@@ -390,8 +390,9 @@ def test_missing_pieces(tmp_path, case, phrase):
     else:
         path = tmp_path / "absent.mat"
     outcome(lambda: read_image(str(path)).data, path, ERROR, phrase=phrase)
-    # data_loader.load_cube checks the path itself: "cube file not found" for a folder too
-    outcome(lambda: dl.load_cube(str(path)), path, ERROR, phrase="not found" if case == "folder" else phrase)
+    # data_loader.load_cube says the same, with "the reference cube path is a folder" for a folder
+    outcome(lambda: dl.load_cube(str(path)), path, ERROR,
+            phrase="reference cube path is a folder" if case == "folder" else phrase)
 
 
 def mat5_variable(tmp_path, array):
@@ -970,9 +971,6 @@ def test_dataset_with_a_malformed_cube(tmp_path, case):
         assert dl.Dataset(args)[0]["lhsi"].shape == (C, 4, 4)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="data_loader.Dataset checks the cube's size before the SRF: a channels-first cube with "
-                          "fewer bands than 2 r is reported as too small, not channels-first")
 def test_dataset_channels_first_cube_with_few_bands_is_named_channels_first(tmp_path):
     few = base_srf(np.random.default_rng(SEED))[:6, :2]  # 6 HSI bands < 2 r = 10
     args, cube_path, _ = write_data_root(
@@ -1106,10 +1104,6 @@ def test_real_pair_channels_first_lr_hsi_is_refused(tmp_path):
     outcome(lambda: dl.load_real_pair(args), tmp_path / "lr.npy", ERROR)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="data_loader.load_real_pair infers the scale from the image sizes before it reads the "
-                          "SRF: a channels-first LR-HSI is reported as smaller than the HR-MSI ('swapped?') or "
-                          "as a non-integer ratio, not as channels-first")
 def test_real_pair_channels_first_lr_hsi_is_named_channels_first(tmp_path):
     args = channels_first_lr_hsi_args(tmp_path)
     outcome(lambda: dl.load_real_pair(args), tmp_path / "lr.npy", ERROR, phrase="channels-first")
