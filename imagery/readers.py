@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import locale
 import os
-import re
 import struct
 import warnings
 import zlib
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imagery.errors import DataError
+from imagery.tables import read_cells
 
 # Magnitudes beyond this are fill values, not data: the float32 fill -3.4028235e38 (FLT_MAX, GDAL's
 # and ENVI's usual no-data for float images), -1e38 and similar sentinels. No physical radiance or
@@ -590,10 +590,11 @@ def read_wavelengths(path, bands):
     """Read the band centres (and optional FWHM) of a ``bands``-band image: the ``--hsi_wavelengths``
     file. Returns (centres, fwhm or None), float64 vectors of length ``bands`` in nm.
 
-    Formats: text/.csv/.txt with one band per line, the centre (nm) and an optional second column
-    FWHM (nm), separated by commas, tabs or spaces, or by semicolons (then a comma is a decimal
-    comma); one line of ``bands`` values is also accepted; a first line of text (a header) and
-    lines starting with '#' are skipped. ``.npy``: a vector or a ``bands`` x 2 table. ``.mat``: the
+    Formats: a text (.csv, .txt) or Excel (.xls, .xlsx: first sheet) table read by
+    ``imagery.tables.read_cells`` (``,`` ``;`` tab or blank separated, decimal commas with ``;`` or
+    tab, '#' lines skipped) with one band per line, the centre (nm) and an optional second column
+    FWHM (nm); one line of ``bands`` values is also accepted; a first line of text (a header) is
+    skipped and empty cells are ignored. ``.npy``: a vector or a ``bands`` x 2 table. ``.mat``: the
     only such numeric array, or the only one of ``bands`` rows.
     Raises DataError naming the file when it cannot be read, when the count differs from ``bands``
     (both counts given), when FWHM are not positive, and as ``check_wavelength_units``.
@@ -607,7 +608,7 @@ def read_wavelengths(path, bands):
     elif ext in (".mat", ".h5", ".hdf5"):
         table = _wavelength_array(path, read_mat_arrays(path), bands)
     else:
-        table = _read_wavelength_text(path)
+        table = _read_wavelength_cells(path)
     array = np.asarray(table)
     if array.dtype.kind not in "iuf":
         raise DataError(f"{path}: the wavelengths are not numbers (dtype {array.dtype})")
@@ -653,40 +654,24 @@ def _wavelength_array(path, arrays, bands):
                       "keep only the band centres (and FWHM) in the file")
 
 
-def _read_wavelength_text(path):
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise DataError(f"{path}: not a readable text file ({exc.strerror}); check its permissions") from exc
-    if b"\x00" in raw:
-        raise DataError(f"{path}: a binary file, not a text list of band centres; give them as text (.txt, "
-                          ".csv), or use the extension of its format (.npy, .mat)")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")  # Excel on Windows writes CSV in the ANSI code page
-    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
-    rows = []
-    content = [(n, line) for n, line in lines if line and not line.startswith("#")]
-    for i, (n, line) in enumerate(content):
-        if ";" in line:
-            fields = [f.strip().replace(",", ".") for f in line.split(";")]
-        else:
-            fields = re.split(r"[,\s]+", line)
-        try:
-            rows.append([float(f) for f in fields if f])
-        except ValueError:
-            if i == 0:
-                continue  # a header line of column names
-            raise DataError(f"{path}: line {n} is not numeric ({line[:60]!r}); give one band per line: "
-                              "centre in nm, optionally FWHM in nm") from None
+def _read_wavelength_cells(path):
+    """The numbers of a text or spreadsheet list of band centres (``read_wavelengths``' rules): a vector
+    when it holds one row, else one row per band. Empty cells are dropped; the widths are checked here,
+    so that a ragged file says what a band line holds."""
+    cells = read_cells(path, "list of band centres", same_width=False)
+    first = 0 if cells.header() is None else 1
+    text = cells.find(lambda v: isinstance(v, str), first)
+    if text is not None:
+        i, j = text
+        raise DataError(f"{path}: {cells.where_row(i)} is not numeric ({cells.where(i, j)} holds "
+                        f"{cells.rows[i][j]!r}); give one band per line: centre in nm, optionally FWHM in nm")
+    rows = [[v for v in row if v is not None] for row in cells.rows[first:]]
     if not rows:
         raise DataError(f"{path}: no numbers found; give one band per line: centre in nm, optionally FWHM in nm")
     if len(rows) == 1:
         return np.array(rows[0])
-    widths = {len(r) for r in rows}
-    if len(widths) > 1 or widths.pop() > 2:
+    widths = sorted({len(r) for r in rows})
+    if len(widths) > 1 or widths[0] > 2:
         raise DataError(f"{path}: expected one or two columns on every line (centre nm, optional FWHM nm), "
-                          f"got {sorted({len(r) for r in rows})} columns")
+                        f"got {widths} columns")
     return np.array(rows)

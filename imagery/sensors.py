@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from imagery.errors import DataError
-from imagery.spectral_response import Cells, hsi_range, numeric_rows, read_cells, srf_from_bands
+from imagery.spectral_response import hsi_range, srf_from_bands
+from imagery.tables import numeric_rows, read_cells
 
 log = logging.getLogger("fusion")
 
@@ -142,21 +143,20 @@ def read_band_ranges(path):
     is empty or not a number, not two range columns, low >= high, non-finite values, or values that
     look like micrometres (all below 30).
     """
-    cells = read_cells(path)
+    cells = read_cells(path, "band table")
     first = 0 if cells.header() is None else 1
     rows = cells.rows[first:]
     if not rows:
         raise DataError(f"{path}: no band rows; give one row per MSI band: [name,] low_nm, high_nm")
     # An empty cell would count as 0 (an SRF table's rule) and surface as "low >= high 0".
-    empty = next(((i, j) for i, row in enumerate(rows) for j, v in enumerate(row) if v is None), None)
+    empty = cells.find(lambda v: v is None, first)
     if empty is not None:
-        raise DataError(f"{path}: {cells.where(first + empty[0], empty[1])} is empty; give every band a low "
+        raise DataError(f"{path}: {cells.where(*empty)} is empty; give every band a low "
                      "and a high wavelength (nm), optionally after its name")
     named = all(isinstance(row[0], str) for row in rows)
     names = [row[0] for row in rows] if named else [f"band {i}" for i in range(1, len(rows) + 1)]
     skip = int(named)
-    numbers = numeric_rows(Cells([row[skip:] for row in cells.rows], lambda i, j: cells.where(i, j + skip)),
-                           first, path, "band table")
+    numbers = numeric_rows(cells.columns_from(skip), first, path, "band table")
     if numbers.shape[1] != 2:
         raise DataError(f"{path}: {numbers.shape[1]} numeric column(s); a band table has two, low and high (nm), "
                      "optionally after a name column")

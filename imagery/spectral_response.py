@@ -10,11 +10,11 @@ of consecutive HSI bands.
 Tables come as people have them: rows = HSI bands, or rows = the response's own wavelength grid
 (published SRFs are sampled every 1 nm or so) with the wavelengths in the first column or in a
 vector next to the table; an optional header row of band names; ``,`` ``;`` tab or blank separated
-text, ``.xls``/``.xlsx`` sheets with empty cells for zero, ``.npy``, MATLAB ``.mat`` (v5 or v7.3).
+text, ``.xls``/``.xlsx`` sheets with empty cells for zero (text and sheets read by ``imagery.tables``),
+``.npy``, MATLAB ``.mat`` (v5 or v7.3).
 ``load_srf`` reads a table as it is (``SRFTable``); ``srf_for_hsi`` turns it into S for a given cube.
 Wavelengths are in nanometres throughout.
 """
-import csv
 import logging
 import os
 import re
@@ -25,10 +25,9 @@ import numpy as np
 from config import FWHM_TO_SIGMA
 from imagery.errors import DataError
 from imagery.readers import read_mat_arrays
+from imagery.tables import EXCEL_EXTENSIONS, TEXT_EXTENSIONS, numeric_rows, read_cells
 
 SRF_EXTENSIONS = (".xls", ".xlsx", ".csv", ".txt", ".npy", ".mat")
-TEXT_EXTENSIONS = (".csv", ".txt")
-EXCEL_EXTENSIONS = (".xls", ".xlsx")
 # A strictly increasing first column whose values all exceed this is a wavelength grid in nm: a
 # response (any scale: 0-1, percent) never increases monotonically through values above 100.
 NM_FLOOR = 100.0
@@ -287,154 +286,6 @@ class SRFTable:
     key: str = None
 
 
-@dataclass
-class Cells:
-    """The cells of a text or spreadsheet table: rows of None (empty), float, or str (text that is
-    not a number), and ``where(i, j)``, how the file's user finds cell (i, j): 'line 7, column 3' or
-    "sheet 'spec', cell C7" (1-based, as editors and Excel show them)."""
-    rows: list
-    where: object
-
-    def header(self):
-        """The first row when all its non-empty cells are text (a header of column names), else None."""
-        first = [v for v in self.rows[0] if v is not None] if self.rows else []
-        return self.rows[0] if first and all(isinstance(v, str) for v in first) else None
-
-
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
-_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+([eE][+-]?\d+)?")
-
-
-def _cell_value(text, decimal_comma=False):
-    """None for an empty cell, a float for a number, else the stripped text."""
-    text = text.strip()
-    if not text:
-        return None
-    if decimal_comma and _DECIMAL_COMMA.fullmatch(text):
-        text = text.replace(",", ".")
-    return float(text) if _NUMBER.fullmatch(text) else text
-
-
-def excel_cell(row, col):
-    """Excel's name of a cell from 0-based row and column indices: (6, 2) -> 'C7'."""
-    letters = ""
-    col += 1
-    while col:
-        col, rest = divmod(col - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return f"{letters}{row + 1}"
-
-
-def _text_cells(path):
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from exc
-    if b"\x00" in raw:
-        raise DataError(f"{path}: a binary file, not a text table; save the table as text (.csv/.txt) "
-                     "or give it the extension of its format")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")  # Excel on Windows writes CSV in the ANSI code page
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)
-             if line.strip() and not line.lstrip().startswith("#")]
-    # The first candidate found anywhere: a line without it then fails the row-length check below
-    # instead of being read whole as one text cell.
-    sep = next((s for s in (";", "\t", ",") if any(s in line for _, line in lines)), None)
-    texts = [line for _, line in lines]
-    split = list(csv.reader(texts, delimiter=sep)) if sep else [line.split() for line in texts]
-    if sep and all(row[-1].strip() == "" for row in split):
-        split = [row[:-1] for row in split]  # a separator at the end of every line
-    width = len(split[0]) if split else 0
-    ragged = next((i for i, row in enumerate(split) if len(row) != width), None)
-    if ragged is not None:
-        raise DataError(f"{path}: line {lines[ragged][0]} has {len(split[ragged])} cells but line {lines[0][0]} has "
-                     f"{width} (separator {sep or 'blank'!r}); every row needs the same number of cells")
-    decimal_comma = sep != ","
-    rows = [[_cell_value(cell, decimal_comma) for cell in row] for row in split]
-    numbers = [n for n, _ in lines]
-    return Cells(rows, lambda i, j: f"line {numbers[i]}, column {j + 1}")
-
-
-def _excel_cells(path, ext):
-    try:
-        if ext == ".xls":
-            import xlrd
-            sheet = xlrd.open_workbook(path).sheet_by_index(0)
-            name = sheet.name
-            rows = [[_xls_value(cell, xlrd) for cell in sheet.row(i)] for i in range(sheet.nrows)]
-        else:
-            import openpyxl
-            book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-            try:
-                sheet = book.worksheets[0]
-                name = sheet.title
-                rows = [[_xlsx_value(v) for v in row] for row in sheet.iter_rows(values_only=True)]
-            finally:
-                book.close()
-    except Exception as exc:
-        raise DataError(f"{path}: could not read it as an Excel {ext} workbook ({exc}); save the table from "
-                     "Excel as .xlsx, .xls or .csv") from exc
-    numbered = [(i, row) for i, row in enumerate(rows) if any(v is not None for v in row)]
-    width = max((len(row) for _, row in numbered), default=0)
-    padded = [row + [None] * (width - len(row)) for _, row in numbered]
-    while width and all(row[width - 1] is None for row in padded):
-        width -= 1
-    numbers = [i for i, _ in numbered]
-    return Cells([row[:width] for row in padded],
-                 lambda i, j: f"sheet {name!r}, cell {excel_cell(numbers[i], j)}")
-
-
-def _xls_value(cell, xlrd):
-    if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
-        return None
-    if cell.ctype in (xlrd.XL_CELL_NUMBER, xlrd.XL_CELL_DATE):
-        return float(cell.value)
-    if cell.ctype == xlrd.XL_CELL_TEXT:
-        return _cell_value(cell.value)
-    if cell.ctype == xlrd.XL_CELL_ERROR:
-        return xlrd.error_text_from_code.get(cell.value, "#ERROR")
-    return str(cell.value).upper()  # a boolean
-
-
-def _xlsx_value(value):
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return str(value).upper()
-    if isinstance(value, (int, float)):
-        return float(value)
-    return _cell_value(str(value))
-
-
-def read_cells(path):
-    """The cells of a text (.csv/.txt: ``,`` ``;`` tab or blank separated, '#' lines skipped, decimal
-    commas accepted with ``;`` or tab separators) or Excel (.xls, .xlsx: first sheet) table.
-
-    Empty rows are skipped; in spreadsheets missing cells at a row's end are empty and fully empty
-    trailing columns are dropped. Raises DataError naming ``path`` for an unreadable file or (text)
-    rows of different lengths.
-    """
-    ext = os.path.splitext(path)[1].lower()
-    if ext in EXCEL_EXTENSIONS:
-        return _excel_cells(path, ext)
-    return _text_cells(path)
-
-
-def numeric_rows(cells, first, path, what):
-    """The float64 matrix of ``cells.rows[first:]`` (empty cells = 0); DataError naming the first cell
-    that holds text."""
-    rows = cells.rows[first:]
-    for i, row in enumerate(rows):
-        for j, value in enumerate(row):
-            if isinstance(value, str):
-                raise DataError(f"{path}: {cells.where(first + i, j)} holds {value!r}, which is not a number; every "
-                             f"cell of the {what} below the header must be a number (an empty cell counts as 0)")
-    return np.array([[0.0 if v is None else v for v in row] for row in rows], dtype=np.float64).reshape(len(rows), -1)
-
-
 def wavelength_unit(values, name=None):
     """'nm' or 'um' when ``values`` (strictly increasing) look like wavelengths, else None.
 
@@ -573,7 +424,7 @@ def load_srf(path, key=None, hsi_channels=None):
                      f"(one of {', '.join(SRF_EXTENSIONS)}) or set --sp_root_path")
     ext = os.path.splitext(path)[1].lower()
     if ext in TEXT_EXTENSIONS + EXCEL_EXTENSIONS:
-        cells = read_cells(path)
+        cells = read_cells(path, "SRF table")
         header = cells.header()
         first = 0 if header is None else 1
         if len(cells.rows) <= first:

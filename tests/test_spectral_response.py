@@ -16,6 +16,7 @@ from config import get_args
 from data_loader import DataError
 from imagery import sensors
 from imagery import spectral_response as sr
+from imagery import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 AVIRIS_LIKE = np.linspace(400.0, 2500.0, 224)  # 224 bands, 9.4 nm apart
@@ -553,8 +554,8 @@ def test_xlsx_empty_cells_header_and_named_error_cell(tmp_path, response40):
 
 
 def test_excel_cell_names():
-    assert [sr.excel_cell(0, 0), sr.excel_cell(6, 2), sr.excel_cell(0, 25), sr.excel_cell(9, 26),
-            sr.excel_cell(0, 701), sr.excel_cell(0, 702)] == ["A1", "C7", "Z1", "AA10", "ZZ1", "AAA1"]
+    assert [tables.excel_cell(0, 0), tables.excel_cell(6, 2), tables.excel_cell(0, 25), tables.excel_cell(9, 26),
+            tables.excel_cell(0, 701), tables.excel_cell(0, 702)] == ["A1", "C7", "Z1", "AA10", "ZZ1", "AAA1"]
 
 
 def test_shipped_houston18_xls_reads_as_before():
