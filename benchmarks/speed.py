@@ -24,7 +24,10 @@ from config import get_args  # noqa: E402
 from data_loader import (WORLDVIEW2_BANDS, gaussian_psf, load_srf, simulate_pair, srf_from_bands,  # noqa: E402
                          support_range, to_tensor, validate_srf)
 from func import train_stage, tune_cpu_allocator  # noqa: E402
-from train_all_special import METHODS, Monitor, Pair, udaln_stages  # noqa: E402
+from fusion.monitor import Monitor  # noqa: E402
+from fusion.pair import Pair  # noqa: E402
+from methods import METHODS  # noqa: E402
+from methods.udaln import udaln_stages  # noqa: E402
 from benchmarks.per_band_baseline import per_band_nets  # noqa: E402
 
 

@@ -344,9 +344,11 @@ def test_resume_overrides_accepts_only_threads_device_and_checkpoint_every():
 
 def _kept_for_backward(args, stages):
     """Bytes of every storage autograd saves in one step of the largest of ``stages``, and H x W."""
-    import train_all_special
-    pair = train_all_special.Pair.from_dataset(train_all_special.Dataset(args), 0, torch.device("cpu"))
-    _, all_stages = train_all_special.METHODS[args.method](args, pair)
+    from data_loader import Dataset
+    from fusion.pair import Pair
+    from methods import METHODS
+    pair = Pair.from_dataset(Dataset(args), 0, torch.device("cpu"))
+    _, all_stages = METHODS[args.method](args, pair)
     counted = 0
     for stage in (s for s in all_stages if s.number in stages):
         loss_fn = stage.make_loss()

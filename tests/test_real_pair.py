@@ -14,6 +14,7 @@ import train_all_special
 from config import get_args
 from data_loader import gaussian_psf, load_cube, load_real_pair, spatial_degrade, srf_from_bands
 from evaluation import evaluate
+from fusion.pair import Pair, reduced_resolution_pair
 from imagery.readers import read_image
 from imagery.sensors import sensor_bands
 from imagery.writers import write_envi, write_geotiff
@@ -116,11 +117,11 @@ def test_the_reduced_resolution_pair_is_both_inputs_degraded_once_more(scene):
     """Known answer: the reduced pair equals an independent per-band convolve2d('valid')[::r, ::r] of the
     inputs cropped at the bottom/right to a multiple of r (10 x 10 LR pixels -> 8 x 8 at r = 4)."""
     _, lr, hr = scene
-    pair = train_all_special.Pair(Y=torch.from_numpy(lr.transpose(2, 0, 1)[None].astype(np.float32)),
-                                  Z=torch.from_numpy(hr.transpose(2, 0, 1)[None].astype(np.float32)), X=None,
-                                  lrmsi_frommsi=None, lrmsi_fromlrhsi=None, psf=None, srf=None, sp_range=None,
-                                  scale=R, known_degradations=False)
-    reduced = train_all_special.reduced_resolution_pair(pair)
+    pair = Pair(Y=torch.from_numpy(lr.transpose(2, 0, 1)[None].astype(np.float32)),
+                Z=torch.from_numpy(hr.transpose(2, 0, 1)[None].astype(np.float32)), X=None,
+                lrmsi_frommsi=None, lrmsi_fromlrhsi=None, psf=None, srf=None, sp_range=None,
+                scale=R, known_degradations=False)
+    reduced = reduced_resolution_pair(pair)
     psf = gaussian_psf(R, R / 2.35482)
 
     def degrade(cube):

@@ -10,8 +10,10 @@ import scipy.io
 import torch
 
 import func
+import fusion.pair
 import train_all_special
 from conftest import short_run_argv
+from fusion.monitor import Monitor
 
 # Shorter than conftest's schedule: a run takes well under a second or two on the 40 x 40 crop.
 TINY = ["--epoch_stage1", "60", "--decay_begin_epoch_stage1", "30", "--epoch_stage2", "60",
@@ -100,14 +102,14 @@ def test_interrupted_at_a_stage_boundary(argv, tmp_path, monkeypatch, when):
         if when == "last epoch":
             stop_at(patch, 1, 60, lambda: signal.raise_signal(signal.SIGTERM))
         else:
-            close_stage = train_all_special.Monitor.close_stage
+            close_stage = Monitor.close_stage
 
             def close_then_signal(self, stage, *args):
                 close_stage(self, stage, *args)
                 if stage == 1:
                     signal.raise_signal(signal.SIGTERM)
 
-            patch.setattr(train_all_special.Monitor, "close_stage", close_then_signal)
+            patch.setattr(Monitor, "close_stage", close_then_signal)
         assert train_all_special.main(argv()) == 143
     folder = only_folder(tmp_path / "checkpoints")
     precision = open(os.path.join(folder, "precision.txt")).read()
@@ -200,7 +202,7 @@ def test_out_of_memory_is_reported_in_one_message(argv, tmp_path, monkeypatch, c
     """A real allocator failure in the stage-2 loss: one message naming the stage, the image size, the
     device and what to do; precision.txt says why the run stopped; no metrics.json."""
     calls = []
-    l1 = train_all_special.l1
+    l1 = fusion.pair.l1
 
     def loss(a, b):
         calls.append(a.shape)
@@ -208,7 +210,7 @@ def test_out_of_memory_is_reported_in_one_message(argv, tmp_path, monkeypatch, c
             torch.empty(2 ** 45)
         return l1(a, b)
 
-    monkeypatch.setattr(train_all_special, "l1", loss)
+    monkeypatch.setattr(fusion.pair, "l1", loss)
     assert train_all_special.main(argv()) == 1
     message = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"][0]
     assert message.startswith("error: out of memory in Stage 2 on cpu fusing a 40 x 40 x 68 (LR-HSI 8 x 8, "

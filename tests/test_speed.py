@@ -11,7 +11,8 @@ from benchmarks.per_band_baseline import per_band_nets
 from config import get_args
 from data_loader import gaussian_psf, simulate_pair, support_range, to_tensor
 from func import train_stage
-from train_all_special import Pair, udaln, udaln_stages
+from fusion.pair import Pair
+from methods.udaln import udaln, udaln_stages
 
 
 def test_speed_prints_one_json_line(capsys):

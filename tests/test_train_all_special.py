@@ -8,6 +8,7 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
+import fusion.pair
 import train_all_special
 from config import get_args
 from conftest import short_run_argv
@@ -120,7 +121,7 @@ def test_known_psf_and_srf_stay_fixed(short_run_args):
 
 def test_a_diverging_loss_aborts_with_a_message_and_keeps_the_log(short_run_args, monkeypatch, caplog):
     args = short_run_args()
-    monkeypatch.setattr(train_all_special, "l1", lambda a, b: (a - b).abs().mean() * float("nan"))
+    monkeypatch.setattr(fusion.pair, "l1", lambda a, b: (a - b).abs().mean() * float("nan"))
     monkeypatch.setattr(train_all_special, "get_args", lambda argv: args)
     assert train_all_special.main([]) == 1
     assert "the loss became nan" in caplog.text

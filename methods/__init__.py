@@ -1,0 +1,12 @@
+"""The fusion methods, one module per paper: ``methods.udaln`` (UDALN, Li et al., GRSL 2022),
+``methods.pfs2c2`` (PFS2C2, Jia et al., JSTARS 2025) and ``methods.uds2c2`` (UDS2C2, Yu et al., TGRS 2024,
+reconstructed), with what they share in ``methods.common``. Each method is a builder
+``method(args, pair) -> (nets, stages)``: it makes its networks (``common.Nets``) on the pair's device and
+returns them with its three stages (``common.Stage``: optimisers, loss factory, checks to monitor), which
+train_all_special.py runs in order. ``METHODS`` maps each ``--method`` name to its builder.
+"""
+from methods.pfs2c2 import pfs2c2
+from methods.udaln import udaln
+from methods.uds2c2 import uds2c2
+
+METHODS = {"udaln": udaln, "pfs2c2": pfs2c2, "uds2c2": uds2c2}
