@@ -129,8 +129,21 @@ def _auto_threads_text():
     return "; ".join(f"{method}: {stage_text(policy)}" for method, policy in AUTO_STAGE_THREADS.items())
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the usage block of this many options would bury the message."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} -h lists every option)\n")
+
+
+# Options holding a path: a relative one is resolved against the current folder when parsed, so that
+# opt.txt and a resumed run (--resume, from any folder) use the same files.
+PATH_OPTIONS = ("default_datapath", "sp_root_path", "checkpoints_dir", "lr_hsi", "hr_msi", "hsi_wavelengths",
+                "srf", "msi_bands", "reference", "resume")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = _Parser(
         description="Unsupervised blind HSI-MSI fusion (UDALN, PFS2C2, UDS2C2). Relative paths you give "
                     "are taken from the current folder; the default paths are in the repository folder.",
         formatter_class=_HelpFormatter)
@@ -380,12 +393,15 @@ def get_args(argv=None):
         for name, value in zip(("lr_stage", "epoch_stage", "decay_begin_epoch_stage"), values):
             if getattr(args, f"{name}{stage}") is None:
                 setattr(args, f"{name}{stage}", value)
+    given_paths = [name for name in PATH_OPTIONS if getattr(args, name) is not None]
     for name, path in DEFAULT_PATHS.items():
         if getattr(args, name) is None:
             setattr(args, name, path)
     _check_real_pair(parser, args)
     _check_numbers(parser, args)
     _check_folders(parser, args)
+    for name in given_paths:  # after the checks, whose messages quote the paths as given
+        setattr(args, name, os.path.abspath(getattr(args, name)))
     if args.scale_factor is None and args.lr_hsi is None:
         args.scale_factor = DEFAULT_SCALE_FACTOR
     args.sigma = None if args.scale_factor is None else args.scale_factor / FWHM_TO_SIGMA

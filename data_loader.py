@@ -411,7 +411,7 @@ def load_real_pair(args):
             "hsi_factor": hsi_factor, "msi_factor": msi_factor,
             "masked_lr_pixels": int((~lr_valid).sum()), "masked_hr_pixels": int((~hr_valid).sum()),
             "wavelength_source": wavelength_source, "srf_source": srf_source,
-            "constant_hsi_bands": warn_constant_bands(hsi.data, ~hsi_invalid, hsi.path)}
+            "constant_bands": warn_constant_bands(hsi.data, ~hsi_invalid, hsi.path)}
     pair = RealPair(lhsi=fill_invalid(hsi.data / hsi_factor, hsi_invalid),
                     hmsi=fill_invalid(msi_data / msi_factor, msi_invalid),
                     lr_valid=lr_valid, hr_valid=hr_valid, out_valid=out_valid, srf=srf, scale=r, hsi_factor=hsi_factor,

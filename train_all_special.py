@@ -28,6 +28,8 @@ from fusion.results import in_input_units, no_reference_quality, write_georefere
 from imagery.quicklook import save_quicklook
 from methods import METHODS
 
+NO_REFERENCE_INDICES = ("D_lambda", "D_s", "QNR")
+
 
 def fuse(args, anew=RESUMABLE_OPTIONS):
     """Train the selected method on the selected pair and write its run folder; returns the folder.
@@ -50,16 +52,14 @@ def fuse(args, anew=RESUMABLE_OPTIONS):
         run.write_options(args)
     else:
         run = RunFolder.resume(args.resume, state)
+        log.info("resuming from stage %s, epoch %s", state["stage"], state["epoch"])
     log.info("run folder: %s", run.path)
     session = TrainingSession(run, args, state)
     with session.reporting(image_size(pair.Y.shape, pair.Z.shape), args.device):
         nets, monitor = train(args, pair, run, session)
         results = write_results(args, pair, nets, monitor, run, session.elapsed())
     run.complete()
-    final = results.get("final") or results["no_reference"]
-    log.info("%s (%.1f s) -> %s", format_metrics(final) if "final" in results else "no reference: "
-             + ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k in ("D_lambda", "D_s", "QNR")),
-             results["total_seconds"], run.path)
+    log.info("%s (%.1f s) -> %s", results["summary"], results["total_seconds"], run.path)
     return run
 
 
@@ -121,18 +121,19 @@ def write_results(args, pair, nets, monitor, run, seconds):
     with torch.inference_mode():
         x_hat = nets.fuse(pair.Z)
         quality = no_reference_quality(pair, nets, x_hat)
-    results = {"method": args.method, "data_name": args.data_name, "lr_hsi": args.lr_hsi, "hr_msi": args.hr_msi,
-               "scale_factor": args.scale_factor, "stages": args.stages, "seed": args.seed}
+    results = {"method": args.method, "data_name": None if args.lr_hsi else args.data_name, "lr_hsi": args.lr_hsi,
+               "hr_msi": args.hr_msi, "scale_factor": args.scale_factor, "stages": args.stages, "seed": args.seed,
+               "options": {k: str(v) if k == "device" else v for k, v in sorted(vars(args).items())}}
     lines = []
     if pair.has_reference:
         results["final"] = evaluate(pair.X, hwc(x_hat), pair.scale, mask=pair.out_valid)
         lines.append(f"final: {format_metrics(results['final'])}")
     results["no_reference"] = quality
-    lines.append("no reference: " + ", ".join(f"{k} {v:.4f}" for k, v in quality.items() if not isinstance(v, dict)))
+    lines.append("no reference: " + ", ".join(f"{k} {v:.4f}" for k, v in quality.items() if k in NO_REFERENCE_INDICES))
     if args.reduced_resolution:
         results["reduced_resolution"] = reduced_resolution(args, pair, run)
         lines.append(f"reduced resolution (against the LR-HSI): {format_metrics(results['reduced_resolution'])}")
-    results["total_seconds"] = seconds
+    results.update(total_seconds=seconds, summary="; ".join(lines))
     run.append_precision("\n".join(lines + [f"total time:{seconds}"]))
     for name, module in nets.checkpoints().items():
         run.save_module(name, module)
@@ -161,14 +162,19 @@ def reduced_resolution(args, pair, run):
     reduced_resolution/ and score the result against the LR-HSI (all metrics); returns the metrics."""
     sub = RunFolder.inside(run, "reduced_resolution")
     rr = reduced_resolution_pair(pair)
+    log.info("reduced-resolution protocol: fusing the pair degraded once more by r = %d (%d x %d LR-HSI pixels) "
+             "in %s", rr.scale, *rr.Y.shape[2:], sub.path)
     set_seed(args.seed)
     nets, _ = train(args, rr, sub)
     with torch.inference_mode():
         x_rr = hwc(nets.fuse(rr.Z))
     metrics = evaluate(rr.X, x_rr, rr.scale, mask=rr.out_valid)
+    for name, module in nets.checkpoints().items():
+        sub.save_module(name, module)
     sub.save_output(x_rr * np.float32(pair.hsi_factor))
     sub.save_metrics({"final": metrics, "reference": "the LR-HSI", "degradation": "Gaussian PSF, size r, FWHM r"})
     sub.append_precision(f"reduced resolution, against the LR-HSI: {format_metrics(metrics)}")
+    log.info("reduced resolution, against the LR-HSI: %s", format_metrics(metrics))
     return metrics
 
 

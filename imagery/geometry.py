@@ -57,8 +57,8 @@ def check_alignment(lr_transform, hr_transform, r, lr_path, hr_path, lr_crs=None
             raise DataError(f"{lr_path} and {hr_path}: the pixel sizes along {axis} are {abs(lr_size):g} and "
                             f"{abs(hr_size):g}, a ratio of {ratio:.4f}, but the image sizes give r = {r}: "
                             f"{RESAMPLE_HINT}")
-    dx = (lr_transform.c - hr_transform.c) / hr_transform.a
-    dy = (lr_transform.f - hr_transform.f) / hr_transform.e
+    dx = (lr_transform.c - hr_transform.c) / hr_transform.a + 0.0  # + 0.0: no "-0.00" in messages
+    dy = (lr_transform.f - hr_transform.f) / hr_transform.e + 0.0
     if max(abs(dx), abs(dy)) > ALIGNMENT_TOLERANCE_HR_PIXELS:
         raise DataError(f"{lr_path} and {hr_path}: the upper-left corners differ by {dx:+.2f} HR pixels in x "
                         f"(columns) and {dy:+.2f} in y (rows); they must agree within "

@@ -63,7 +63,7 @@ def test_real_pair_keeps_scale_factor_none_until_set(files):
 def test_real_pair_files_are_taken_from_the_current_folder(files, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = get_args(["--lr_hsi", "y.npy", "--hr_msi", "z.npy", "--srf", "srf.csv", "--srf_key", "R"])
-    assert (args.lr_hsi, args.srf, args.srf_key) == ("y.npy", "srf.csv", "R")
+    assert (args.lr_hsi, args.srf, args.srf_key) == (str(tmp_path / "y.npy"), str(tmp_path / "srf.csv"), "R")
 
 
 REAL_PAIR_ERRORS = [
@@ -158,10 +158,20 @@ def test_default_paths_are_the_repository_folders_from_any_current_folder(tmp_pa
     assert os.path.isfile(os.path.join(args.sp_root_path, args.data_name + ".csv"))
 
 
-def test_given_relative_paths_stay_relative_to_the_current_folder(tmp_path, monkeypatch):
+def test_given_relative_paths_are_taken_from_the_current_folder(tmp_path, monkeypatch):
+    """Resolved when parsed, so that opt.txt and a run resumed from another folder use the same files."""
     monkeypatch.chdir(tmp_path)
     args = get_args(["--default_datapath", "mine/", "--sp_root_path", "srfs", "--checkpoints_dir", "runs"])
-    assert (args.default_datapath, args.sp_root_path, args.checkpoints_dir) == ("mine/", "srfs", "runs")
+    assert (args.default_datapath, args.sp_root_path, args.checkpoints_dir) == \
+        (str(tmp_path / "mine"), str(tmp_path / "srfs"), str(tmp_path / "runs"))
+
+
+def test_a_bad_option_is_one_line_on_stderr(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        get_args(["--lr_stage1", "-0.001"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--lr_stage1" in err and "-h lists every option" in err
 
 
 # ----------------------------------------------------------------------------- -h
