@@ -93,16 +93,23 @@ def _msi_bands(n_msi, wavelengths, srf):
     return (0, 0, 0), "grey"
 
 
-def _stretch(img):
-    """Each channel of an (h, w, 3) image mapped linearly from its 2nd-98th percentile of finite
-    values to [0, 1] and clipped; non-finite pixels black, a channel without spread mid-grey."""
+def _bounds(img):
+    """The 2nd and 98th percentiles of each channel's finite values of an (h, w, 3) image."""
+    img = img.astype(np.float64)
+    img[~np.isfinite(img)] = np.nan
+    with warnings.catch_warnings():
+        # An all-NaN channel: its NaN bounds give mid-grey in _stretch, and its pixels are black anyway.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanpercentile(img.reshape(-1, 3), STRETCH_PERCENTILES, axis=0)
+
+
+def _stretch(img, bounds=None):
+    """Each channel of an (h, w, 3) image mapped linearly from ``bounds`` (default: its own 2nd-98th
+    percentiles, ``_bounds``) to [0, 1] and clipped; non-finite pixels black, a channel without
+    spread mid-grey."""
     img = img.astype(np.float64)
     finite = np.isfinite(img)
-    img[~finite] = np.nan
-    with warnings.catch_warnings():
-        # An all-NaN channel: its NaN bounds give mid-grey below, and its pixels are black anyway.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(img.reshape(-1, 3), STRETCH_PERCENTILES, axis=0)
+    lo, hi = _bounds(img) if bounds is None else bounds
     span = hi - lo
     spread = span > 0
     out = np.where(spread, (img - lo) / np.where(spread, span, 1.0), 0.5)
@@ -178,7 +185,7 @@ def save_quicklook(path, lr_hsi, hr_msi, fused, psf, srf, hsi_wavelengths=None, 
     """Write a PNG quick-look of one fusion and return ``path``.
 
     lr_hsi: LR-HSI h x w x C; hr_msi: HR-MSI H x W x Cm (or H x W); fused and reference (optional):
-    H x W x C; any units (each composite is stretched on its own). psf: learned PSF, k x k;
+    H x W x C; any units (the HSI composites share one stretch, the MSI composite has its own). psf: learned PSF, k x k;
     srf: learned spectral response, C x Cm (columns = MSI bands); true_psf, true_srf: the truth
     when known (simulated pairs). hsi_wavelengths: the C band centres in nm, or None.
     msi_band_names: Cm labels for the legend and the MSI composite, or None.
@@ -188,7 +195,8 @@ def save_quicklook(path, lr_hsi, hr_msi, fused, psf, srf, hsi_wavelengths=None, 
     the wavelengths cover 470-640 nm; the panel title says when not); the MSI composite uses the
     bands whose SRF-weighted centre (true_srf if given, else srf) is nearest 640, 550, 470 nm
     when the wavelengths are known, else its first three bands (a 1-band MSI in grey). Each
-    channel is stretched between its 2nd and 98th percentiles of finite values; NaN or infinite
+    channel is stretched between its 2nd and 98th percentiles of finite values, those of the
+    reference (else the LR-HSI) for the three HSI composites, so their colours compare; NaN or infinite
     (no-data) pixels are black. Composites are shown at most 1000 pixels per side (every k-th
     pixel); only the three bands shown are read from each cube. Bottom row: the learned PSF as
     an image, the true PSF beside it on the same colour scale, and the SRF curves against
@@ -233,9 +241,12 @@ def save_quicklook(path, lr_hsi, hr_msi, fused, psf, srf, hsi_wavelengths=None, 
     # Fixed margins: matplotlib's constrained layout would double the drawing time.
     grid = fig.add_gridspec(2, n_cols, left=0.05, right=0.98, bottom=0.07, top=0.86 if title else 0.9,
                             wspace=0.3, hspace=0.35)
+    # The HSI-band panels share one stretch (the reference's, else the LR-HSI's) so their colours
+    # compare; the MSI panel has bands of its own.
+    hsi_bounds = _bounds(panels[-1][0] if reference is not None else panels[0][0])
     for i, (img, label) in enumerate(panels):
         ax = fig.add_subplot(grid[0, i])
-        ax.imshow(_stretch(img), interpolation="nearest")
+        ax.imshow(_stretch(img, None if i == 1 else hsi_bounds), interpolation="nearest")
         ax.set_title(label, fontsize=8)
         ax.set_axis_off()
 
