@@ -9,7 +9,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config import get_args  # noqa: E402
-from data_loader import load_cube  # noqa: E402
+from data_loader import gaussian_psf, load_cube, simulate_pair, spatial_degrade  # noqa: E402
 
 # A few hundred epochs per stage: enough to beat bicubic, fast enough for the test suite.
 SHORT_SCHEDULE = ["--epoch_stage1", "300", "--decay_begin_epoch_stage1", "150",
@@ -40,3 +40,27 @@ def short_run_argv(data_root, checkpoints, *extra):
 def short_run_args(crop_data, tmp_path):
     """get_args for a short training run on the crop, writing into tmp_path/checkpoints."""
     return lambda *extra: get_args(short_run_argv(crop_data, tmp_path / "checkpoints", *extra))
+
+
+def embedded_wald_pair(rows, cols, r=5):
+    """A crop (``rows``, ``cols``: slices) of the embedded cube, its WorldView-2-like SRF, the Gaussian PSF
+    of FWHM r and the Wald pair they give: (cube, pair dict of data_loader.simulate_pair, r, psf, srf)."""
+    cube = load_cube(os.path.join(ROOT, "data", "indian_pines", "indian_pines_vnir.mat"))[rows, cols]
+    srf = np.loadtxt(os.path.join(ROOT, "data", "spectral_response", "indian_pines.csv"), delimiter=",")
+    psf = gaussian_psf(r, r / 2.35482)
+    return cube, simulate_pair(cube, srf, psf, r), r, psf, srf
+
+
+def low_rank_case(seed=3, size=20, r=4, bands=16, msi_bands=4, rank=3):
+    """A smooth cube with a bright rectangle whose spectra are mixtures of ``rank`` random spectra, a
+    block SRF (each MSI band the mean of adjacent HSI bands), a Gaussian PSF of FWHM r, its exact pair:
+    (x, y, z, r, psf, srf)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:size, 0:size] / size
+    abundances = np.stack([0.5 + 0.4 * np.sin(2 * np.pi * cols + 1), 0.5 + 0.4 * np.cos(2 * np.pi * rows),
+                           0.3 + 0.5 * rows * cols], axis=-1)[..., :rank]
+    abundances[5:12, 6:15, 0] += 0.5
+    x = abundances @ rng.random((rank, bands))
+    srf = np.kron(np.eye(msi_bands), np.ones((bands // msi_bands, 1))) / (bands // msi_bands)
+    psf = gaussian_psf(r, r / 2.35482)
+    return x, spatial_degrade(x, psf, r), x @ srf, r, psf, srf

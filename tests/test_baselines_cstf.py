@@ -1,41 +1,20 @@
 """baselines.cstf (CSTF): the core step against a dense least-squares solve, the dictionary step's
 Sylvester solve, OMP and VCA on cases with a known answer, recovery of a cube that follows the
 Tucker model, and PSNR above bicubic on a Wald pair of the embedded cube."""
-import os
-
 import numpy as np
 import pytest
 
 from baselines import cstf
 from baselines.operators import bicubic_upsample
-from data_loader import DataError, gaussian_psf, load_cube, simulate_pair, spatial_degrade
+from conftest import embedded_wald_pair, low_rank_case
+from data_loader import DataError
 from evaluation import compute_psnr
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def low_rank_case(seed=3, size=20, r=4, bands=16, msi_bands=4, rank=3):
-    """A smooth cube with a bright rectangle whose spectra are mixtures of ``rank`` random spectra, a
-    block SRF (each MSI band the mean of adjacent HSI bands), a Gaussian PSF of FWHM r, its exact pair."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:size, 0:size] / size
-    abundances = np.stack([0.5 + 0.4 * np.sin(2 * np.pi * cols + 1), 0.5 + 0.4 * np.cos(2 * np.pi * rows),
-                           0.3 + 0.5 * rows * cols], axis=-1)[..., :rank]
-    abundances[5:12, 6:15, 0] += 0.5
-    x = abundances @ rng.random((rank, bands))
-    srf = np.kron(np.eye(msi_bands), np.ones((bands // msi_bands, 1))) / (bands // msi_bands)
-    psf = gaussian_psf(r, r / 2.35482)
-    return x, spatial_degrade(x, psf, r), x @ srf, r, psf, srf
 
 
 @pytest.fixture(scope="module")
 def indian_pines_pair():
     """A 30 x 30 crop of the embedded cube, its WorldView-2-like SRF, r = 5, Gaussian PSF of FWHM r."""
-    r = 5
-    cube = load_cube(os.path.join(ROOT, "data", "indian_pines", "indian_pines_vnir.mat"))[50:80, 50:80]
-    srf = np.loadtxt(os.path.join(ROOT, "data", "spectral_response", "indian_pines.csv"), delimiter=",")
-    psf = gaussian_psf(r, r / 2.35482)
-    return cube, simulate_pair(cube, srf, psf, r), r, psf, srf
+    return embedded_wald_pair(slice(50, 80), slice(50, 80))
 
 
 def test_shape_and_dtype():

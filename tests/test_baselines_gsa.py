@@ -1,28 +1,21 @@
 """baselines.gsa: band grouping, the exact answer when every HSI band is affine in one MSI band, mean
 preservation, and PSNR above bicubic on a Wald pair of the embedded cube."""
-import os
-
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
 from baselines import gsa
 from baselines.operators import bicubic_upsample, blur_decimate
-from data_loader import DataError, gaussian_psf, load_cube, simulate_pair, spatial_degrade
+from conftest import embedded_wald_pair
+from data_loader import DataError, gaussian_psf, spatial_degrade
 from evaluation import compute_psnr
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def indian_pines_pair():
     """A 60 x 60 crop of the embedded cube (12 of its 17 spectra), its WorldView-2-like SRF, r = 5, Gaussian
     PSF of FWHM r."""
-    r = 5
-    cube = load_cube(os.path.join(ROOT, "data", "indian_pines", "indian_pines_vnir.mat"))[20:80, 20:80]
-    srf = np.loadtxt(os.path.join(ROOT, "data", "spectral_response", "indian_pines.csv"), delimiter=",")
-    psf = gaussian_psf(r, r / 2.35482)
-    return cube, simulate_pair(cube, srf, psf, r), r, psf, srf
+    return embedded_wald_pair(slice(20, 80), slice(20, 80))
 
 
 @pytest.fixture
