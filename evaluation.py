@@ -480,6 +480,11 @@ def _q_of_blocks(a, b):
     return q.sum(axis=0)
 
 
+class NoValidBlock(ValueError):
+    """``uiqi`` / ``qnr`` found no whole valid block: the image, or its valid part, is smaller than one
+    block. A caller may retry with a smaller block."""
+
+
 def uiqi(a, b, block, mask=None):
     """Universal image quality index Q (Wang and Bovik, IEEE SPL 9(3), 2002) between every band pair.
 
@@ -509,7 +514,7 @@ def uiqi(a, b, block, mask=None):
     h, w = a.shape[:2]
     nh, nw = h // block, w // block
     if nh == 0 or nw == 0:
-        raise ValueError(
+        raise NoValidBlock(
             f"the image ({h} x {w} pixels) is smaller than one {block} x {block} block: "
             "pass a smaller block"
         )
@@ -520,7 +525,7 @@ def uiqi(a, b, block, mask=None):
         whole = mask[:nh * block, :nw * block].reshape(nh, block, nw, block).all(axis=(1, 3))
         rows, cols = np.nonzero(whole)
         if rows.size == 0:
-            raise ValueError(
+            raise NoValidBlock(
                 f"no {block} x {block} block is entirely valid under the mask: pass a smaller block"
             )
 
@@ -566,8 +571,8 @@ def qnr(x_hat, y, z, z_lr, block=QNR_BLOCK, mask=None, lr_mask=None):
     (None: all valid); a block counts only when all its pixels are valid. HSI bands constant over
     the valid pixels of y (zeroed water-absorption bands) are left out, as the reference metrics
     do. Returns {"D_lambda": float, "D_s": float, "QNR": float}. Raises ValueError for shapes
-    that do not fit as above (not integer ratio, band counts that differ), a bad block or mask,
-    fewer than 2 varying HSI bands, or images smaller than one block.
+    that do not fit as above (not integer ratio, band counts that differ), a bad block or mask, or
+    fewer than 2 varying HSI bands; NoValidBlock (a ValueError) when no whole block is valid.
     """
     # Not cast to float64 here: uiqi casts one batch of blocks at a time.
     x_hat, y = _as_bands(x_hat, "x_hat"), _as_bands(y, "y")

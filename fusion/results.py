@@ -3,7 +3,7 @@ georeferencing (My_Out.mat itself is written by func.RunFolder)."""
 import numpy as np
 import torch
 
-from evaluation import QNR_BLOCK, evaluate, qnr
+from evaluation import QNR_BLOCK, NoValidBlock, evaluate, qnr
 from func import log
 from fusion.pair import hwc
 from imagery.writers import write_envi, write_geotiff
@@ -19,19 +19,19 @@ def no_reference_quality(pair, nets, x_hat):
     vs Y and SpeDnet(X_hat) vs Z (PSNR dB, SAM degrees, ERGAS); and the QNR indices (evaluation.qnr),
     with the HR-MSI brought to the LR grid by the learned PSF."""
     r = pair.scale
-    lr_back, hr_back = nets.spa(x_hat), nets.to_msi(x_hat)
-    lrhsi = evaluate(hwc(pair.Y), hwc(lr_back), r, ssim=False, mask=pair.lr_valid)
-    hrmsi = evaluate(hwc(pair.Z), hwc(hr_back), r, ssim=False, mask=pair.out_valid)
+    x, y, z = hwc(x_hat), hwc(pair.Y), hwc(pair.Z)
+    lrhsi = evaluate(y, hwc(nets.spa(x_hat)), r, ssim=False, mask=pair.lr_valid)
+    hrmsi = evaluate(z, hwc(nets.to_msi(x_hat)), r, ssim=False, mask=pair.out_valid)
     quality = {"lrhsi_consistency": {k: lrhsi[k] for k in NO_REFERENCE_METRICS},
                "hrmsi_consistency": {k: hrmsi[k] for k in NO_REFERENCE_METRICS}}
+    z_lr = hwc(nets.spa(pair.Z))
     # QNR's blocks (32 HR pixels, Alparone's toolbox) must fit in the valid part of small images.
     for block in QNR_BLOCKS:
         try:
-            return {**quality, **qnr(hwc(x_hat), hwc(pair.Y), hwc(pair.Z), hwc(nets.spa(pair.Z)), block=block,
-                                     mask=pair.out_valid, lr_mask=pair.lr_valid), "QNR_block": block}
-        except ValueError as exc:
-            if "block is entirely valid" not in str(exc):
-                raise
+            return {**quality, **qnr(x, y, z, z_lr, block=block, mask=pair.out_valid, lr_mask=pair.lr_valid),
+                    "QNR_block": block}
+        except NoValidBlock:
+            continue
     log.warning("QNR not computed: no %d x %d block of the image is entirely valid", QNR_BLOCKS[-1], QNR_BLOCKS[-1])
     return quality
 

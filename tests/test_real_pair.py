@@ -210,3 +210,11 @@ def test_bad_wavelength_tables(tmp_path, scene, caplog, values, phrase):
     text = bad_run(tmp_path, caplog, ["--lr_hsi", str(tmp_path / "lr.npy"), "--hr_msi", str(tmp_path / "hr.npy"),
                                       "--msi_sensor", "worldview2", "--hsi_wavelengths", str(tmp_path / "wl.txt")])
     assert "wl.txt" in text and phrase in text
+
+
+def test_an_image_smaller_than_a_qnr_block_still_completes(tmp_path, scene):
+    """A 32 x 32 HR block does not fit a 28 x 28 pair: QNR falls back to a smaller block instead of the
+    run failing after training (it used to end in "smaller than one 32 x 32 block")."""
+    _, lr, hr = scene
+    run, metrics = fuse(tmp_path, geotiff_pair(tmp_path / "pair", lr[:7, :7], hr[:28, :28]))
+    assert metrics["no_reference"]["QNR_block"] == 16 and 0 < metrics["no_reference"]["QNR"] <= 1
