@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from evaluation import constant_bands
 from imagery.errors import DataError  # noqa: F401 (re-exported: callers catch data_loader.DataError)
 from imagery.geometry import check_alignment, infer_scale
 from imagery.radiometry import block_all, fill_invalid, invalid_pixels, power_of_ten_scale, replicate
@@ -239,7 +240,7 @@ class Dataset(torch.utils.data.Dataset):
         if any(offsets):
             log.info("%s: cropped by %s rows/columns (top, bottom, left, right) to %d x %d, a multiple of r = %d",
                      path, list(offsets), cube.shape[0], cube.shape[1], r)
-        invalid = invalid_pixels(cube, nodata)
+        invalid = no_data_pixels(cube, nodata, path)
         valid = ~invalid
         factor = power_of_ten_scale(cube, valid)
         reference = fill_invalid(cube / factor, invalid)
@@ -390,13 +391,9 @@ def load_real_pair(args):
     srf, names, srf_source = _real_srf(args, hsi, msi, wavelengths, fwhm)
 
     user_nodata = getattr(args, "nodata", None)
-    hsi_invalid = invalid_pixels(hsi.data, user_nodata if user_nodata is not None else hsi.nodata)
+    hsi_invalid = no_data_pixels(hsi.data, user_nodata if user_nodata is not None else hsi.nodata, hsi.path)
     msi_data = msi.data[:rows, :cols]
-    msi_invalid = invalid_pixels(msi_data, user_nodata if user_nodata is not None else msi.nodata)
-    if hsi_invalid.all() or msi_invalid.all():
-        path = hsi.path if hsi_invalid.all() else msi.path
-        raise DataError(f"{path}: every pixel is no-data (NaN, a fill value, the no-data value or 0 in every "
-                        "band); check the file and --nodata")
+    msi_invalid = no_data_pixels(msi_data, user_nodata if user_nodata is not None else msi.nodata, msi.path)
     hsi_factor = power_of_ten_scale(hsi.data, ~hsi_invalid)
     msi_factor = power_of_ten_scale(msi_data, ~msi_invalid)
     lr_valid = ~hsi_invalid & block_all(~msi_invalid, r)
@@ -424,11 +421,20 @@ def load_real_pair(args):
     return pair
 
 
+def no_data_pixels(cube, nodata, path):
+    """``imagery.radiometry.invalid_pixels`` of the H x W x C ``cube`` read from ``path`` (H x W bool);
+    DataError when no pixel is left."""
+    invalid = invalid_pixels(cube, nodata)
+    if invalid.all():
+        raise DataError(f"{path}: every pixel is no-data (NaN, a fill value, the no-data value or 0 in every "
+                        "band); check the file and --nodata")
+    return invalid
+
+
 def warn_constant_bands(cube, valid, path):
     """Indices of the bands of the H x W x C ``cube`` that are constant over the valid pixels (H x W bool),
     with a warning naming them: they carry no information and are left out of every metric."""
-    values = cube[valid]
-    constant = np.flatnonzero(np.ptp(values, axis=0) == 0) if values.size else np.arange(cube.shape[2])
+    constant = constant_bands(cube, valid)
     if constant.size:
         log.warning("%s: band(s) %s are constant (e.g. zeroed water-absorption bands); they are left out of "
                     "every metric", path, constant.tolist())
@@ -445,6 +451,6 @@ def _reference_for(path, shape, nodata):
         raise DataError(f"{path}: the reference is {' x '.join(map(str, ref.data.shape))}, but the fused image "
                         f"will be {rows} x {cols} x {bands}; give the HR-HSI of the same scene and bands")
     data = ref.data[:rows, :cols]
-    invalid = invalid_pixels(data, nodata if nodata is not None else ref.nodata)
+    invalid = no_data_pixels(data, nodata if nodata is not None else ref.nodata, path)
     factor = power_of_ten_scale(data, ~invalid)
     return fill_invalid(data / factor, invalid), invalid
