@@ -25,8 +25,6 @@ from imagery.sensors import check_band_count, read_band_ranges, select_bands, se
 CUBE_EXTENSIONS = (".mat", ".npy", ".h5", ".hdf5", ".hdr", ".tif", ".tiff")
 MIN_LR_PIXELS = 2  # an LR-HSI needs at least 2 x 2 pixels: a 1 x 1 image has no spatial structure to learn from
 log = logging.getLogger("fusion")
-# WorldView-2 multispectral band ranges (nm): coastal, blue, green, yellow, red, red edge, NIR1, NIR2.
-WORLDVIEW2_BANDS = ((400, 450), (450, 510), (510, 580), (585, 625), (630, 690), (705, 745), (770, 895), (860, 1040))
 
 
 # ----------------------------------------------------------------------------- degradation model

@@ -21,9 +21,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config import get_args  # noqa: E402
-from data_loader import (WORLDVIEW2_BANDS, gaussian_psf, load_srf, simulate_pair, srf_from_bands,  # noqa: E402
+from data_loader import (gaussian_psf, load_srf, simulate_pair, srf_from_bands,  # noqa: E402
                          support_range, to_tensor, validate_srf)
 from func import train_stage, tune_cpu_allocator  # noqa: E402
+from imagery.sensors import band_ranges  # noqa: E402
 from fusion.monitor import Monitor  # noqa: E402
 from fusion.pair import Pair  # noqa: E402
 from methods import METHODS  # noqa: E402
@@ -35,7 +36,7 @@ def benchmark_srf(bands):
     path = os.path.join(ROOT, "data", "spectral_response", "houston18.xls")
     if bands == 46:
         return validate_srf(load_srf(path), bands, path)
-    return srf_from_bands(np.linspace(400, 1040, bands), WORLDVIEW2_BANDS)
+    return srf_from_bands(np.linspace(400, 1040, bands), band_ranges("worldview2"))
 
 
 def ms_per_step(stage, epochs, warmup, args, device):

@@ -14,7 +14,8 @@ import numpy as np
 import scipy.io
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data_loader import WORLDVIEW2_BANDS, load_cube, srf_from_bands  # noqa: E402
+from data_loader import load_cube, srf_from_bands  # noqa: E402
+from imagery.sensors import band_ranges  # noqa: E402
 
 VNIR_CHANNELS = 68
 # AVIRIS band centres for this scene: evenly spaced over 400-2500 nm, 224 channels.
@@ -27,7 +28,7 @@ def main(source):
     cube = load_cube(source, key="Ori_H")[:, :, :VNIR_CHANNELS].astype(np.float32)
     scipy.io.savemat(os.path.join(here, "indian_pines", "indian_pines_vnir.mat"), {"REF": cube},
                      do_compression=True)
-    srf = srf_from_bands(AVIRIS_WAVELENGTHS[:VNIR_CHANNELS], WORLDVIEW2_BANDS, shape="gaussian")
+    srf = srf_from_bands(AVIRIS_WAVELENGTHS[:VNIR_CHANNELS], band_ranges("worldview2"), shape="gaussian")
     header = ("WorldView-2-like SRF for the Indian Pines VNIR cube: rows = 68 AVIRIS bands (400-1040 nm), "
               "columns = " + ", ".join(WORLDVIEW2_NAMES) + ".\nGaussian responses, FWHM = band width, "
               "built by data/build_default_dataset.py with data_loader.srf_from_bands.")

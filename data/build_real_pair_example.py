@@ -31,7 +31,7 @@ from affine import Affine
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from data_loader import gaussian_psf, load_cube, spatial_degrade, srf_from_bands  # noqa: E402
-from imagery.sensors import sensor_bands  # noqa: E402
+from imagery.sensors import band_ranges, sensor_bands  # noqa: E402
 from imagery.writers import write_geotiff  # noqa: E402
 
 SCALE = 5
@@ -49,7 +49,7 @@ AVIRIS_FWHM = np.full(68, 10.0)
 def build(out_dir):
     reference = load_cube(os.path.join(ROOT, "data", "indian_pines", "indian_pines_vnir.mat"))
     bands = sensor_bands("worldview2")
-    srf = srf_from_bands(AVIRIS_WAVELENGTHS, [(low, high) for _, low, high in bands], shape="rect")
+    srf = srf_from_bands(AVIRIS_WAVELENGTHS, band_ranges("worldview2"), shape="rect")
     lr = spatial_degrade(reference, gaussian_psf(SCALE, SCALE / 2.35482), SCALE)
     hr = reference @ srf
     lr_int = np.round(lr * REFLECTANCE_SCALE).astype(np.int16)

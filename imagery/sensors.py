@@ -134,6 +134,11 @@ def sensor_bands(name, select=None):
     return select_bands(SENSORS[key].bands, select, f"--msi_sensor {key}")
 
 
+def band_ranges(name, select=None):
+    """The (low_nm, high_nm) ranges of ``sensor_bands(name, select)``, as ``srf_from_bands`` takes them."""
+    return [(low, high) for _, low, high in sensor_bands(name, select)]
+
+
 def read_band_ranges(path):
     """Band ranges from a file (``--msi_bands FILE``): list of (band_name, low_nm, high_nm).
 

@@ -16,7 +16,7 @@ from data_loader import gaussian_psf, load_cube, load_real_pair, spatial_degrade
 from evaluation import evaluate
 from fusion.pair import Pair, reduced_resolution_pair
 from imagery.readers import read_image
-from imagery.sensors import sensor_bands
+from imagery.sensors import band_ranges, sensor_bands
 from imagery.writers import write_envi, write_geotiff
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,7 +33,7 @@ TINY = ["--epoch_stage1", "60", "--decay_begin_epoch_stage1", "30", "--epoch_sta
 def scene():
     """A 40 x 40 x 68 crop of the embedded cube, its LR-HSI (r = 4, Gaussian PSF) and WorldView-2 HR-MSI."""
     reference = load_cube(os.path.join(ROOT, "data", "indian_pines", "indian_pines_vnir.mat"))[50:90, 50:90]
-    srf = srf_from_bands(WAVELENGTHS, [(low, high) for _, low, high in sensor_bands("worldview2")])
+    srf = srf_from_bands(WAVELENGTHS, band_ranges("worldview2"))
     return reference, spatial_degrade(reference, gaussian_psf(R, R / 2.35482), R), reference @ srf
 
 
