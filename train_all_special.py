@@ -121,12 +121,13 @@ def write_results(args, pair, nets, monitor, run, seconds):
     with torch.inference_mode():
         x_hat = nets.fuse(pair.Z)
         quality = no_reference_quality(pair, nets, x_hat)
+    x = hwc(x_hat)  # H x W x C, scaled
     results = {"method": args.method, "data_name": None if args.lr_hsi else args.data_name, "lr_hsi": args.lr_hsi,
                "hr_msi": args.hr_msi, "scale_factor": args.scale_factor, "stages": args.stages, "seed": args.seed,
                "options": {k: str(v) if k == "device" else v for k, v in sorted(vars(args).items())}}
     lines = []
     if pair.has_reference:
-        results["final"] = evaluate(pair.X, hwc(x_hat), pair.scale, mask=pair.out_valid)
+        results["final"] = evaluate(pair.X, x, pair.scale, mask=pair.out_valid)
         lines.append(f"final: {format_metrics(results['final'])}")
     results["no_reference"] = quality
     lines.append("no reference: " + ", ".join(f"{k} {v:.4f}" for k, v in quality.items() if k in NO_REFERENCE_INDICES))
@@ -137,10 +138,10 @@ def write_results(args, pair, nets, monitor, run, seconds):
     run.append_precision("\n".join(lines + [f"total time:{seconds}"]))
     for name, module in nets.checkpoints().items():
         run.save_module(name, module)
-    x_out = in_input_units(pair, x_hat)
+    x_out = in_input_units(pair, x)
     run.save_output(x_out)
     write_georeferenced(run, pair, x_out)
-    save_quicklook(run.file("quicklook.png"), hwc(pair.Y), hwc(pair.Z), hwc(x_hat), monitor.estimated_psf(),
+    save_quicklook(run.file("quicklook.png"), hwc(pair.Y), hwc(pair.Z), x, monitor.estimated_psf(),
                    monitor.estimated_srf(), hsi_wavelengths=None if pair.source is None else pair.source.wavelengths,
                    reference=pair.X, true_psf=pair.psf[::-1, ::-1] if pair.known_degradations else None,
                    true_srf=pair.srf if pair.known_degradations else None,

@@ -36,10 +36,10 @@ def no_reference_quality(pair, nets, x_hat):
     return quality
 
 
-def in_input_units(pair, x_hat):
-    """X_hat (1 x C x H x W, scaled) as an H x W x C float32 array in the LR-HSI's (or reference's) units,
-    holding the no-data value where the HR pixel has no data."""
-    out = hwc(x_hat).astype(np.float32) * np.float32(pair.hsi_factor)
+def in_input_units(pair, x):
+    """X_hat (H x W x C, scaled) as a float32 array in the LR-HSI's (or reference's) units, holding the
+    no-data value where the HR pixel has no data."""
+    out = x.astype(np.float32) * np.float32(pair.hsi_factor)
     if pair.out_valid is not None and not pair.out_valid.all():
         out[~pair.out_valid] = pair.source.nodata if pair.source is not None else np.nan
     return out

@@ -16,6 +16,10 @@ SHORT_SCHEDULE = ["--epoch_stage1", "300", "--decay_begin_epoch_stage1", "150",
                   "--epoch_stage2", "300", "--decay_begin_epoch_stage2", "150",
                   "--epoch_stage3", "100", "--decay_begin_epoch_stage3", "50",
                   "--eval_every", "100"]
+# Fewer epochs still, on one thread: for tests of what a run writes, not of how well it fuses.
+TINY_SCHEDULE = ["--epoch_stage1", "60", "--decay_begin_epoch_stage1", "30", "--epoch_stage2", "60",
+                 "--decay_begin_epoch_stage2", "30", "--epoch_stage3", "30", "--decay_begin_epoch_stage3", "15",
+                 "--threads", "1"]
 
 
 @pytest.fixture(scope="session")

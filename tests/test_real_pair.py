@@ -12,7 +12,8 @@ from affine import Affine
 
 import train_all_special
 from config import get_args
-from data_loader import gaussian_psf, load_cube, load_real_pair, spatial_degrade, srf_from_bands
+from conftest import TINY_SCHEDULE
+from data_loader import gaussian_psf, load_cube, spatial_degrade, srf_from_bands
 from evaluation import evaluate
 from fusion.pair import Pair, reduced_resolution_pair
 from imagery.readers import read_image
@@ -24,9 +25,7 @@ R = 4
 WAVELENGTHS = np.linspace(400.0, 2500.0, 224)[:68]
 HR = Affine(20.0, 0, 499000.0, 0, -20.0, 4478000.0)
 CRS = "EPSG:32616"
-TINY = ["--epoch_stage1", "60", "--decay_begin_epoch_stage1", "30", "--epoch_stage2", "60",
-        "--decay_begin_epoch_stage2", "30", "--epoch_stage3", "30", "--decay_begin_epoch_stage3", "15",
-        "--eval_every", "30", "--device", "cpu", "--threads", "1"]
+TINY = TINY_SCHEDULE + ["--eval_every", "30", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")

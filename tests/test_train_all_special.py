@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import fusion.pair
 import train_all_special
 from config import get_args
-from conftest import short_run_argv
+from conftest import TINY_SCHEDULE, short_run_argv
 from data_loader import DataError, Dataset
 from evaluation import compute_psnr, evaluate
 from model import SpaDnet, SpeDnet, SpeUnet
@@ -178,9 +178,7 @@ def test_uds2c2_ablation_switches(short_run_args):
 
 # ----------------------------------------------------------------------------- inputs as people have them
 
-TINY = ["--epoch_stage1", "60", "--decay_begin_epoch_stage1", "30", "--epoch_stage2", "60",
-        "--decay_begin_epoch_stage2", "30", "--epoch_stage3", "30", "--decay_begin_epoch_stage3", "15",
-        "--threads", "1"]
+TINY = TINY_SCHEDULE
 
 
 def cube_run(tmp_path, name, cube, *extra):
