@@ -270,6 +270,17 @@ def build_parser():
     g.add_argument("--resume", metavar="RUN_FOLDER", default=None,
                    help="continue a killed run from its training_state.pt, in the same folder "
                         "(default: none, start a new run)")
+
+    g = p.add_argument_group("whole scenes: patch training (README)")
+    g.add_argument("--training_mode", choices=("auto", "whole", "patches"), default="auto",
+                   help="whole: every step trains on the whole image (the papers' way); patches: on a batch of "
+                        "random aligned patches; auto: patches when the HR-MSI has more than 1024 x 1024 pixels "
+                        "or whole-image training needs more than half the available memory, else whole")
+    g.add_argument("--patch_size", type=int, metavar="P", default=0,
+                   help="patch side in LR-HSI pixels (the HR-MSI patch is r P); a value > 0 trains on patches "
+                        "(default: 0, automatic: 96 // r)")
+    g.add_argument("--patches_per_step", type=int, metavar="B", default=4,
+                   help="patches in each training step's batch (patch training only)")
     return p
 
 
@@ -360,6 +371,14 @@ def _check_numbers(parser, args):
     if args.image_index < 0:
         parser.error(f"--image_index must be at least 0 (got {args.image_index}): it is the position of the "
                      "cube in the data folder, sorted by file name")
+    if args.patch_size < 0:
+        parser.error(f"--patch_size must be at least 1 LR-HSI pixel, or 0 for the automatic size (got "
+                     f"{args.patch_size})")
+    if args.patches_per_step < 1:
+        parser.error(f"--patches_per_step must be at least 1 (got {args.patches_per_step})")
+    if args.training_mode == "whole" and args.patch_size > 0:
+        parser.error(f"--patch_size {args.patch_size} trains on patches, --training_mode whole on the whole "
+                     "image: drop one of them")
 
 
 def _check_folders(parser, args):

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from evaluation import constant_bands
 from imagery.errors import DataError  # noqa: F401 (re-exported: callers catch data_loader.DataError)
 from imagery.geometry import check_alignment, infer_scale
-from imagery.radiometry import block_all, fill_invalid, invalid_pixels, power_of_ten_scale, replicate
+from imagery.radiometry import (band_extrema, block_all, fill_invalid, invalid_pixels, power_of_ten_scale,
+                                 replicate, scale_in_place)
 from imagery.readers import FILL_MAGNITUDE, invalid_values, read_image, read_wavelengths
 from imagery.spectral_response import (SRF_EXTENSIONS, SRFTable, find_srf_file, load_srf,  # noqa: F401
                                        normalise_srf, srf_for_hsi, srf_from_bands, support_range, validate_srf)
@@ -24,6 +24,12 @@ from imagery.sensors import check_band_count, read_band_ranges, select_bands, se
 
 CUBE_EXTENSIONS = (".mat", ".npy", ".h5", ".hdf5", ".hdr", ".tif", ".tiff")
 MIN_LR_PIXELS = 2  # an LR-HSI needs at least 2 x 2 pixels: a 1 x 1 image has no spatial structure to learn from
+# A real pair holding more values than this (LR-HSI and HR-MSI together) reaches the networks as tensors
+# that share the pair's float32 arrays (to_tensor's ``share``) instead of contiguous copies: 2^26 values
+# (256 MiB in float32) is far above the papers' scenes (UDALN's Houston 2018 pair, 240 x 240 HR pixels and
+# 46 bands: 0.6 M values; the embedded example: 0.2 M) and far below a whole scene (a 1600 x 1600 x 166
+# LR-HSI alone: 425 M), so the papers' results keep today's contiguous tensors bit for bit.
+LARGE_PAIR_VALUES = 1 << 26
 log = logging.getLogger("fusion")
 
 
@@ -156,8 +162,15 @@ def _mismatch_of(args):
     return lambda msi: radiometric_mismatch(msi, gamma, gain, offset, np.random.default_rng(getattr(args, "seed", 0)))
 
 
-def to_tensor(cube):
-    """H x W x C numpy -> C x H x W float32 tensor."""
+def to_tensor(cube, share=False):
+    """H x W x C numpy array -> C x H x W float32 tensor: a contiguous copy, unless ``share`` is True
+    and ``cube`` is a C-contiguous float32 array, when the tensor is a view of ``cube``'s memory (no
+    copy: writing one changes the other), permuted to C x H x W. Such a view's memory is
+    channels-last (strides (1, W C, C); with a leading [None], torch.channels_last), which torch's
+    convolutions take as it is but may round differently from the contiguous layout, hence a copy
+    by default."""
+    if share and cube.dtype == np.float32 and cube.flags.c_contiguous:
+        return torch.from_numpy(cube).permute(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(cube.transpose(2, 0, 1), dtype=np.float32))
 
 
@@ -273,13 +286,14 @@ class RealPair:
     """A real LR-HSI / HR-MSI pair read from files: scaled by the rule of imagery.radiometry, no-data
     pixels filled with 0 and flagged in the masks, the HR-MSI cropped to r times the LR-HSI grid.
 
-    lhsi: h x w x C, hmsi: H x W x Cm (float64, scaled); lr_valid: h x w and hr_valid: H x W bool
+    lhsi: h x w x C, hmsi: H x W x Cm (float32, C-contiguous, scaled); lr_valid: h x w and hr_valid: H x W bool
     (True = pixel used in the LR / HR loss terms: both images have data there); out_valid: H x W bool
     (the HR-MSI, and the reference when given, have data: X_hat is defined and scored there); srf: C x Cm (columns sum to 1, the nominal response that
     fixes each MSI band's support); hsi_factor / msi_factor: the scaling factors (multiply to restore
     the input units); hsi / msi: the files' metadata (imagery.readers.Image, data dropped);
     wavelengths / fwhm: the HSI band centres and widths in nm (None when unknown); nodata: the value
-    written where the output has no data.
+    written where the output has no data; reference: the --reference HR-HSI, H x W x C float32, scaled
+    like the LR-HSI (None without one).
     """
     lhsi: np.ndarray
     hmsi: np.ndarray
@@ -298,6 +312,12 @@ class RealPair:
     nodata: float = float("nan")
     reference: np.ndarray = None
     info: dict = field(default_factory=dict)
+
+    @property
+    def large(self):
+        """True when the LR-HSI and HR-MSI together hold more than LARGE_PAIR_VALUES values: their tensors
+        then share these arrays (``to_tensor`` with ``share``) rather than copy them."""
+        return self.lhsi.size + self.hmsi.size > LARGE_PAIR_VALUES
 
 
 def _pair_scale(hsi, msi, given):
@@ -368,10 +388,18 @@ def load_real_pair(args):
     Raises DataError for every problem of the files or their combination (the message names the
     files and the fix): swapped images, a non-integer or inconsistent ratio, misaligned GeoTIFFs,
     no SRF source, unknown wavelengths, a band count that the SRF does not match.
+
+    Memory: each image is held once, as float32 (``read_image``'s dtype; exact for integers of up to
+    16 bits and float32 files), scaled and filled in place; masks are H x W bool and every pass over
+    an image goes in row blocks (``imagery.radiometry``). The float32 arrays hold exactly what a
+    float64 copy divided by the factor would give once converted to float32, so the networks see the
+    same values as when the pair was loaded in float64. The HR-MSI is copied once more only when
+    columns are cropped off (the cropped view would not be contiguous).
     """
-    hsi = read_image(args.lr_hsi, getattr(args, "lr_hsi_key", None), role="LR-HSI", key_option="--lr_hsi_key")
+    hsi = read_image(args.lr_hsi, getattr(args, "lr_hsi_key", None), role="LR-HSI", key_option="--lr_hsi_key",
+                     dtype=np.float32)
     msi = read_image(args.hr_msi, getattr(args, "hr_msi_key", None), role="HR-MSI", key_option="--hr_msi_key",
-                     allow_2d=True)
+                     allow_2d=True, dtype=np.float32)
     if min(hsi.data.shape[:2]) < MIN_LR_PIXELS:
         raise DataError(f"{hsi.path}: the LR-HSI is {hsi.data.shape[0]} x {hsi.data.shape[1]} pixels, smaller than "
                         f"{MIN_LR_PIXELS} x {MIN_LR_PIXELS}: there is no spatial structure to learn from; use a "
@@ -388,33 +416,37 @@ def load_real_pair(args):
     wavelengths, fwhm, wavelength_source = _hsi_wavelengths(args, hsi)
     srf, names, srf_source = _real_srf(args, hsi, msi, wavelengths, fwhm)
 
+    hsi_data, msi_shape = hsi.data, msi.data.shape
+    msi_data = np.ascontiguousarray(msi.data[:rows, :cols])
+    # From here on only these two arrays hold the pixels (an uncropped HR-MSI is released).
+    hsi, msi = replace(hsi, data=None), replace(msi, data=None)
+
     user_nodata = getattr(args, "nodata", None)
-    hsi_invalid = no_data_pixels(hsi.data, user_nodata if user_nodata is not None else hsi.nodata, hsi.path)
-    msi_data = msi.data[:rows, :cols]
+    hsi_invalid = no_data_pixels(hsi_data, user_nodata if user_nodata is not None else hsi.nodata, hsi.path)
     msi_invalid = no_data_pixels(msi_data, user_nodata if user_nodata is not None else msi.nodata, msi.path)
-    hsi_factor = power_of_ten_scale(hsi.data, ~hsi_invalid)
+    hsi_factor = power_of_ten_scale(hsi_data, ~hsi_invalid)
     msi_factor = power_of_ten_scale(msi_data, ~msi_invalid)
     lr_valid = ~hsi_invalid & block_all(~msi_invalid, r)
     hr_valid = ~msi_invalid & replicate(~hsi_invalid, r)
     out_valid = ~msi_invalid
     reference = None
     if getattr(args, "reference", None):
-        reference, ref_invalid = _reference_for(args.reference, (rows, cols, hsi.data.shape[2]), user_nodata)
+        reference, ref_invalid = _reference_for(args.reference, (rows, cols, hsi_data.shape[2]), user_nodata)
         out_valid &= ~ref_invalid
     nodata = hsi.nodata if hsi.nodata is not None else (user_nodata if user_nodata is not None else float("nan"))
-    info = {"scale_factor": r, "hr_crop": [int(msi.data.shape[0] - rows), int(msi.data.shape[1] - cols)],
+    info = {"scale_factor": r, "hr_crop": [int(msi_shape[0] - rows), int(msi_shape[1] - cols)],
             "hsi_factor": hsi_factor, "msi_factor": msi_factor,
             "masked_lr_pixels": int((~lr_valid).sum()), "masked_hr_pixels": int((~hr_valid).sum()),
             "wavelength_source": wavelength_source, "srf_source": srf_source,
-            "constant_bands": warn_constant_bands(hsi.data, ~hsi_invalid, hsi.path)}
-    pair = RealPair(lhsi=fill_invalid(hsi.data / hsi_factor, hsi_invalid),
-                    hmsi=fill_invalid(msi_data / msi_factor, msi_invalid),
+            "constant_bands": warn_constant_bands(hsi_data, ~hsi_invalid, hsi.path)}
+    pair = RealPair(lhsi=scale_in_place(hsi_data, hsi_factor, hsi_invalid),
+                    hmsi=scale_in_place(msi_data, msi_factor, msi_invalid),
                     lr_valid=lr_valid, hr_valid=hr_valid, out_valid=out_valid, srf=srf, scale=r, hsi_factor=hsi_factor,
-                    msi_factor=msi_factor, hsi=replace(hsi, data=None), msi=replace(msi, data=None),
+                    msi_factor=msi_factor, hsi=hsi, msi=msi,
                     wavelengths=wavelengths, fwhm=fwhm, msi_band_names=names, nodata=nodata, reference=reference,
                     info=info)
     log.info("real pair: LR-HSI %s (%d x %d x %d, / %g), HR-MSI %s (%d x %d x %d, / %g), r = %d, %d LR and %d HR "
-             "pixels masked", hsi.path, *hsi.data.shape, hsi_factor, msi.path, *msi_data.shape, msi_factor, r,
+             "pixels masked", hsi.path, *hsi_data.shape, hsi_factor, msi.path, *msi_data.shape, msi_factor, r,
              info["masked_lr_pixels"], info["masked_hr_pixels"])
     return pair
 
@@ -431,8 +463,13 @@ def no_data_pixels(cube, nodata, path):
 
 def warn_constant_bands(cube, valid, path):
     """Indices of the bands of the H x W x C ``cube`` that are constant over the valid pixels (H x W bool),
-    with a warning naming them: they carry no information and are left out of every metric."""
-    constant = constant_bands(cube, valid)
+    with a warning naming them: they carry no information and are left out of every metric.
+
+    The bands of ``evaluation.constant_bands`` (maximum equal to minimum over the valid pixels),
+    found in row blocks (``imagery.radiometry.band_extrema``) instead of through its float64 copy of
+    the valid pixels, so that a whole scene adds no full-size temporary."""
+    low, high = band_extrema(cube, valid)
+    constant = np.flatnonzero(low == high)
     if constant.size:
         log.warning("%s: band(s) %s are constant (e.g. zeroed water-absorption bands); they are left out of "
                     "every metric", path, constant.tolist())
@@ -440,10 +477,10 @@ def warn_constant_bands(cube, valid, path):
 
 
 def _reference_for(path, shape, nodata):
-    """An HR-HSI reference for scoring a real-pair run (--reference): H x W x C, cropped like the HR-MSI,
-    scaled by the same rule (so reflectance references match reflectance inputs); returns it with its
-    H x W no-data mask."""
-    ref = read_image(path, role="reference", key_option="--cube_key")
+    """An HR-HSI reference for scoring a real-pair run (--reference): H x W x C float32 (as the pair: read,
+    scaled and filled in place), cropped like the HR-MSI, scaled by the same rule (so reflectance
+    references match reflectance inputs); returns it with its H x W no-data mask."""
+    ref = read_image(path, role="reference", key_option="--cube_key", dtype=np.float32)
     rows, cols, bands = shape
     if ref.data.shape[2] != bands or ref.data.shape[0] < rows or ref.data.shape[1] < cols:
         raise DataError(f"{path}: the reference is {' x '.join(map(str, ref.data.shape))}, but the fused image "
@@ -451,4 +488,4 @@ def _reference_for(path, shape, nodata):
     data = ref.data[:rows, :cols]
     invalid = no_data_pixels(data, nodata if nodata is not None else ref.nodata, path)
     factor = power_of_ten_scale(data, ~invalid)
-    return fill_invalid(data / factor, invalid), invalid
+    return scale_in_place(data, factor, invalid), invalid

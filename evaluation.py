@@ -8,8 +8,17 @@ channel) are left out of every metric, SAM's spectra included; ``constant_bands`
 Without a reference: the QNR of Alparone et al. (2008) in its hyperspectral-multispectral form
 (``qnr``), built on the universal image quality index of Wang and Bovik (2002) (``uiqi``).
 
+Scenes too large to hold with their reference are scored tile by tile with the same formulas: every
+metric is a sum over pixels (or blocks) followed by a formula on the sums, and the whole-image
+functions and the streamed classes share both halves. ``StreamingMetrics`` gives ``evaluate``'s
+numbers, ``StreamingQNR`` gives ``qnr``'s; ``ConstantBands`` is the first pass over the reference
+that they may need (see ``StreamingMetrics`` for the two passes).
+
 Invalid arguments (shapes, masks, parameters) raise ValueError with a message that says what to fix.
 """
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -34,6 +43,10 @@ SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+
+# The SSIM window's radius in pixels (5): a pixel's SSIM depends on the pixels at most this far
+# away, so a tile with this much halo around its core gives the core's SSIM exactly.
+SSIM_HALO = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
 
 # QNR block side at the high resolution: Alparone et al. (2008) and the pansharpening
 # toolbox of Vivone et al. (2015) use 32 x 32 blocks.
@@ -65,20 +78,24 @@ def _as_cube(x, name):
     return a
 
 
-def _as_cubes(x_true, x_pred):
+def _as_cubes(x_true, x_pred, names=("x_true", "x_pred")):
     """Return both inputs as float64 arrays after checking they are equal-shape, non-empty 3-D cubes."""
     t = np.asarray(x_true, dtype=np.float64)
     p = np.asarray(x_pred, dtype=np.float64)
     if t.ndim != 3 or p.ndim != 3 or t.shape != p.shape or t.size == 0:
         raise ValueError(
-            "x_true and x_pred must be non-empty 3-D (H, W, C) arrays of the same "
-            f"shape; got x_true shape {t.shape} and x_pred shape {p.shape}"
+            f"{names[0]} and {names[1]} must be non-empty 3-D (H, W, C) arrays of the same "
+            f"shape; got {names[0]} shape {t.shape} and {names[1]} shape {p.shape}"
         )
     return t, p
 
 
-def _check_mask(mask, shape, name="mask"):
-    """The H x W boolean validity mask, or None when it is None or marks every pixel valid."""
+def _check_mask(mask, shape, name="mask", image="the image", allow_empty=False):
+    """The H x W boolean validity mask, or None when it is None or marks every pixel valid.
+
+    ``allow_empty``: a mask without a valid pixel is returned (a tile may lie in a no-data area)
+    instead of refused.
+    """
     if mask is None:
         return None
     m = np.asarray(mask)
@@ -89,10 +106,10 @@ def _check_mask(mask, shape, name="mask"):
         )
     if m.shape != tuple(shape[:2]):
         raise ValueError(
-            f"{name} has shape {m.shape} but the image is {shape[0]} x {shape[1]} pixels: "
+            f"{name} has shape {m.shape} but {image} is {shape[0]} x {shape[1]} pixels: "
             f"pass an H x W mask of the same height and width"
         )
-    if not m.any():
+    if not allow_empty and not m.any():
         raise ValueError(
             f"{name} marks no pixel as valid (True = valid pixel), so there is nothing to evaluate: "
             "check the mask's polarity (a numpy masked-array mask is True where data are invalid)"
@@ -111,9 +128,28 @@ def _check_scale(scale_factor):
     return scale
 
 
+def _varying(low, high):
+    """True where a band whose minimum is ``low`` and maximum ``high`` is not constant.
+
+    The one definition of a constant band, for whole cubes and for the per-tile extrema of the
+    streamed passes alike (max - min as np.ptp, so NaN and Inf bands count as varying).
+    """
+    return (high - low) != 0
+
+
 def _varying_bands(t):
     """Per band of the (H, W, C) or gathered (N, 1, C) reference: True where it is not constant."""
-    return np.ptp(t, axis=(0, 1)) != 0
+    return _varying(np.min(t, axis=(0, 1)), np.max(t, axis=(0, 1)))
+
+
+def _require_varying(keep):
+    """Refuse a reference whose bands (``keep``: True = varying) are all constant."""
+    if not keep.any():
+        raise ValueError(
+            f"every band of x_true (all {keep.size}) is constant over the valid pixels, so no "
+            "metric is defined: check that the reference is not blank and that the mask marks "
+            "its valid pixels (True = valid)"
+        )
 
 
 def _valid_data(t, p, mask):
@@ -128,12 +164,7 @@ def _valid_data(t, p, mask):
         t = t[mask][:, None, :]
         p = p[mask][:, None, :]
     keep = _varying_bands(t)
-    if not keep.any():
-        raise ValueError(
-            f"every band of x_true (all {keep.size}) is constant over the valid pixels, so no "
-            "metric is defined: check that the reference is not blank and that the mask marks "
-            "its valid pixels (True = valid)"
-        )
+    _require_varying(keep)
     if not keep.all():
         t = t[:, :, keep]
         p = p[:, :, keep]
@@ -156,62 +187,207 @@ def constant_bands(x_true, mask=None):
     return np.flatnonzero(~_varying_bands(t))
 
 
-# ----------------------------------------------------------------------------- metrics on prepared cubes
-# Each takes the float64 (H, W, K) or (N, 1, K) cubes of _valid_data: valid pixels, varying bands.
+# ----------------------------------------------------------------------------- metrics as sums and formulas
+# Each metric is a sum over pixels (``add``: float64 (H, W, K) or gathered (N, 1, K) cubes of valid
+# pixels and varying bands, as _valid_data gives) and a formula on the sums. The whole-image
+# functions add one cube; StreamingMetrics adds one tile at a time.
 
 def _band_sum(a, b):
     """Per-band sum over pixels of a * b, without a full-size temporary."""
     return np.einsum("ijk,ijk->k", a, b)
 
 
-def _sam(t, p):
-    dot = np.einsum("ijk,ijk->ij", t, p)
-    norm_prod = np.sqrt(np.einsum("ijk,ijk->ij", t, t)) * np.sqrt(
-        np.einsum("ijk,ijk->ij", p, p)
-    )
-    cos = np.clip(dot / (norm_prod + SAM_EPS), -1.0, 1.0)
-    angles = np.degrees(np.arccos(cos))
-    angles = np.where(np.all(t == p, axis=2), 0.0, angles)
-    return float(angles.mean())
+class _AngleSum:
+    """SAM: the sum of the per-pixel spectral angles (degrees) and the number of pixels."""
+
+    def __init__(self):
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, t, p):
+        dot = np.einsum("ijk,ijk->ij", t, p)
+        norm_prod = np.sqrt(np.einsum("ijk,ijk->ij", t, t)) * np.sqrt(
+            np.einsum("ijk,ijk->ij", p, p)
+        )
+        cos = np.clip(dot / (norm_prod + SAM_EPS), -1.0, 1.0)
+        angles = np.degrees(np.arccos(cos))
+        angles = np.where(np.all(t == p, axis=2), 0.0, angles)
+        self.total += float(angles.sum())
+        self.count += angles.size
+        return self
+
+    def sam(self):
+        return float(self.total / self.count)
 
 
-def _psnr(t, p):
-    mse = np.mean((t - p) ** 2, axis=(0, 1))
-    peak_sq = np.max(t, axis=(0, 1)) ** 2
-    # inf/nan/-inf from the zero cases are replaced just below.
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        band = 10.0 * np.log10(peak_sq / mse)
-    band = np.where(mse == 0, PSNR_CAP_DB, np.clip(band, -PSNR_CAP_DB, PSNR_CAP_DB))
-    return float(band.mean())
+class _BandErrors:
+    """PSNR, ERGAS, RMSE: per band the sums of squared errors and of the reference, the reference's
+    maximum; the total squared error and the number of pixels."""
+
+    def __init__(self):
+        self.count = 0
+        self.total = 0.0
+
+    def add(self, t, p):
+        sq = (t - p) ** 2
+        sq_err, ref_sum = np.sum(sq, axis=(0, 1)), np.sum(t, axis=(0, 1))
+        ref_max = np.max(t, axis=(0, 1))
+        if self.count == 0:
+            self.sq_err, self.ref_sum, self.ref_max = sq_err, ref_sum, ref_max
+        else:
+            self.sq_err = self.sq_err + sq_err
+            self.ref_sum = self.ref_sum + ref_sum
+            self.ref_max = np.maximum(self.ref_max, ref_max)
+        # Summed over all elements at once (not from the per-band sums) so that one cube gives
+        # exactly np.mean's value.
+        self.total += float(np.sum(sq))
+        self.count += t.shape[0] * t.shape[1]
+        return self
+
+    def psnr(self):
+        mse = self.sq_err / self.count
+        peak_sq = self.ref_max**2
+        # inf/nan/-inf from the zero cases are replaced just below.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            band = 10.0 * np.log10(peak_sq / mse)
+        band = np.where(mse == 0, PSNR_CAP_DB, np.clip(band, -PSNR_CAP_DB, PSNR_CAP_DB))
+        return float(band.mean())
+
+    def ergas(self, scale):
+        mse = self.sq_err / self.count
+        mean_sq = (self.ref_sum / self.count) ** 2
+        ratio = mse / np.maximum(mean_sq, ERGAS_EPS)
+        return float(100.0 / scale * np.sqrt(ratio.mean()))
+
+    def rmse(self):
+        return float(np.sqrt(self.total / (self.count * self.sq_err.size)))
 
 
-def _ergas(t, p, scale):
-    mse = np.mean((t - p) ** 2, axis=(0, 1))
-    mean_sq = np.mean(t, axis=(0, 1)) ** 2
-    ratio = mse / np.maximum(mean_sq, ERGAS_EPS)
-    return float(100.0 / scale * np.sqrt(ratio.mean()))
+class _BandCorrelation:
+    """CC: per band the means, centred sums of squares and of cross products, the estimate's range.
+
+    Each cube's centred sums are taken about its own means (two passes, no cancellation) and merged
+    into the running ones with the pairwise update of Chan, Golub and LeVeque (1979).
+    """
+
+    def __init__(self):
+        self.count = 0
+
+    def add(self, t, p):
+        n = t.shape[0] * t.shape[1]
+        mean_t, mean_p = t.mean(axis=(0, 1)), p.mean(axis=(0, 1))
+        tc, pc = t - mean_t, p - mean_p
+        ss_t, ss_p, sp = _band_sum(tc, tc), _band_sum(pc, pc), _band_sum(tc, pc)
+        p_min, p_max = np.min(p, axis=(0, 1)), np.max(p, axis=(0, 1))
+        if self.count == 0:
+            self.mean_t, self.mean_p, self.ss_t, self.ss_p, self.sp = mean_t, mean_p, ss_t, ss_p, sp
+            self.p_min, self.p_max = p_min, p_max
+        else:
+            total = self.count + n
+            d_t, d_p = mean_t - self.mean_t, mean_p - self.mean_p
+            weight = self.count * n / total
+            self.ss_t = self.ss_t + ss_t + d_t * d_t * weight
+            self.ss_p = self.ss_p + ss_p + d_p * d_p * weight
+            self.sp = self.sp + sp + d_t * d_p * weight
+            self.mean_t = self.mean_t + d_t * (n / total)
+            self.mean_p = self.mean_p + d_p * (n / total)
+            self.p_min, self.p_max = np.minimum(self.p_min, p_min), np.maximum(self.p_max, p_max)
+        self.count += n
+        return self
+
+    def cc(self):
+        den = np.sqrt(self.ss_t * self.ss_p)
+        # Decide constancy from the raw values: the rounded mean of a constant band
+        # need not equal its value, so the centred band can be tiny but non-zero.
+        degenerate = ~_varying(self.p_min, self.p_max) | (den == 0)
+        r = np.clip(self.sp / np.where(degenerate, 1.0, den), -1.0, 1.0)
+        return float(np.where(degenerate, 0.0, r).mean())
 
 
-def _cc(t, p):
-    tc = t - t.mean(axis=(0, 1))
-    pc = p - p.mean(axis=(0, 1))
-    num = _band_sum(tc, pc)
-    den = np.sqrt(_band_sum(tc, tc) * _band_sum(pc, pc))
-    # Decide constancy from the raw values: the rounded mean of a constant band
-    # need not equal its value, so the centred band can be tiny but non-zero.
-    degenerate = (np.ptp(p, axis=(0, 1)) == 0) | (den == 0)
-    r = np.clip(num / np.where(degenerate, 1.0, den), -1.0, 1.0)
-    return float(np.where(degenerate, 0.0, r).mean())
+class _PixelSums:
+    """The sums of every metric but SSIM, fed together."""
 
+    def __init__(self):
+        self.angles, self.errors, self.correlation = _AngleSum(), _BandErrors(), _BandCorrelation()
 
-def _rmse(t, p):
-    return float(np.sqrt(np.mean((t - p) ** 2)))
+    def add(self, t, p):
+        self.angles.add(t, p)
+        self.errors.add(t, p)
+        self.correlation.add(t, p)
+        return self
+
+    def metrics(self, scale):
+        """SAM, ERGAS, PSNR, RMSE, CC in ``evaluate``'s order."""
+        return {
+            "SAM": self.angles.sam(),
+            "ERGAS": self.errors.ergas(scale),
+            "PSNR": self.errors.psnr(),
+            "RMSE": self.errors.rmse(),
+            "CC": self.correlation.cc(),
+        }
 
 
 def _ssim_blur(a):
     """Gaussian-weighted local mean within each band (no mixing across bands)."""
     return gaussian_filter(
         a, sigma=(SSIM_SIGMA, SSIM_SIGMA, 0.0), truncate=SSIM_TRUNCATE, mode="reflect"
+    )
+
+
+def _ssim_map(t, p, mask, fill, data_range):
+    """Per-pixel SSIM of the (H, W, K) cubes t, p; with a mask, both cubes' invalid pixels are ``fill``.
+
+    ``fill``: K per-band values (the reference's mean over the valid pixels), so whatever the
+    invalid pixels hold (0, a nodata value, 1e6) never reaches the valid pixels' windows.
+    """
+    if mask is not None:
+        t = np.where(mask[:, :, None], t, fill)
+        p = np.where(mask[:, :, None], p, fill)
+
+    mu_t = _ssim_blur(t)
+    mu_p = _ssim_blur(p)
+    var_t = _ssim_blur(t * t) - mu_t * mu_t
+    var_p = _ssim_blur(p * p) - mu_p * mu_p
+    cov = _ssim_blur(t * p) - mu_t * mu_p
+
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    return ((2 * mu_t * mu_p + c1) * (2 * cov + c2)) / (
+        (mu_t**2 + mu_p**2 + c1) * (var_t + var_p + c2)
+    )
+
+
+def _ssim_counted(size, core):
+    """Along one axis of a tile of ``size`` pixels with core ``core`` (a slice, explicit bounds): the
+    pixels whose SSIM counts.
+
+    Where the core reaches the tile's edge, that edge is the image's: its SSIM_HALO pixels see
+    reflected data and are left out (like skimage), unless the axis is shorter than the window,
+    which is then the image's whole side and is kept. A side with a halo keeps the whole core.
+    """
+    start, stop = core.start, core.stop
+    if start == 0 and stop == size and size < 2 * SSIM_HALO + 1:
+        return core
+    if start == 0:
+        start = SSIM_HALO
+    if stop == size:
+        stop = size - SSIM_HALO
+    return slice(start, max(start, stop))
+
+
+def _ssim_sums(ssim_map, mask, rows, cols):
+    """Per-band sum of the SSIM map over the pixels ``rows`` x ``cols`` valid under ``mask``; their count."""
+    region = ssim_map[rows, cols]
+    if mask is None:
+        return np.sum(region, axis=(0, 1)), region.shape[0] * region.shape[1]
+    values = region[mask[rows, cols]]
+    return np.sum(values, axis=0), values.shape[0]
+
+
+def _ssim_no_pixel_error():
+    return ValueError(
+        f"SSIM leaves out a {SSIM_HALO}-pixel border and no valid pixel lies inside it: "
+        "evaluate a larger valid area, or leave SSIM out (evaluate(..., ssim=False))"
     )
 
 
@@ -226,40 +402,15 @@ def _ssim(t, p, mask, keep, t_valid, data_range):
     if data_range is None:
         # Positive: at least one kept band varies over the valid pixels.
         data_range = float(t_valid.max() - t_valid.min())
-    if mask is not None:
-        # Whatever the invalid pixels hold (0, a nodata value, 1e6) must not reach the
-        # valid pixels' windows: both images get the same neutral value there.
-        fill = t_valid.mean(axis=(0, 1))
-        t = np.where(mask[:, :, None], t, fill)
-        p = np.where(mask[:, :, None], p, fill)
-
-    mu_t = _ssim_blur(t)
-    mu_p = _ssim_blur(p)
-    var_t = _ssim_blur(t * t) - mu_t * mu_t
-    var_p = _ssim_blur(p * p) - mu_p * mu_p
-    cov = _ssim_blur(t * p) - mu_t * mu_p
-
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
-    ssim_map = ((2 * mu_t * mu_p + c1) * (2 * cov + c2)) / (
-        (mu_t**2 + mu_p**2 + c1) * (var_t + var_p + c2)
-    )
-
-    # Border pixels see reflected data, so (like skimage) they are left out.
-    radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
-    window = 2 * radius + 1
+    fill = None if mask is None else t_valid.mean(axis=(0, 1))
+    ssim_map = _ssim_map(t, p, mask, fill, data_range)
     h, w = ssim_map.shape[:2]
-    rows = slice(radius, h - radius) if h >= window else slice(None)
-    cols = slice(radius, w - radius) if w >= window else slice(None)
-    if mask is None:
-        return float(ssim_map[rows, cols].mean(axis=(0, 1)).mean())
-    inner = mask[rows, cols]
-    if not inner.any():
-        raise ValueError(
-            f"SSIM leaves out a {radius}-pixel border and no valid pixel lies inside it: "
-            "evaluate a larger valid area, or leave SSIM out (evaluate(..., ssim=False))"
-        )
-    return float(ssim_map[rows, cols][inner].mean(axis=0).mean())
+    sums, count = _ssim_sums(
+        ssim_map, mask, _ssim_counted(h, slice(0, h)), _ssim_counted(w, slice(0, w))
+    )
+    if count == 0:
+        raise _ssim_no_pixel_error()
+    return float((sums / count).mean())
 
 
 # ----------------------------------------------------------------------------- public metrics
@@ -282,7 +433,7 @@ def compute_sam(x_true, x_pred, mask=None):
     without a valid pixel, and when every band of x_true is constant over the valid pixels.
     """
     t, p = _as_cubes(x_true, x_pred)
-    return _sam(*_valid_data(t, p, _check_mask(mask, t.shape))[:2])
+    return _AngleSum().add(*_valid_data(t, p, _check_mask(mask, t.shape))[:2]).sam()
 
 
 def compute_psnr(x_true, x_pred, mask=None):
@@ -302,7 +453,7 @@ def compute_psnr(x_true, x_pred, mask=None):
     without a valid pixel, and when every band of x_true is constant over the valid pixels.
     """
     t, p = _as_cubes(x_true, x_pred)
-    return _psnr(*_valid_data(t, p, _check_mask(mask, t.shape))[:2])
+    return _BandErrors().add(*_valid_data(t, p, _check_mask(mask, t.shape))[:2]).psnr()
 
 
 def compute_ergas(x_true, x_pred, scale_factor, mask=None):
@@ -323,7 +474,7 @@ def compute_ergas(x_true, x_pred, scale_factor, mask=None):
     """
     t, p = _as_cubes(x_true, x_pred)
     scale = _check_scale(scale_factor)
-    return _ergas(*_valid_data(t, p, _check_mask(mask, t.shape))[:2], scale)
+    return _BandErrors().add(*_valid_data(t, p, _check_mask(mask, t.shape))[:2]).ergas(scale)
 
 
 def compute_cc(x_true, x_pred, mask=None):
@@ -342,7 +493,7 @@ def compute_cc(x_true, x_pred, mask=None):
     without a valid pixel, and when every band of x_true is constant over the valid pixels.
     """
     t, p = _as_cubes(x_true, x_pred)
-    return _cc(*_valid_data(t, p, _check_mask(mask, t.shape))[:2])
+    return _BandCorrelation().add(*_valid_data(t, p, _check_mask(mask, t.shape))[:2]).cc()
 
 
 def compute_rmse(x_true, x_pred, mask=None):
@@ -356,7 +507,7 @@ def compute_rmse(x_true, x_pred, mask=None):
     without a valid pixel, and when every band of x_true is constant over the valid pixels.
     """
     t, p = _as_cubes(x_true, x_pred)
-    return _rmse(*_valid_data(t, p, _check_mask(mask, t.shape))[:2])
+    return _BandErrors().add(*_valid_data(t, p, _check_mask(mask, t.shape))[:2]).rmse()
 
 
 def compute_ssim(x_true, x_pred, data_range=None, mask=None):
@@ -399,18 +550,13 @@ def evaluate(x_true, x_pred, scale_factor, ssim=True, mask=None):
     for units, masks and the constant bands left out; ``constant_bands`` lists them). The valid
     pixels are gathered once for all metrics. ``ssim=False`` leaves out SSIM, by far the
     costliest, for frequent checks during training. Raises ValueError as the ``compute_*`` do.
+    ``StreamingMetrics`` gives the same numbers from tiles, for images too large to hold.
     """
     t, p = _as_cubes(x_true, x_pred)
     scale = _check_scale(scale_factor)
     mask = _check_mask(mask, t.shape)
     tv, pv, keep = _valid_data(t, p, mask)
-    metrics = {
-        "SAM": _sam(tv, pv),
-        "ERGAS": _ergas(tv, pv, scale),
-        "PSNR": _psnr(tv, pv),
-        "RMSE": _rmse(tv, pv),
-        "CC": _cc(tv, pv),
-    }
+    metrics = _PixelSums().add(tv, pv).metrics(scale)
     if ssim:
         metrics["SSIM"] = _ssim(t, p, mask, keep, tv, None)
     return metrics
@@ -425,6 +571,301 @@ def format_metrics(metrics):
         f"{name} {format(float(value), _FORMATS.get(name, '.4g'))}"
         for name, value in metrics.items()
     )
+
+
+# ----------------------------------------------------------------------------- streamed scoring (tiles)
+
+def _core_slices(core, shape):
+    """``core`` (rows, columns slices of a tile of ``shape``; None: the whole tile), explicit bounds."""
+    if core is None:
+        return slice(0, shape[0]), slice(0, shape[1])
+    if not (isinstance(core, tuple) and len(core) == 2 and all(isinstance(s, slice) for s in core)):
+        raise ValueError(
+            "core must be a (rows, columns) pair of slices inside the tile, e.g. "
+            f"(slice(5, -5), slice(5, -5)); got {core!r}"
+        )
+    bounds = []
+    for s, size in zip(core, shape[:2]):
+        start, stop, step = s.indices(size)
+        if step != 1 or stop <= start:
+            raise ValueError(
+                f"core {core!r} selects no pixel, or not a contiguous block, of a {shape[0]} x "
+                f"{shape[1]} tile: give slices of step 1 that select at least one pixel"
+            )
+        bounds.append(slice(start, stop))
+    return tuple(bounds)
+
+
+class _TileBands:
+    """The band count every tile of a stream must share (set by the first tile)."""
+
+    def __init__(self):
+        self.bands = None
+
+    def check(self, bands, name):
+        if self.bands is None:
+            self.bands = bands
+        elif bands != self.bands:
+            raise ValueError(
+                f"{name} has {bands} bands but the first tile had {self.bands}: every tile must "
+                "hold all bands of the cube (split the image along rows and columns only)"
+            )
+
+
+def _valid_core(t, mask, rows, cols):
+    """The core's valid pixels of the float64 tile ``t``: the core cube when all are valid, else an
+    (N, 1, C) gather (N may be 0); and the core's mask (None: all valid)."""
+    t = t[rows, cols]
+    if mask is None:
+        return t, None
+    core_mask = mask[rows, cols]
+    if core_mask.all():
+        return t, None
+    return t[core_mask][:, None, :], core_mask
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceSummary:
+    """What ``ConstantBands`` found in the reference over its valid pixels (pass it as ``constant=``).
+
+    constant: ascending int indices of the bands constant over the valid pixels (as
+    ``constant_bands`` gives for the whole cube). minimum, maximum, mean: per band (C float64
+    arrays, reference units). count: the number of valid pixels.
+    """
+
+    constant: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
+    mean: np.ndarray
+    count: int
+
+
+class ConstantBands:
+    """First pass of streamed scoring: the reference's constant bands, range and band means.
+
+    ``ConstantBands().update(x_true_tile, mask_tile, core).update(...).result()`` returns a
+    ``ReferenceSummary`` whose ``constant`` equals ``constant_bands(x_true, mask)`` of the whole
+    cube. Tiles (H' x W' x C numpy arrays, any units) are disjoint in their cores and come in any
+    order; mask_tile is H' x W' bool (True = valid pixel, None: all valid), core a (rows, columns)
+    pair of slices of the tile that it owns (None: the whole tile). Raises ValueError for a tile
+    that is not a non-empty 3-D array, a band count that differs from the first tile's, a bad mask
+    or core, and (``result``) when no tile was fed or no pixel was valid.
+    """
+
+    def __init__(self):
+        self._bands = _TileBands()
+        self._count = 0
+
+    def update(self, x_true_tile, mask_tile=None, core=None):
+        """Add one reference tile (see the class); returns self."""
+        t = _as_cube(x_true_tile, "x_true_tile")
+        self._bands.check(t.shape[2], "x_true_tile")
+        rows, cols = _core_slices(core, t.shape)
+        mask = _check_mask(mask_tile, t.shape, "mask_tile", image="the tile", allow_empty=True)
+        t, _ = _valid_core(t, mask, rows, cols)
+        if t.size == 0:
+            return self
+        low, high, total = np.min(t, axis=(0, 1)), np.max(t, axis=(0, 1)), np.sum(t, axis=(0, 1))
+        if self._count == 0:
+            self._low, self._high, self._total = low, high, total
+        else:
+            self._low, self._high = np.minimum(self._low, low), np.maximum(self._high, high)
+            self._total = self._total + total
+        self._count += t.shape[0] * t.shape[1]
+        return self
+
+    def result(self):
+        """The ``ReferenceSummary`` of the tiles fed so far."""
+        if self._count == 0:
+            raise ValueError(
+                "no valid reference pixel was fed: feed every tile of the reference with update() "
+                "(and check the masks' polarity, True = valid pixel)"
+            )
+        return ReferenceSummary(
+            constant=np.flatnonzero(~_varying(self._low, self._high)),
+            minimum=self._low.copy(),
+            maximum=self._high.copy(),
+            mean=self._total / self._count,
+            count=self._count,
+        )
+
+
+class StreamingMetrics:
+    """``evaluate``'s metrics of a scene fed as tiles, for scenes too large to hold with the reference.
+
+    sm = StreamingMetrics(scale_factor, ssim=False, constant=None)
+    sm.update(x_true_tile, x_pred_tile, mask_tile=None, core=None)   # each tile once, any order
+    sm.result() -> {"SAM", "ERGAS", "PSNR", "RMSE", "CC"[, "SSIM"]}
+
+    Tiles: H' x W' x C numpy arrays of the reference and the estimate (the same bands in every
+    tile, any dtype, computed in float64), their cores disjoint and together covering the image;
+    mask_tile: H' x W' bool, True = valid pixel (None: all valid; a tile without a valid pixel adds
+    nothing); core: the (rows, columns) slices of the tile that it owns and that are scored (None:
+    the whole tile). ``result`` gives the same keys, units and meaning as
+    ``evaluate(x_true, x_pred, scale_factor, ssim, mask)`` of the whole image, the same formulas
+    (shared code), and the same numbers to 1e-9 relative (float64 sums taken in another order and
+    the correlations' centred sums merged across tiles; observed differences are about 1e-15). One
+    tile holding the whole image gives them exactly (with a mask, SSIM to rounding: the band means
+    standing in for invalid pixels are summed in another order).
+
+    Two passes. Every metric leaves out the reference's bands that are constant over the valid
+    pixels (``constant_bands``), and SAM's per-pixel angle needs them known before the first tile:
+        1. summary = ConstantBands(); summary.update(x_true_tile, mask_tile, core) for every tile
+           (the reference only); summary = summary.result()
+        2. sm = StreamingMetrics(r, ssim, constant=summary); sm.update(...) for every tile
+    ``constant`` may also be an array of band indices known in advance, or None for "no constant
+    band": a single pass, for references without blank bands. ``result`` then checks the claim
+    against the tiles fed and raises ValueError naming the bands if it was wrong (the pre-pass
+    is then needed). With a ReferenceSummary, ``result`` checks that the same valid pixels and
+    values were fed in both passes.
+
+    SSIM (ssim=True) is supported with halos. The Gaussian window reaches SSIM_HALO = 5 pixels, so
+    each tile must carry a halo of at least 5 pixels of the image around its core on every side
+    where the image continues, and none (core at the tile's edge) where the image ends; the halo
+    is read but not scored. Then the score of every core pixel is the whole image's, and the image's
+    5-pixel border is left out as in ``compute_ssim``. An image side shorter than 11 pixels must
+    lie whole in each tile. SSIM also needs the pre-pass (its data range and, with masks, the
+    band means that stand in for invalid pixels), so ``constant`` must be a ReferenceSummary.
+    A side with no halo that is not the image's edge cannot be detected and loses 5 pixels of SSIM.
+
+    Raises ValueError for a bad scale_factor or constant, ssim=True without a ReferenceSummary,
+    tiles that are not equal-shape non-empty 3-D arrays, a band count that differs from the first
+    tile's (or from ``constant``'s), a bad mask_tile or core, with SSIM a halo of 1 to 4 pixels;
+    and in ``result`` when no valid pixel was fed, every band is constant, ``constant`` does not
+    match the tiles fed, or (SSIM) no valid pixel lies inside the 5-pixel border.
+    """
+
+    def __init__(self, scale_factor, ssim=False, constant=None):
+        self._scale = _check_scale(scale_factor)
+        self._ssim = bool(ssim)
+        self._summary = constant if isinstance(constant, ReferenceSummary) else None
+        if self._summary is not None:
+            self._constant = self._summary.constant
+        elif constant is None:
+            self._constant = np.zeros(0, dtype=int)
+        else:
+            given = np.asarray(constant)
+            integers = given.size == 0 or np.issubdtype(given.dtype, np.integer)
+            if given.ndim != 1 or not integers or (given.size and given.min() < 0):
+                raise ValueError(
+                    "constant must be None, the ReferenceSummary of ConstantBands().result(), or a "
+                    f"1-D array of non-negative band indices; got {constant!r}"
+                )
+            self._constant = np.unique(given.astype(int))
+        if self._ssim and self._summary is None:
+            raise ValueError(
+                "ssim=True needs the reference's data range and band means before the first tile: "
+                "run ConstantBands over the reference's tiles and pass its result() as constant="
+            )
+        self._bands = _TileBands()
+        self._keep = None
+        self._sums = _PixelSums()
+        self._low = self._high = None
+        self._ssim_sum, self._ssim_count = 0.0, 0
+
+    def _start(self, bands):
+        """Fix the kept bands from ``constant`` at the first tile."""
+        if self._summary is not None and self._summary.minimum.size != bands:
+            raise ValueError(
+                f"the tiles have {bands} bands but constant= summarises a reference of "
+                f"{self._summary.minimum.size}: pass the ConstantBands result of this reference"
+            )
+        if self._constant.size and self._constant[-1] >= bands:
+            raise ValueError(
+                f"constant= lists band {self._constant[-1]} but the tiles have {bands} bands "
+                "(indices start at 0)"
+            )
+        keep = np.ones(bands, dtype=bool)
+        keep[self._constant] = False
+        _require_varying(keep)
+        self._keep = keep
+        if self._ssim:
+            low, high = self._summary.minimum[keep], self._summary.maximum[keep]
+            self._data_range = float(high.max() - low.min())
+            self._fill = self._summary.mean[keep]
+
+    def update(self, x_true_tile, x_pred_tile, mask_tile=None, core=None):
+        """Add one tile (see the class); returns self."""
+        t, p = _as_cubes(x_true_tile, x_pred_tile, ("x_true_tile", "x_pred_tile"))
+        self._bands.check(t.shape[2], "x_true_tile")
+        if self._keep is None:
+            self._start(t.shape[2])
+        rows, cols = _core_slices(core, t.shape)
+        mask = _check_mask(mask_tile, t.shape, "mask_tile", image="the tile", allow_empty=True)
+        if self._ssim:
+            self._check_halo(rows, cols, t.shape)
+        tv, core_mask = _valid_core(t, mask, rows, cols)
+        if tv.size == 0:
+            return self
+        pv = p[rows, cols] if core_mask is None else p[rows, cols][core_mask][:, None, :]
+        low, high = np.min(tv, axis=(0, 1)), np.max(tv, axis=(0, 1))
+        if self._low is None:
+            self._low, self._high = low, high
+        else:
+            self._low, self._high = np.minimum(self._low, low), np.maximum(self._high, high)
+        keep = self._keep
+        if not keep.all():
+            tv, pv = tv[:, :, keep], pv[:, :, keep]
+        self._sums.add(tv, pv)
+        if self._ssim:
+            if not keep.all():
+                t, p = t[:, :, keep], p[:, :, keep]
+            ssim_map = _ssim_map(t, p, mask, self._fill, self._data_range)
+            sums, count = _ssim_sums(
+                ssim_map, mask, _ssim_counted(t.shape[0], rows), _ssim_counted(t.shape[1], cols)
+            )
+            self._ssim_sum = self._ssim_sum + sums
+            self._ssim_count += count
+        return self
+
+    @staticmethod
+    def _check_halo(rows, cols, shape):
+        sides = (("top", rows.start), ("bottom", shape[0] - rows.stop),
+                 ("left", cols.start), ("right", shape[1] - cols.stop))
+        for side, halo in sides:
+            if 0 < halo < SSIM_HALO:
+                raise ValueError(
+                    f"the tile has a {halo}-pixel halo at its {side}: SSIM needs a halo of at "
+                    f"least SSIM_HALO = {SSIM_HALO} pixels where the image continues (and none at "
+                    "the image's edge); give the tile a wider halo, or use ssim=False"
+                )
+
+    def _check_constant(self):
+        """Refuse a result whose kept bands differ from those the tiles fed call for."""
+        if self._summary is not None:
+            s = self._summary
+            if (s.count != self._sums.errors.count or not np.array_equal(s.minimum, self._low)
+                    or not np.array_equal(s.maximum, self._high)):
+                raise ValueError(
+                    f"the tiles fed ({self._sums.errors.count} valid pixels) are not those of the "
+                    f"first pass ({s.count} valid pixels, or other values): feed ConstantBands and "
+                    "StreamingMetrics the same reference tiles, cores and masks"
+                )
+            return
+        actual = np.flatnonzero(~_varying(self._low, self._high))
+        if not np.array_equal(actual, self._constant):
+            raise ValueError(
+                f"the reference's constant bands over the valid pixels are {actual.tolist()} but "
+                f"constant= gave {self._constant.tolist()}: every metric leaves constant bands out "
+                "and SAM needs them before the first tile, so run ConstantBands over the reference "
+                "tiles first and pass its result() as constant="
+            )
+
+    def result(self):
+        """The metrics of the tiles fed so far, as ``evaluate`` (see the class)."""
+        if self._sums.errors.count == 0:
+            raise ValueError(
+                "no valid pixel was fed: feed every tile with update() (and check the masks' "
+                "polarity, True = valid pixel)"
+            )
+        _require_varying(_varying(self._low, self._high))
+        self._check_constant()
+        metrics = self._sums.metrics(self._scale)
+        if self._ssim:
+            if self._ssim_count == 0:
+                raise _ssim_no_pixel_error()
+            metrics["SSIM"] = float((self._ssim_sum / self._ssim_count).mean())
+        return metrics
 
 
 # ----------------------------------------------------------------------------- no-reference quality (QNR)
@@ -512,22 +953,32 @@ def uiqi(a, b, block, mask=None):
         )
     _check_block(block)
     h, w = a.shape[:2]
-    nh, nw = h // block, w // block
-    if nh == 0 or nw == 0:
+    if h < block or w < block:
         raise NoValidBlock(
             f"the image ({h} x {w} pixels) is smaller than one {block} x {block} block: "
             "pass a smaller block"
         )
-    mask = _check_mask(mask, a.shape)
+    total, count = _uiqi_sum(a, b, block, _check_mask(mask, a.shape), same)
+    if count == 0:
+        raise NoValidBlock(
+            f"no {block} x {block} block is entirely valid under the mask: pass a smaller block"
+        )
+    return total / count
+
+
+def _uiqi_sum(a, b, block, mask, same):
+    """``uiqi``'s sum over blocks: ((Ca, Cb) sum of Q over the whole valid blocks, number of blocks).
+
+    a: (H, W, Ca), b: (H, W, Cb), any numeric dtype (cast to float64 a batch of blocks at a time;
+    ``same``: b is a); mask: H x W bool or None. No block (an image smaller than one) gives zeros.
+    """
+    h, w = a.shape[:2]
+    nh, nw = h // block, w // block
     if mask is None:
         rows, cols = np.divmod(np.arange(nh * nw), nw)
     else:
         whole = mask[:nh * block, :nw * block].reshape(nh, block, nw, block).all(axis=(1, 3))
         rows, cols = np.nonzero(whole)
-        if rows.size == 0:
-            raise NoValidBlock(
-                f"no {block} x {block} block is entirely valid under the mask: pass a smaller block"
-            )
 
     # Views (no copy): axis 0 and 2 index the blocks, 1 and 3 the pixels within a block.
     a_blocks = a[:nh * block, :nw * block].reshape(nh, block, nw, block, a.shape[2])
@@ -541,7 +992,20 @@ def uiqi(a, b, block, mask=None):
         a_k = a_blocks[r, :, c].reshape(r.size, n, a.shape[2]).astype(np.float64)
         b_k = a_k if same else b_blocks[r, :, c].reshape(r.size, n, b.shape[2]).astype(np.float64)
         total += _q_of_blocks(a_k, b_k)
-    return total / rows.size
+    return total, rows.size
+
+
+def _lr_block(block, ratio):
+    """QNR's block side at the low resolution for ``block`` at the high one and scale ratio r."""
+    return max(block // ratio, 2)
+
+
+def _require_two_varying(keep):
+    """Refuse an LR-HSI with fewer than 2 varying bands (``keep``: True = varying)."""
+    if keep.sum() < 2:
+        raise ValueError(
+            f"y has {keep.sum()} band(s) that vary over its valid pixels; D_lambda needs at least 2"
+        )
 
 
 def qnr(x_hat, y, z, z_lr, block=QNR_BLOCK, mask=None, lr_mask=None):
@@ -573,6 +1037,7 @@ def qnr(x_hat, y, z, z_lr, block=QNR_BLOCK, mask=None, lr_mask=None):
     do. Returns {"D_lambda": float, "D_s": float, "QNR": float}. Raises ValueError for shapes
     that do not fit as above (not integer ratio, band counts that differ), a bad block or mask, or
     fewer than 2 varying HSI bands; NoValidBlock (a ValueError) when no whole block is valid.
+    ``StreamingQNR`` gives the same numbers from block-aligned tiles.
     """
     # Not cast to float64 here: uiqi casts one batch of blocks at a time.
     x_hat, y = _as_bands(x_hat, "x_hat"), _as_bands(y, "y")
@@ -593,20 +1058,173 @@ def qnr(x_hat, y, z, z_lr, block=QNR_BLOCK, mask=None, lr_mask=None):
             "the same r on both axes"
         )
     _check_block(block)
-    block_lr = max(block // (big_h // h), 2)
+    block_lr = _lr_block(block, big_h // h)
 
     lr_mask = _check_mask(lr_mask, y.shape, "lr_mask")
     keep = _varying_bands(y if lr_mask is None else y[lr_mask][:, None, :])
-    if keep.sum() < 2:
-        raise ValueError(
-            f"y has {keep.sum()} band(s) that vary over its valid pixels; D_lambda needs at least 2"
-        )
+    _require_two_varying(keep)
     if not keep.all():
         x_hat, y = x_hat[:, :, keep], y[:, :, keep]
 
-    q_x = uiqi(x_hat, x_hat, block, mask)
-    q_y = uiqi(y, y, block_lr, lr_mask)
+    return _qnr_indices(
+        uiqi(x_hat, x_hat, block, mask), uiqi(y, y, block_lr, lr_mask),
+        uiqi(x_hat, z, block, mask), uiqi(y, z_lr, block_lr, lr_mask),
+    )
+
+
+def _qnr_indices(q_x, q_y, q_xz, q_yz):
+    """D_lambda, D_s and QNR from the block-averaged Q matrices of X-X, Y-Y, X-Z and Y-Z_lr."""
     off_diagonal = ~np.eye(q_x.shape[0], dtype=bool)
     d_lambda = float(np.abs(q_x - q_y)[off_diagonal].mean())
-    d_s = float(np.abs(uiqi(x_hat, z, block, mask) - uiqi(y, z_lr, block_lr, lr_mask)).mean())
+    d_s = float(np.abs(q_xz - q_yz).mean())
     return {"D_lambda": d_lambda, "D_s": d_s, "QNR": (1.0 - d_lambda) * (1.0 - d_s)}
+
+
+class StreamingQNR:
+    """``qnr`` of a fused image scored tile by tile, for scenes too large to hold at once.
+
+    sq = StreamingQNR((H, W), ratio, block=QNR_BLOCK)
+    sq.update(x_hat_tile, y_tile, z_tile, z_lr_tile, origin, mask_tile=None, lr_mask_tile=None)
+    sq.result() -> {"D_lambda", "D_s", "QNR"}
+
+    QNR averages Q over non-overlapping blocks (``block`` pixels at H x W, max(block // r, 2) at
+    h x w, both from the top-left corner), and a block's Q needs only its own pixels, so a tile
+    made of whole blocks of both grids adds its blocks' Q to the sums exactly. (H, W): the fused
+    image's size in pixels; ratio: the integer r with H = r h, W = r w. Each update gives the HR
+    tiles of the fused image (H' x W' x C) and the HR-MSI (H' x W' x Cm, or H' x W'), the matching
+    LR tiles of the LR-HSI (H'/r x W'/r x C) and of the HR-MSI on the LR grid (H'/r x W'/r x Cm),
+    ``origin`` = (row, column) of the HR tile's top-left pixel in the fused image, and optional
+    masks (H' x W' and H'/r x W'/r bool, True = valid pixel; a block counts only when all its
+    pixels are valid). Tiles must not overlap and must together cover the image; each must start
+    at multiples of ``step`` (lcm of the HR block and r times the LR block: 32 for r = 2, 4, 8, 16;
+    480 for r = 3, 5) on both axes and end at a multiple of ``step`` or at the image's edge, so no
+    block is split. The result then equals ``qnr`` of the whole images to 1e-9 relative (the
+    block sums added in another order); the HSI bands constant over the valid pixels of y are
+    left out at the end, as ``qnr`` does.
+
+    Raises ValueError for a bad size, ratio or block; in ``update`` for tiles whose shapes do not
+    fit as above, band counts that differ from the first tile's, a misaligned, overlapping or
+    out-of-image tile, a bad mask; in ``result`` when part of the image was never fed or fewer
+    than 2 HSI bands vary; NoValidBlock (a ValueError) when no block is whole and valid.
+    """
+
+    def __init__(self, shape, ratio, block=QNR_BLOCK):
+        try:
+            big_h, big_w = (int(v) for v in shape)
+        except (TypeError, ValueError):
+            big_h = big_w = 0
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, np.integer)) or ratio < 1:
+            raise ValueError(f"ratio must be a positive integer (H / h); got {ratio!r}")
+        if big_h < 1 or big_w < 1 or big_h % ratio or big_w % ratio:
+            raise ValueError(
+                f"shape must be the fused image's (H, W), positive multiples of ratio {ratio}; "
+                f"got {shape!r}"
+            )
+        _check_block(block)
+        self.shape, self.ratio, self.block = (big_h, big_w), int(ratio), block
+        self.block_lr = _lr_block(block, self.ratio)
+        self.step = math.lcm(block, self.ratio * self.block_lr)
+        self._fed = np.zeros((-(-big_h // self.step), -(-big_w // self.step)), dtype=bool)
+        self._bands, self._msi_bands = _TileBands(), _TileBands()
+        self._hr = self._lr = None
+        self._low = self._high = None
+
+    def _place(self, origin, size):
+        """Check the tile's alignment and mark its cells as fed; returns nothing."""
+        try:
+            r0, c0 = (int(v) for v in origin)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"origin must be the tile's (row, column) in the fused image; got {origin!r}"
+            ) from None
+        bounds = []
+        axes = ((r0, size[0], self.shape[0], "row"), (c0, size[1], self.shape[1], "column"))
+        for start, extent, full, axis in axes:
+            stop = start + extent
+            if start < 0 or stop > full:
+                raise ValueError(
+                    f"the tile's {axis}s {start}..{stop - 1} lie outside the image's 0..{full - 1}"
+                )
+            if start % self.step or (stop % self.step and stop != full):
+                raise ValueError(
+                    f"the tile's {axis}s {start}..{stop - 1} would split a QNR block: tiles must "
+                    f"start at multiples of {self.step} (StreamingQNR.step) and end at one or at "
+                    "the image's edge"
+                )
+            bounds.append(slice(start // self.step, -(-stop // self.step)))
+        if self._fed[bounds[0], bounds[1]].any():
+            raise ValueError(
+                f"the tile at origin {(r0, c0)} overlaps a tile fed before: feed each part once"
+            )
+        self._fed[bounds[0], bounds[1]] = True
+
+    def update(self, x_hat_tile, y_tile, z_tile, z_lr_tile, origin, mask_tile=None,
+               lr_mask_tile=None):
+        """Add one tile (see the class); returns self."""
+        x, y = _as_bands(x_hat_tile, "x_hat_tile"), _as_bands(y_tile, "y_tile")
+        z, z_lr = _as_bands(z_tile, "z_tile"), _as_bands(z_lr_tile, "z_lr_tile")
+        (th, tw, c), r = x.shape, self.ratio
+        lr_size = (th // r, tw // r)
+        if (th % r or tw % r or z.shape[:2] != (th, tw) or y.shape[:2] != lr_size
+                or z_lr.shape[:2] != lr_size):
+            raise ValueError(
+                f"x_hat_tile and z_tile must be H' x W' with H', W' multiples of r = {r}, y_tile "
+                f"and z_lr_tile H'/r x W'/r; got x_hat_tile {x.shape}, z_tile {z.shape}, y_tile "
+                f"{y.shape}, z_lr_tile {z_lr.shape}"
+            )
+        if y.shape[2] != c or z.shape[2] != z_lr.shape[2]:
+            raise ValueError(
+                f"x_hat_tile and y_tile must have the same bands, z_tile and z_lr_tile too; got "
+                f"{c} and {y.shape[2]}, {z.shape[2]} and {z_lr.shape[2]}"
+            )
+        self._bands.check(c, "x_hat_tile")
+        self._msi_bands.check(z.shape[2], "z_tile")
+        mask = _check_mask(mask_tile, x.shape, "mask_tile", image="the tile", allow_empty=True)
+        lr_mask = _check_mask(
+            lr_mask_tile, y.shape, "lr_mask_tile", image="the LR tile", allow_empty=True
+        )
+        self._place(origin, (th, tw))
+
+        y_valid, _ = _valid_core(y, lr_mask, slice(None), slice(None))
+        if y_valid.size:
+            low, high = np.min(y_valid, axis=(0, 1)), np.max(y_valid, axis=(0, 1))
+            if self._low is None:
+                self._low, self._high = low, high
+            else:
+                self._low, self._high = np.minimum(self._low, low), np.maximum(self._high, high)
+        hr = (_uiqi_sum(x, x, self.block, mask, True), _uiqi_sum(x, z, self.block, mask, False))
+        lr = (_uiqi_sum(y, y, self.block_lr, lr_mask, True),
+              _uiqi_sum(y, z_lr, self.block_lr, lr_mask, False))
+        self._hr = hr if self._hr is None else _add_block_sums(self._hr, hr)
+        self._lr = lr if self._lr is None else _add_block_sums(self._lr, lr)
+        return self
+
+    def result(self):
+        """D_lambda, D_s and QNR of the tiles fed (see the class)."""
+        missing = np.argwhere(~self._fed)
+        if missing.size:
+            r0, c0 = missing[0] * self.step
+            raise ValueError(
+                f"{len(missing)} part(s) of the image were never fed, the first at rows {r0}.. and "
+                f"columns {c0}.. (cells of {self.step} x {self.step} pixels): feed every tile once"
+            )
+        if self._hr[0][1] == 0 or self._lr[0][1] == 0:
+            raise NoValidBlock(
+                f"no {self.block} x {self.block} block (or {self.block_lr} x {self.block_lr} at the "
+                "low resolution) is entirely valid: pass a smaller block"
+            )
+        if self._low is None:
+            raise ValueError(
+                "y has no valid pixel: check lr_mask_tile's polarity (True = valid pixel)"
+            )
+        keep = _varying(self._low, self._high)
+        _require_two_varying(keep)
+        (q_x, n_hr), (q_xz, _) = self._hr
+        (q_y, n_lr), (q_yz, _) = self._lr
+        return _qnr_indices(q_x[keep][:, keep] / n_hr, q_y[keep][:, keep] / n_lr,
+                            q_xz[keep] / n_hr, q_yz[keep] / n_lr)
+
+
+def _add_block_sums(a, b):
+    """Element-wise sum of two tuples of (Q sum, block count) pairs."""
+    return tuple((sa + sb, na + nb) for (sa, na), (sb, nb) in zip(a, b))

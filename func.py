@@ -120,8 +120,11 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
     stage's schedule (``start_epoch`` > 0 continues a resumed stage).
 
     ``evaluate(epoch, lr, last)`` is called every ``eval_every`` epochs and after the last one.
-    ``progress`` (a TrainingSession) is told when the optimisers step (``enter_step``) and when an
-    epoch's steps are complete (``leave_step(epoch)``, where it may save a checkpoint or stop).
+    ``progress`` (a TrainingSession) is told when the optimisers step (``enter_step``), when an
+    epoch's steps are complete (``leave_step(epoch)``, where it may save a checkpoint or stop), and,
+    when it has a ``record_loss`` method, of each loss read (``record_loss(epoch, loss)``: every
+    LOSS_CHECK_EVERY epochs and the last one, the loss before that epoch's step), which is the loss
+    history of metrics.json.
     Without a terminal on stderr there is no progress bar; a log line (stage, epoch, loss, lr,
     epochs per second) is written every LOG_EVERY_SECONDS instead. Raises TrainingDiverged if the loss
     becomes NaN or Inf. Returns the last loss read (NaN when no epoch ran).
@@ -131,6 +134,7 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
     log_lines = bar.disable  # tqdm's disable=None: off when stderr is not a terminal
     logged_at, logged_epoch = time.monotonic(), start_epoch
     value = float("nan")
+    record_loss = getattr(progress, "record_loss", None)
     if start_epoch >= epochs and evaluate is not None:  # resumed after the last step, before its evaluation
         evaluate(epochs, stage_lr(epochs, lr, epochs, decay_begin, reset_each_epoch), True)
     for epoch in bar:
@@ -141,13 +145,8 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
             optimizer.zero_grad(set_to_none=True)
         loss = loss_fn()
         loss.backward()
-        if progress is not None:
-            progress.enter_step()
-        for optimizer in optimizers:
-            optimizer.step()
-        if progress is not None:
-            progress.leave_step(epoch)
         last = epoch == epochs
+        # Read before leave_step, which may save a checkpoint: the history it saves then ends at this epoch.
         if epoch % LOSS_CHECK_EVERY == 0 or last:
             value = loss.item()
             if not math.isfinite(value):
@@ -155,6 +154,14 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
                 raise TrainingDiverged(f"{title}: the loss became {value} at epoch {epoch} (lr {current_lr:g}); "
                                        "try a smaller learning rate or check the input data")
             bar.set_postfix(loss=f"{value:.3e}", lr=f"{current_lr:.2e}", refresh=False)
+            if record_loss is not None:
+                record_loss(epoch, value)
+        if progress is not None:
+            progress.enter_step()
+        for optimizer in optimizers:
+            optimizer.step()
+        if progress is not None:
+            progress.leave_step(epoch)
         if log_lines:
             now = time.monotonic()
             if now - logged_at >= LOG_EVERY_SECONDS:
@@ -227,6 +234,8 @@ def run_folder_name(args, cube=None):
         value = getattr(args, option, None)
         if hasattr(args, option) and value != defaults.get_default(option):
             tokens.append(token(value))
+    if getattr(args, "training_mode", None) == "patches":  # patch training changes the result; whole-image does not
+        tokens.append(f"patch{args.patch_size}x{args.patches_per_step}")
     return "_".join([name] + tokens)
 
 
@@ -317,7 +326,14 @@ class RunFolder:
         _atomic_write(self.file(f"{name}.pth"), lambda f: torch.save(state, f))
 
     def save_output(self, cube):
-        """My_Out.mat, key 'Out', H x W x C: loads with MATLAB ``load`` and ``scipy.io.loadmat``."""
+        """My_Out.mat, key 'Out', H x W x C: loads with MATLAB ``load``. MATLAB v5 (also read by
+        ``scipy.io.loadmat``) up to its 2 GB per variable (imagery.writers.MAT_V5_MAX_BYTES), MATLAB v7.3
+        (HDF5, ``imagery.writers.write_mat73``; h5py or ``imagery.readers.read_image``) above. A whole
+        scene is not passed here but streamed (fusion.results.fuse_and_write)."""
+        from imagery.writers import MAT_V5_MAX_BYTES, write_mat73
+        if np.asarray(cube).nbytes > MAT_V5_MAX_BYTES:
+            write_mat73(self.file("My_Out.mat"), "Out", cube)
+            return
         _atomic_write(self.file("My_Out.mat"), lambda f: scipy.io.savemat(f, {"Out": cube}))
 
     def save_metrics(self, metrics):
@@ -406,8 +422,8 @@ class TrainingSession:
     memory between optimiser steps, and once all stages are done. The checkpoint holds every module's
     state_dict now and at the start of the current stage, every optimiser's state_dict, the stage and
     its last completed epoch (stage None: all done), the RNG states (torch CPU and CUDA, numpy, python
-    random), the monitor's stage results, the elapsed times, every option, and the name of the folder
-    the run completes into.
+    random) and in patch mode the stage's patch generator, the monitor's stage results and loss
+    history, the elapsed times, every option, and the name of the folder the run completes into.
 
     Signals: while ``stop_signals()`` is active, the first SIGINT or SIGTERM is noted and the training
     stops at the end of the epoch (the networks and optimisers are then consistent) by raising
@@ -430,16 +446,19 @@ class TrainingSession:
         self.saved_at = (state["stage"], state["epoch"]) if state else None
         self.modules, self.optimizers, self.monitor = {}, [], None
         self.stage_start = None
+        self.samplers, self.sampler = {}, None  # each stage's fusion.patches.PatchSampler, the current one
         before = state["seconds"] if state else 0.0
         self.started = time.perf_counter() - before
         self.stage_started = self.started
 
     # --- set-up
 
-    def attach(self, modules, optimizers, monitor):
-        """The run's modules ({name: module}), optimisers (duplicates dropped) and Monitor. When
-        resuming, loads their checkpointed states, the stage results and the RNG states."""
+    def attach(self, modules, optimizers, monitor, samplers=None):
+        """The run's modules ({name: module}), optimisers (duplicates dropped), Monitor and, in patch mode,
+        each stage's fusion.patches.PatchSampler ({stage number: sampler}). When resuming, loads their
+        checkpointed states, the stage results and the RNG states (a sampler's when its stage begins)."""
         self.modules, self.monitor = modules, monitor
+        self.samplers = {n: s for n, s in (samplers or {}).items() if s is not None}
         self.optimizers = list({id(o): o for o in optimizers}.values())
         if self.state is None:
             return
@@ -452,6 +471,7 @@ class TrainingSession:
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
         monitor.stage_results = state["stage_results"]
+        monitor.loss_history = state.get("loss_history", {})  # absent from checkpoints that predate it
         monitor.seconds = state["evaluation_seconds"]
         _restore_rng(state["rng"], self.cuda)
         self.stage, self.epoch, self.stage_start = state["stage"], state["epoch"], state["stage_start"]
@@ -501,9 +521,11 @@ class TrainingSession:
         """Start stage ``number``; returns its loss function (``make_loss()``) and its last completed
         epoch (0, or the checkpoint's when resuming inside this stage). A stage's fixed targets are
         computed from the networks as they were when it began, so on resume those states are loaded
-        for ``make_loss``, then the checkpoint's current ones."""
+        for ``make_loss``, then the checkpoint's current ones. In patch mode the stage's sampler
+        continues from the checkpoint's state, so it draws the same patches as an uninterrupted run."""
         resumed = self.reenter == number
         self.stage, self.epoch, self.reenter, self.closed = number, 0, None, None
+        self.sampler = sampler = self.samplers.get(number)
         if resumed:
             self.stage_start = self.state["stage_start"]
             self.in_step = True  # the modules pass through the stage's start: nothing to save meanwhile
@@ -511,6 +533,8 @@ class TrainingSession:
                 _load_module_states(self.modules, self.stage_start)
                 loss_fn = make_loss()
                 _load_module_states(self.modules, self.state["modules"])
+                if sampler is not None:
+                    sampler.load_state_dict(self.state.get("sampler"))
             finally:
                 self.in_step = False
             self.epoch = self.state["epoch"]
@@ -527,6 +551,12 @@ class TrainingSession:
     def enter_step(self):
         self.in_step = True
 
+    def record_loss(self, epoch, loss):
+        """The loss of ``epoch`` of the current stage, read by ``train_stage``: kept in the monitor's
+        loss history (saved in the checkpoint, written to metrics.json)."""
+        if self.monitor is not None:
+            self.monitor.record_loss(self.stage, epoch, loss)
+
     def leave_step(self, epoch):
         """The optimisers have stepped for ``epoch``: a consistent state to save or stop at."""
         self.epoch = epoch
@@ -542,6 +572,7 @@ class TrainingSession:
         continues with the next stage."""
         self.stage, self.epoch, self.closed = number + 1, 0, number
         self.stage_start = None
+        self.sampler = None
         self._stop_if_asked()
 
     def finish(self):
@@ -580,7 +611,9 @@ class TrainingSession:
             "modules": _module_states(self.modules), "stage_start": start,
             "optimizers": [o.state_dict() for o in self.optimizers],
             "rng": _rng_states(self.cuda),
+            "sampler": self.sampler.state_dict(self.epoch) if self.sampler is not None else None,
             "stage_results": _plain(self.monitor.stage_results) if self.monitor else {},
+            "loss_history": _plain(self.monitor.loss_history) if self.monitor else {},
             "evaluation_seconds": self.monitor.seconds if self.monitor else 0.0,
             "seconds": self.elapsed(), "stage_seconds": self.stage_seconds(),
             "options": _plain_options(self.args),
@@ -643,7 +676,8 @@ class TrainingSession:
             if isinstance(exc, OutOfMemory) or not is_out_of_memory(exc):
                 raise
             resume = self.run.path if os.path.exists(self.run.file(CHECKPOINT_NAME)) else None
-            error = OutOfMemory(out_of_memory_message(self.where(), image, device, resume=resume))
+            error = OutOfMemory(out_of_memory_message(self.where(), image, device, resume=resume,
+                                                      patches=getattr(self.args, "training_mode", None) == "patches"))
             self.run.append_precision(f"aborted: {error}")
             raise error from None
 
@@ -733,13 +767,18 @@ def kept_floats_per_pixel(method, hsi_channels, msi_channels):
     return kept
 
 
-def estimate_memory(method, height, width, hsi_channels, msi_channels, scale):
+def estimate_memory(method, height, width, hsi_channels, msi_channels, scale, batch_pixels=None, reference=True):
     """Peak memory of a run on an H x W x C image with a Cm-band HR-MSI and ratio r, in bytes, as
     ``(training, evaluation)``:
 
     training (on the training device) = 4 bytes x (BACKWARD_PEAK_FACTOR x ``kept_floats_per_pixel`` x H W
-    + the inputs: HR-MSI and a mask, (Cm + 1) H W, and twice the LR-HSI, 2 C H W / r^2);
-    evaluation (NumPy, main memory) = 8 bytes x EVALUATION_FLOAT64_CUBES x H W C + the float32 reference.
+    + the inputs: HR-MSI and a mask, (Cm + 1) H W, and twice the LR-HSI, 2 C H W / r^2); in patch mode
+    (``batch_pixels``: the HR pixels of one step's batch of patches, B (r P)^2, fusion.patches) the
+    kept floats count over the batch instead of H W, plus the batch's own copies of its patches and
+    masks, (Cm + 1 + 2 C / r^2) per batch pixel;
+    evaluation (NumPy, main memory) = 8 bytes x EVALUATION_FLOAT64_CUBES x H W C + the float32 reference
+    (when ``reference``); a fused cube larger than fusion.results.STREAM_OUTPUT_BYTES is computed, scored
+    and written tile by tile: then the first term is twice that size, whatever the scene's.
 
     On the CPU both use the same memory and the allocator keeps what training freed
     (``tune_cpu_allocator``), so they add up. Within about 10% of the peak resident memory measured
@@ -748,8 +787,16 @@ def estimate_memory(method, height, width, hsi_channels, msi_channels, scale):
     """
     hr, lr = height * width, height * width / scale ** 2
     kept = kept_floats_per_pixel(method, hsi_channels, msi_channels)
-    training = 4 * (BACKWARD_PEAK_FACTOR * kept * hr + (msi_channels + 1) * hr + 2 * hsi_channels * lr)
-    evaluation = 8 * EVALUATION_FLOAT64_CUBES * hr * hsi_channels + 4 * hr * hsi_channels
+    batch = hr if batch_pixels is None else batch_pixels
+    training = 4 * (BACKWARD_PEAK_FACTOR * kept * batch + (msi_channels + 1) * hr + 2 * hsi_channels * lr)
+    if batch_pixels is not None:
+        training += 4 * (msi_channels + 1 + 2 * hsi_channels / scale ** 2) * batch_pixels
+    from fusion.results import STREAM_OUTPUT_BYTES  # fusion.results imports this module
+    if 4 * hr * hsi_channels > STREAM_OUTPUT_BYTES:
+        evaluation = 2 * STREAM_OUTPUT_BYTES  # a tile's activations and a QNR cell (about 0.5 GB measured)
+    else:
+        evaluation = 8 * EVALUATION_FLOAT64_CUBES * hr * hsi_channels
+    evaluation += 4 * hr * hsi_channels if reference else 0
     return int(training), int(evaluation)
 
 
@@ -804,10 +851,11 @@ def image_size(hsi_shape, msi_shape):
     return f"{hh} x {ww} x {c} (LR-HSI {h} x {w}, HR-MSI {hh} x {ww} x {cm})"
 
 
-def out_of_memory_message(where, image, device, need=None, available=None, resume=None):
+def out_of_memory_message(where, image, device, need=None, available=None, resume=None, patches=False):
     """The one message for a run that does not fit: where (stage), the image size, the device, and what
     to do. ``need``/``available`` (bytes) for a refusal before training; ``resume``: the folder of a
-    checkpoint that can be continued."""
+    checkpoint that can be continued; ``patches``: the run trains on patches (the advice is then a
+    smaller batch)."""
     device = torch.device(device)
     if need is None:
         text = f"out of memory in {where} on {device} fusing a {image}"
@@ -815,6 +863,8 @@ def out_of_memory_message(where, image, device, need=None, available=None, resum
         text = (f"not enough memory on {device} to fuse a {image}: {where} needs about {need / 2 ** 30:.1f} GiB, "
                 f"{available / 2 ** 30:.1f} GiB are available")
     advice = "crop the image or fuse a smaller region"
+    if patches:
+        advice = f"give a smaller --patch_size or --patches_per_step, or {advice}"
     if device.type == "cuda":
         advice = f"run on the CPU with --device cpu (main memory is usually larger), or {advice}"
         if resume is not None:
@@ -829,8 +879,9 @@ def is_out_of_memory(exc):
     return isinstance(exc, RuntimeError) and any(phrase in str(exc) for phrase in _OOM_PHRASES)
 
 
-def check_memory(method, hsi_shape, msi_shape, scale, device, available=None):
-    """Refuse (raise OutOfMemory) a run that clearly cannot fit: ``estimate_memory`` against
+def check_memory(method, hsi_shape, msi_shape, scale, device, available=None, batch_pixels=None, reference=True):
+    """Refuse (raise OutOfMemory) a run that clearly cannot fit: ``estimate_memory`` (``batch_pixels``:
+    the HR pixels of one step's batch in patch mode, else None; ``reference``: an HR-HSI reference is held) against
     ``available_memory`` (or ``available``: {'device': bytes, 'host': bytes}), before anything is
     written. On CUDA the training part is checked against the device, the evaluation against main
     memory; on the CPU their sum against main memory. Nothing is refused when the memory cannot be told.
@@ -838,15 +889,18 @@ def check_memory(method, hsi_shape, msi_shape, scale, device, available=None):
     device = torch.device(device)
     _, c, _, _ = hsi_shape
     _, cm, height, width = msi_shape
-    training, evaluation = estimate_memory(method, height, width, c, cm, scale)
+    training, evaluation = estimate_memory(method, height, width, c, cm, scale, batch_pixels, reference)
     if available is None:
         cpu = available_memory(torch.device("cpu"))
         available = {"device": available_memory(device) if device.type == "cuda" else cpu, "host": cpu}
-    needs = ([("device", training, f"training ({method}, stage 3)", device),
-              ("host", evaluation, "evaluating the fused image", torch.device("cpu"))]
+    patches = batch_pixels is not None
+    batch = f", a batch of patches of {batch_pixels} HR pixels" if patches else ""
+    # (memory, bytes needed, what needs them, device, whether a smaller batch of patches helps)
+    needs = ([("device", training, f"training ({method}, stage 3{batch})", device, patches),
+              ("host", evaluation, "evaluating the fused image", torch.device("cpu"), False)]
              if device.type == "cuda" else
-             [("host", training + evaluation, f"training and evaluation ({method})", device)])
-    for key, need, where, on in needs:
+             [("host", training + evaluation, f"training and evaluation ({method}{batch})", device, patches)])
+    for key, need, where, on, smaller_batch in needs:
         if available.get(key) is not None and need > available[key]:
             raise OutOfMemory(out_of_memory_message(where, image_size(hsi_shape, msi_shape), on, need=need,
-                                                    available=available[key]))
+                                                    available=available[key], patches=smaller_batch))

@@ -12,19 +12,20 @@ and stages are in ``methods`` (one module per paper), the pair, the monitoring a
 import logging
 import os
 import sys
+import time
 
-import numpy as np
 import torch
 
 from config import get_args, set_scale_factor, threads_for_stage
 from data_loader import DataError, Dataset, load_real_pair
-from evaluation import evaluate, format_metrics
+from evaluation import format_metrics
 from func import (RESUMABLE_OPTIONS, Interrupted, OutOfMemory, RunFolder, TrainingDiverged, TrainingSession,
                   check_memory, image_size, load_training_state, log, resume_overrides, resumed_options,
                   run_folder_name, set_seed, train_stage, tune_cpu_allocator)
 from fusion.monitor import Monitor
 from fusion.pair import Pair, hwc, reduced_resolution_pair
-from fusion.results import in_input_units, no_reference_quality, write_georeferenced
+from fusion.patches import choose_training_mode, validation_patches
+from fusion.results import draw_run_figures, fuse_and_write
 from imagery.quicklook import save_quicklook
 from methods import METHODS
 
@@ -36,8 +37,10 @@ def fuse(args, anew=RESUMABLE_OPTIONS):
 
     With ``args.resume`` the interrupted run in that folder continues from its checkpoint with the
     checkpoint's options (of --threads, --device and --checkpoint_every, those named in ``anew`` are
-    taken from ``args``). Raises DataError, OutOfMemory (before anything is written when the run
-    clearly cannot fit), TrainingDiverged and func.Interrupted (SIGINT/SIGTERM; README "Run folder").
+    taken from ``args``). --training_mode auto is resolved here, from the pair's size and the memory
+    (fusion.patches.choose_training_mode, logged); ``args`` keeps the mode chosen. Raises DataError,
+    OutOfMemory (before anything is written when the run clearly cannot fit), TrainingDiverged and
+    func.Interrupted (SIGINT/SIGTERM; README "Run folder").
     """
     state = load_training_state(args.resume) if args.resume else None
     if state is not None:
@@ -46,7 +49,9 @@ def fuse(args, anew=RESUMABLE_OPTIONS):
         tune_cpu_allocator()
     set_seed(args.seed)
     pair, cube = load_pair(args)
-    check_memory(args.method, pair.Y.shape, pair.Z.shape, pair.scale, args.device)
+    batch_pixels = choose_training_mode(args, pair)  # before the run folder: patch mode is in its name
+    check_memory(args.method, pair.Y.shape, pair.Z.shape, pair.scale, args.device, batch_pixels=batch_pixels,
+                 reference=pair.has_reference)
     if state is None:
         run = RunFolder.create(args, run_folder_name(args, cube))
         run.write_options(args)
@@ -76,13 +81,15 @@ def load_pair(args):
 
 
 def train(args, pair, run, session=None):
-    """Build the selected method and run its stages selected by --stages. ``session`` (a
-    func.TrainingSession) checkpoints the run, resumes it and stops it on SIGINT/SIGTERM; without one
-    the stages just run."""
+    """Build the selected method and run its stages selected by --stages, on the whole image or, in
+    patch mode (fusion.patches, resolved by ``fuse``), on a fresh batch of patches each step, with the
+    checks on a fixed subset of patches. ``session`` (a func.TrainingSession) checkpoints the run,
+    resumes it and stops it on SIGINT/SIGTERM; without one the stages just run."""
     nets, stages = METHODS[args.method](args, pair)
-    monitor = Monitor(pair, nets, run)
+    monitor = Monitor(pair, nets, run, validation=validation_patches(args, pair))
     session = session or TrainingSession()
-    session.attach(nets.checkpoints(), [o for stage in stages for o in stage.optimizers], monitor)
+    session.attach(nets.checkpoints(), [o for stage in stages for o in stage.optimizers], monitor,
+                   samplers={stage.number: stage.sampler for stage in stages})
     with session.stop_signals():
         for stage in stages:
             if str(stage.number) in args.stages:
@@ -117,45 +124,54 @@ def run_stage(args, stage, monitor, session):
 def write_results(args, pair, nets, monitor, run, seconds):
     """The run folder's results: precision.txt's last lines, the modules, My_Out.mat (and My_Out.tif or
     My_Out.hdr for a georeferenced pair) in the input's units, quicklook.png, the reduced-resolution
-    protocol when asked, and metrics.json last (it marks the run complete). Returns the metrics."""
-    with torch.inference_mode():
-        x_hat = nets.fuse(pair.Z)
-        quality = no_reference_quality(pair, nets, x_hat)
-    x = hwc(x_hat)  # H x W x C, scaled
+    protocol when asked, the figures (fig2_consistency.png, psf_srf.png, loss_curves.png) and
+    metrics.json last (it marks the run complete). A whole scene is fused,
+    written and scored tile by tile (fusion.results.fuse_and_write). Returns the metrics."""
+    start = time.perf_counter()
+    fused = fuse_and_write(run, pair, nets, pair.hsi_factor)
+    output_seconds = time.perf_counter() - start
     results = {"method": args.method, "data_name": None if args.lr_hsi else args.data_name, "lr_hsi": args.lr_hsi,
                "hr_msi": args.hr_msi, "scale_factor": args.scale_factor, "stages": args.stages, "seed": args.seed,
                "options": {k: str(v) if k == "device" else v for k, v in sorted(vars(args).items())}}
     lines = []
     if pair.has_reference:
-        results["final"] = evaluate(pair.X, x, pair.scale, mask=pair.out_valid)
+        results["final"] = fused.final
         lines.append(f"final: {format_metrics(results['final'])}")
-    results["no_reference"] = quality
+    results["no_reference"] = quality = fused.quality
     lines.append("no reference: " + ", ".join(f"{k} {v:.4f}" for k, v in quality.items() if k in NO_REFERENCE_INDICES))
     if args.reduced_resolution:
         results["reduced_resolution"] = reduced_resolution(args, pair, run)
         lines.append(f"reduced resolution (against the LR-HSI): {format_metrics(results['reduced_resolution'])}")
-    results.update(total_seconds=seconds, summary="; ".join(lines))
+    results.update(total_seconds=seconds, output_seconds=output_seconds, summary="; ".join(lines))
     run.append_precision("\n".join(lines + [f"total time:{seconds}"]))
     for name, module in nets.checkpoints().items():
         run.save_module(name, module)
-    x_out = in_input_units(pair, x)
-    run.save_output(x_out)
-    write_georeferenced(run, pair, x_out)
-    save_quicklook(run.file("quicklook.png"), hwc(pair.Y), hwc(pair.Z), x, monitor.estimated_psf(),
+    save_quicklook(run.file("quicklook.png"), hwc(pair.Y), hwc(pair.Z), fused.image, monitor.estimated_psf(),
                    monitor.estimated_srf(), hsi_wavelengths=None if pair.source is None else pair.source.wavelengths,
                    reference=pair.X, true_psf=pair.psf[::-1, ::-1] if pair.known_degradations else None,
                    true_srf=pair.srf if pair.known_degradations else None,
                    msi_band_names=None if pair.source is None else pair.source.msi_band_names,
                    title=os.path.basename(run.target or run.path))
+    draw_run_figures(run, pair, nets, monitor, fused)
     results.update({
         "stage_seconds": {s: r["seconds"] for s, r in monitor.stage_results.items()},
         "evaluation_seconds": monitor.seconds, "stage_results": monitor.stage_results,
         "estimated_psf": monitor.estimated_psf(), "true_psf" if pair.known_degradations else "nominal_psf": pair.psf,
         "estimated_srf": monitor.estimated_srf(), "true_srf" if pair.known_degradations else "nominal_srf": pair.srf,
-        **monitor.degradation_errors(), "data": pair.info,
+        **monitor.degradation_errors(), "loss_history": monitor.loss_history, "data": data_facts(pair),
     })
     run.save_metrics(results)
     return results
+
+
+def data_facts(pair):
+    """metrics.json's "data": the loading facts, and for a real pair what the figures need to redraw it
+    (band centres in nm, MSI band names, the output's no-data value)."""
+    if pair.source is None:
+        return pair.info
+    real = pair.source
+    return {**pair.info, "wavelengths": real.wavelengths, "msi_band_names": real.msi_band_names,
+            "nodata": real.nodata}
 
 
 def reduced_resolution(args, pair, run):
@@ -167,12 +183,11 @@ def reduced_resolution(args, pair, run):
              "in %s", rr.scale, *rr.Y.shape[2:], sub.path)
     set_seed(args.seed)
     nets, _ = train(args, rr, sub)
-    with torch.inference_mode():
-        x_rr = hwc(nets.fuse(rr.Z))
-    metrics = evaluate(rr.X, x_rr, rr.scale, mask=rr.out_valid)
+    # In the LR-HSI's units (its factor), without the no-data value: as this protocol always wrote it.
+    metrics = fuse_and_write(sub, rr, nets, pair.hsi_factor, fill_nodata=False, no_reference=False,
+                             composite=False).final
     for name, module in nets.checkpoints().items():
         sub.save_module(name, module)
-    sub.save_output(x_rr * np.float32(pair.hsi_factor))
     sub.save_metrics({"final": metrics, "reference": "the LR-HSI", "degradation": "Gaussian PSF, size r, FWHM r"})
     sub.append_precision(f"reduced resolution, against the LR-HSI: {format_metrics(metrics)}")
     log.info("reduced resolution, against the LR-HSI: %s", format_metrics(metrics))

@@ -13,21 +13,28 @@ Frobenius norm, with the abundance sum-to-one constraint imposed softly by appen
 models couple the two unmixings through the initialisation of each one: W_m = R W_h before unmixing
 the MSI, H_h = S(H_m) before unmixing the HSI.
 
-Schedule and defaults are those of the authors' MATLAB code (CNMF_fusion, 2015): the number of
-endmembers from the virtual dimensionality (Harsanyi-Farrand-Chang, false-alarm rate 0.05); 100
-inner iterations per unmixing, stopped early when the cost's relative decrease falls below 1e-8, the
-first unmixing phase updating one factor only (see ``_unmix``); 1 outer iteration (their setting for
-real data; their comment suggests 3-5 for synthetic data, see ``outer_iterations``), a further one
-accepted only if both costs fall by more than 1 %; delta = 2 sqrt(mean(Z) / 0.7455) / Cm^3; with Cm
-<= 3 MSI bands the MSI endmembers and the HSI abundances are not re-estimated (too few bands).
+Schedule and defaults are those of the authors' MATLAB code (CNMF_fusion.m, CNMF_init.m and
+CNMF_ite.m of 2015/01/14, as in the HSMSFusionToolbox of Yokoya et al., IEEE GRSM 5(2), 2017): M =
+max(min(30, C), VD) endmembers, VD the virtual dimensionality (Harsanyi-Farrand-Chang, false-alarm
+rate 0.05); 200 inner iterations per unmixing, stopped early when the cost's relative decrease falls
+below 1e-8, each unmixing starting with a phase that updates one factor only (see ``_unmix``): the
+first HSI unmixing's runs up to 3 x 200 steps, the first MSI unmixing's always runs all 200 (the
+code's early-stop test there reads ``i > 1`` inside the ``i == 1`` branch, so it never fires); 1
+outer iteration (their setting for real and synthetic data alike; see ``outer_iterations``), a
+further one accepted only if both costs fall by more than 1 %; delta = 2 sqrt(mean(Z) / 0.7455) /
+Cm^3; with Cm <= 3 MSI bands the MSI endmembers and the HSI abundances are not re-estimated (too few
+bands); the HR abundances start from the interpolated LR ones, negative values set to 0.
 
 Differences from that code: the endmembers are initialised by the successive projection algorithm
 (SPA: N. Gillis and S. A. Vavasis, IEEE TPAMI 36(4), 2014) instead of VCA, a deterministic choice of
-pure pixels; S is the true PSF's blur and decimation (``operators.blur_decimate``, the paper's spatial
-spread transform) where the code uses bicubic ``imresize``; the HR abundances start from this
-project's bicubic upsampling of the LR ones, floored at ``ABUNDANCE_FLOOR`` instead of 0 (a
-multiplicative update never moves an entry away from 0). Not blind: the true SRF and PSF are used
-(the code's SRF estimator, estR, is not implemented).
+pure pixels where VCA draws random directions; S is the true PSF's blur and decimation
+(``operators.blur_decimate``, the paper's spatial spread transform) where the code uses its fixed
+Gaussian ``gaussian_down_sample``, and the abundances are interpolated by this project's bicubic
+(``imresize`` in the code); VD leaves out eigenvalues at rounding level (``VD_RANK_TOLERANCE``),
+which the code counts (on noiseless data their number depends on the eigensolver: 34 in Octave, 33
+with numpy on the case of tests/test_baselines_octave.py). Run with the same endmembers and operators,
+this module reproduces the authors' code to rounding (tests/test_baselines_octave.py). Not blind: the
+true SRF and PSF are used (the code's SRF estimator, estR, is not implemented).
 """
 import numpy as np
 from scipy.stats import norm
@@ -39,7 +46,11 @@ VD_FALSE_ALARM = 5e-2
 # Eigenvalues below bands x this x the largest are rounding noise: the threshold scales with them, so
 # on noiseless low-rank data (the embedded cube: 17 spectra) the test would count dozens of them.
 VD_RANK_TOLERANCE = np.finfo(np.float64).eps
-INNER_ITERATIONS = 100
+INNER_ITERATIONS = 200
+# The first HSI unmixing's H-only phase may run this many times the inner iterations (CNMF_init.m).
+HSI_FIRST_PHASE = 3
+# The code's lower bound on the number of endmembers: M = max(min(30, C), VD).
+MIN_ENDMEMBERS = 30
 OUTER_ITERATIONS = 1
 INNER_TOLERANCE = 1e-8
 OUTER_TOLERANCE = 1e-2
@@ -47,8 +58,6 @@ OUTER_TOLERANCE = 1e-2
 DELTA_REFERENCE_MEAN = 0.7455
 # With this few MSI bands the code keeps W_m = R W_h and the HSI abundances fixed.
 MIN_BANDS_TO_REESTIMATE = 4
-# Start value of HR abundances that interpolation sets to 0 or below, so that updates can move them.
-ABUNDANCE_FLOOR = 1e-6
 # Added to the denominators of the multiplicative updates: an all-zero factor row gives 0, not NaN.
 DENOMINATOR_FLOOR = np.finfo(np.float64).eps
 
@@ -108,22 +117,23 @@ def _cost(V, W, H):
     return float(np.sum((V - W @ H) ** 2))
 
 
-def _unmix(V, W, H, delta, first, then, iterations, tolerance):
+def _unmix(V, W, H, delta, first, then, iterations, tolerance, first_iterations=None, first_stops=True):
     """The code's two-phase NMF of V ~ W H (bands x pixels), returning the updated (W, H).
 
-    Phase 1 updates only the factor ``first`` ("W" or "H") up to ``iterations`` times; phase 2 then
-    applies the updates listed in ``then`` (a sequence of "W"/"H") in turn, for the rest of the
-    ``iterations``. Either phase stops, and keeps the factors of the previous step, once one step
-    lowers the cost by a relative amount below ``tolerance``.
+    Phase 1 updates only the factor ``first`` ("W" or "H") up to ``first_iterations`` times (default
+    ``iterations``); phase 2 then applies the updates listed in ``then`` (a sequence of "W"/"H") in
+    turn, up to ``iterations`` - 1 times. Either phase stops, and keeps the factors of the previous
+    step, once one step lowers the cost by a relative amount below ``tolerance``; with
+    ``first_stops=False`` phase 1 always runs all its steps (see ``fuse``).
     """
     def step(W, H, which):
         return (_update_w(V, W, H), H) if which == "W" else (W, _update_h(V, W, H, delta))
 
     cost = _cost(V, W, H)
-    for i in range(iterations):
+    for i in range(iterations if first_iterations is None else first_iterations):
         W_new, H_new = step(W, H, first)
         new_cost = _cost(V, W_new, H_new)
-        if i > 0 and cost - new_cost < tolerance * new_cost:
+        if first_stops and i > 0 and cost - new_cost < tolerance * new_cost:
             break
         W, H, cost = W_new, H_new, new_cost
     for _ in range(iterations - 1):
@@ -144,8 +154,8 @@ def fuse(Y, Z, r, psf, srf, n_endmembers=None, inner_iterations=INNER_ITERATIONS
     Y: LR-HSI h x w x C; Z: HR-MSI r h x r w x Cm (both non-negative radiance or reflectance; negative
     values are set to 0, as the authors' code does); r: integer scale factor; psf: r x r convolution
     kernel summing to 1 (Y = data_loader.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing
-    to 1 (Z = X @ srf). n_endmembers: None for the virtual dimensionality of Y (at least 1, at most
-    C); inner_iterations, outer_iterations: see the module docstring.
+    to 1 (Z = X @ srf). n_endmembers: None for the authors' max(min(30, C), VD of Y), at most the
+    number of LR pixels; inner_iterations, outer_iterations: see the module docstring.
 
     Raises data_loader.DataError for inconsistent arguments (``operators.check_inputs``), an MSI
     whose mean is not positive, or iteration counts / n_endmembers out of range.
@@ -163,7 +173,7 @@ def fuse(Y, Z, r, psf, srf, n_endmembers=None, inner_iterations=INNER_ITERATIONS
     v_h = np.maximum(Y, 0).reshape(-1, c).T
     v_m = np.maximum(Z, 0).reshape(-1, cm).T
     if n_endmembers is None:
-        m = int(np.clip(virtual_dimensionality(v_h), 1, min(c, v_h.shape[1])))
+        m = min(max(min(MIN_ENDMEMBERS, c), virtual_dimensionality(v_h)), v_h.shape[1])
     elif isinstance(n_endmembers, bool) or not isinstance(n_endmembers, (int, np.integer)) \
             or not 1 <= n_endmembers <= v_h.shape[1]:
         raise DataError(f"CNMF: n_endmembers must be an integer from 1 to the number of LR pixels "
@@ -182,9 +192,10 @@ def fuse(Y, Z, r, psf, srf, n_endmembers=None, inner_iterations=INNER_ITERATIONS
 
     # Initialisation: HSI unmixing from pure pixels, then the MSI's from W_m = R W_h.
     W_h = v_h[:, successive_projection(v_h, m)]
-    W_h, H_h = _unmix(v_h, W_h, np.full((m, v_h.shape[1]), 1.0 / m), first="H", then=("W", "H"), **unmix)
-    H_m = from_maps(np.maximum(bicubic_upsample(to_maps(H_h, h, w), r), ABUNDANCE_FLOOR))
-    W_m, H_m = _unmix(v_m, srf.T @ W_h, H_m, first="H", then=w_then, **unmix)
+    W_h, H_h = _unmix(v_h, W_h, np.full((m, v_h.shape[1]), 1.0 / m), first="H", then=("W", "H"),
+                      first_iterations=HSI_FIRST_PHASE * inner_iterations, **unmix)
+    H_m = from_maps(np.maximum(bicubic_upsample(to_maps(H_h, h, w), r), 0))
+    W_m, H_m = _unmix(v_m, srf.T @ W_h, H_m, first="H", then=w_then, first_stops=False, **unmix)
     # The outer stopping rule compares RMSEs (square roots of the costs), as the code does.
     rmse_h, rmse_m = np.sqrt(_cost(v_h, W_h, H_h)), np.sqrt(_cost(v_m, W_m, H_m))
 
@@ -197,6 +208,8 @@ def fuse(Y, Z, r, psf, srf, n_endmembers=None, inner_iterations=INNER_ITERATIONS
         W_m_new, H_m_new = _unmix(v_m, srf.T @ W_h_new, H_m, first="H", then=w_then, **unmix)
         new_h, new_m = np.sqrt(_cost(v_h, W_h_new, H_h_new)), np.sqrt(_cost(v_m, W_m_new, H_m_new))
         if rmse_h - new_h <= OUTER_TOLERANCE * rmse_h or rmse_m - new_m <= OUTER_TOLERANCE * rmse_m:
+            # The code keeps the new HSI endmembers and the previous MSI abundances.
+            W_h = W_h_new
             break
         W_h, H_m, rmse_h, rmse_m = W_h_new, H_m_new, new_h, new_m
     return (W_h @ H_m).T.reshape(h * r, w * r, c)

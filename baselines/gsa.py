@@ -20,7 +20,10 @@ Per group (MSI band Z_i, HSI bands k in G_i), with every image mean-removed:
 Differences from the toolbox, all because this project gives the true degradation: the LR pan is the
 MSI band degraded by the true PSF (``operators.blur_decimate``; the toolbox uses bilinear
 ``imresize``), and the HSI is upsampled by the project's bicubic (a = -0.75; ``imresize`` uses -0.5).
-There are no parameters. Not blind: the SRF is not needed, the PSF only for the LR pan.
+There are no parameters. Not blind: the SRF is not needed, the PSF only for the LR pan. Given
+these same operators, the toolbox's GSA_wrapper.m run under GNU Octave returns the same cube to 1e-7
+(tests/test_baselines_octave.py; the rest is its least-squares solve of rank-deficient band
+regressions, a pseudo-inverse here).
 """
 import numpy as np
 

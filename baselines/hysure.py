@@ -19,7 +19,11 @@ vector soft threshold; then the scaled multipliers are updated.
 Defaults are those of the authors' MATLAB code (github.com/alfaiate/HySure, data_fusion.m and the
 demos): p = 10, lambda_phi = 5e-4, lambda_m = 1, ADMM parameter mu = 0.05, 200 iterations, data
 scaled to [0, 1] as here. The subspace is learned by SVD of the LR-HSI (the paper's option; the demos
-use VCA), limited to the LR-HSI's numerical rank. Non-blind: the true PSF and SRF are given (the
+use VCA, random, the best-volume of 20 runs; the SVD branch of data_fusion.m cannot run: its test
+``case basis_type == 'SVD'`` never matches and it reads an undefined variable), limited to the
+LR-HSI's numerical rank. Given the same subspace, data_fusion.m run under GNU Octave returns the same
+cube to 1e-13 (tests/test_baselines_octave.py); with its VCA basis the result differs by the basis
+(49.8 dB against 51.6 dB on that test's case). Non-blind: the true PSF and SRF are given (the
 authors' own estimator of both, sen_resp_est.m, is not implemented). The demos' extra denoising of
 the result by projection (a step of their simulation, not of the method) is not applied.
 """

@@ -20,8 +20,11 @@ bicubic as the HSI, so the pan's low-pass part is exactly what the HSI would hol
 coefficient cov(up(Y_k), P_k^L) / var(P_k^L). The toolbox's own choices that this project's model
 replaces: its LR-MSI is bilinear ``imresize``, its low-pass a fixed Gaussian downsampler
 (``gaussian_down_sample``) and its interpolator the 23-tap polynomial kernel; here the degradation is
-the true PSF and the interpolator the project's bicubic, for the HSI and the pan alike. Not blind; the
-SRF is validated but not used (the regression learns the spectral relation).
+the true PSF and the interpolator the project's bicubic, for the HSI and the pan alike; the toolbox
+also clips its result to [0, 2^sqrt(max Y)], which this module does not. Given these same operators,
+the toolbox's MTF_GLP_wrapper.m run under GNU Octave returns the cube of ``injection="regression"``
+to 1e-11 (tests/test_baselines_octave.py). Not blind; the SRF is validated but not used (the
+regression learns the spectral relation).
 """
 import numpy as np
 

@@ -1,5 +1,6 @@
 """The diagnostics of a training run (``Monitor``): each network output against its simulated truth,
 written to precision.txt in the original UDALN code's wording and kept for metrics.json."""
+import bisect
 import time
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 
 from evaluation import evaluate, format_metrics
 from func import log
-from fusion.pair import hwc
+from fusion.pair import mosaic
 
 
 class Monitor:
@@ -17,11 +18,16 @@ class Monitor:
     written to precision.txt in the original's wording and returned for metrics.json.
     """
 
-    def __init__(self, pair, nets, run):
+    def __init__(self, pair, nets, run, validation=None):
+        """``validation``: in patch mode, the fixed batch of patches with their truths
+        (fusion.patches.validation_patches, a fusion.pair.PairView) that the checks run on instead of the
+        whole image, so that they stay cheap on a large scene; None checks the whole image."""
         self.pair, self.nets, self.run = pair, nets, run
+        self.view = pair if validation is None else validation
         self.latest = {}
         self.labels = {}
         self.stage_results = {}
+        self.loss_history = {}  # {"<stage>": {"epoch": [...], "loss": [...]}}, see record_loss
         self.seconds = 0.0  # time spent evaluating, reported in metrics.json
 
     def estimated_psf(self):
@@ -44,14 +50,16 @@ class Monitor:
 
     def checks(self, watch):
         """(key in metrics.json, the original's label, truth, estimate, valid mask) of the groups in ``watch``:
-        'degradation', 'inverse', 'spatial_inverse', 'fusion'. Checks against the truth need a simulated pair."""
-        p, nets = self.pair, self.nets
+        'degradation', 'inverse', 'spatial_inverse', 'fusion'. Checks against the truth need a simulated pair.
+        In patch mode they run on the validation patches, as mosaics ((B P) x P x C; one image: its
+        H x W x C, fusion.pair.mosaic)."""
+        p, nets = self.view, self.nets
         truth = p.has_reference
         checks = []
         if "degradation" in watch:
             z_l1_tensor = nets.spe(p.Y)
-            z_l1, z_l2 = hwc(z_l1_tensor), hwc(nets.spa(p.Z))
-            checks.append(("consistency", "two generated images, train", z_l2, hwc(nets.harmonise(z_l1_tensor)),
+            z_l1, z_l2 = mosaic(z_l1_tensor), mosaic(nets.spa(p.Z))
+            checks.append(("consistency", "two generated images, train", z_l2, mosaic(nets.harmonise(z_l1_tensor)),
                            p.lr_valid))
             if p.lrmsi_fromlrhsi is not None:
                 checks += [("srf_test", "SRF: generated lrmsifromlhsi and true lrmsifromlhsi ", p.lrmsi_fromlrhsi,
@@ -60,23 +68,23 @@ class Monitor:
                             p.lr_valid)]
         if "inverse" in watch:
             checks.append(("inverse_lrhsi", "generated lrhsi via SpeUnet and true lrhsi.",
-                           hwc(p.Y), hwc(nets.up(nets.spa(p.Z))), p.lr_valid))
+                           mosaic(p.Y), mosaic(nets.up(nets.spa(p.Z))), p.lr_valid))
         x_hat = nets.fuse(p.Z) if {"spatial_inverse", "fusion"} & set(watch) else None
         if "spatial_inverse" in watch:
             x_spa = nets.spa_up(p.Y)
             checks.append(("pretraining_consistency", "generated hrhsi via SpaUp and via SpeUp, train",
-                           hwc(x_hat), hwc(x_spa), p.hr_valid))
+                           mosaic(x_hat), mosaic(x_spa), p.hr_valid))
             if truth:
-                checks.append(("spatial_inverse", "generated hrhsi via SpaUp and true hhsi", p.X, hwc(x_spa),
+                checks.append(("spatial_inverse", "generated hrhsi via SpaUp and true hhsi", p.X, mosaic(x_spa),
                                p.out_valid))
         if "fusion" in watch:
             if "degradation" in watch:
                 checks += [("reprojected_lrhsi", "generated lrhsi via SpaDnet from preHHSI and true lrhsi",
-                            hwc(p.Y), hwc(nets.spa(x_hat)), p.lr_valid),
+                            mosaic(p.Y), mosaic(nets.spa(x_hat)), p.lr_valid),
                            ("reprojected_hrmsi", "generated hrMSI via SpeDnet from preHHSI and true hrMSI",
-                            hwc(p.Z), hwc(nets.to_msi(x_hat)), p.out_valid)]
+                            mosaic(p.Z), mosaic(nets.to_msi(x_hat)), p.out_valid)]
             if truth:
-                checks.append(("fusion", "generated HHSI and true hhsi", p.X, hwc(x_hat), p.out_valid))
+                checks.append(("fusion", "generated HHSI and true hhsi", p.X, mosaic(x_hat), p.out_valid))
         return checks
 
     @torch.inference_mode()
@@ -95,6 +103,16 @@ class Monitor:
             self.latest.update(self.degradation_errors())
         self.seconds += time.perf_counter() - start
         return self.latest
+
+    def record_loss(self, stage, epoch, loss):
+        """Keep the training loss (float) of ``stage`` at ``epoch`` in ``loss_history`` (metrics.json's
+        "loss_history": {"<stage>": {"epoch": [...], "loss": [...]}}, epochs ascending). A resumed stage
+        runs again the epochs after its checkpoint: entries at or after ``epoch`` are replaced."""
+        history = self.loss_history.setdefault(str(stage), {"epoch": [], "loss": []})
+        keep = bisect.bisect_left(history["epoch"], epoch)
+        del history["epoch"][keep:], history["loss"][keep:]
+        history["epoch"].append(int(epoch))
+        history["loss"].append(float(loss))
 
     def close_stage(self, stage, title, watch, seconds):
         """Write the stage's final diagnostics to precision.txt and keep them for metrics.json."""

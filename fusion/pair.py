@@ -1,8 +1,9 @@
 """The image pair being fused, as the training sees it: ``Pair`` (the LR-HSI and HR-MSI tensors on the
-training device, their valid-pixel masks and, for a simulated pair, the truth), the masked mean-L1
-losses every method uses, and the reduced-resolution protocol's pair.
+training device, their valid-pixel masks and, for a simulated pair, the truth), a batch of its aligned
+patches (``PairView``, for patch training: fusion.patches), the masked mean-L1 losses every method uses,
+and the reduced-resolution protocol's pair.
 
-Numpy cubes are H x W x C; tensors are 1 x C x H x W.
+Numpy cubes are H x W x C; tensors are 1 x C x H x W (a batch of B patches: B x C x P x P).
 """
 from dataclasses import dataclass, field
 
@@ -22,8 +23,37 @@ def hwc(tensor):
     return tensor.detach()[0].permute(1, 2, 0).cpu().numpy()
 
 
+def mosaic(tensor):
+    """B x C x h x w tensor -> (B h) x w x C numpy array: a batch of patches stacked along the rows, so
+    that the metrics of evaluation.py (H x W x C) apply to it; one image (B = 1) is ``hwc``."""
+    if tensor.shape[0] == 1:
+        return hwc(tensor)
+    b, c, h, w = tensor.shape
+    return tensor.detach().permute(0, 2, 3, 1).reshape(b * h, w, c).cpu().numpy()
+
+
+def gather_patches(image, rows, cols, height, width, factor=1):
+    """Patches of one image, all at once (advanced indexing): patch b covers rows f rows[b] ..
+    f (rows[b] + height) - 1 and columns f cols[b] .. f (cols[b] + width) - 1 of ``image``, f = ``factor``
+    (1 on the LR grid, r for the HR footprint of an LR patch). No padding: every patch must lie inside.
+
+    ``image``: a 1 x C x H x W tensor -> B x C x (f height) x (f width) on its device; or a numpy array
+    H x W x C -> B x (f height) x (f width) x C (H x W -> B x f height x f width). ``rows``, ``cols``:
+    the B origins in LR pixels, int64 CPU tensors. Raises IndexError for a patch reaching outside.
+    """
+    if isinstance(image, torch.Tensor):
+        device = image.device
+        r = rows.to(device)[:, None] * factor + torch.arange(height * factor, device=device)
+        c = cols.to(device)[:, None] * factor + torch.arange(width * factor, device=device)
+        return image[0][:, r[:, :, None], c[:, None, :]].transpose(0, 1).contiguous()
+    r = rows.numpy()[:, None] * factor + np.arange(height * factor)
+    c = cols.numpy()[:, None] * factor + np.arange(width * factor)
+    return image[r[:, :, None], c[:, None, :]]
+
+
 def masked_l1(a, b, mask):
-    """Mean absolute difference over the valid pixels; ``mask`` is 1 x 1 x H x W (1 = valid) or None (all)."""
+    """Mean absolute difference over the valid pixels; ``mask`` is 1 x 1 x H x W (B x 1 x H x W for a batch
+    of patches; 1 = valid) or None (all)."""
     if mask is None:
         return l1(a, b)
     return ((a - b).abs() * mask).sum() / (mask.sum() * a.shape[1])
@@ -69,8 +99,13 @@ class Pair:
 
     @classmethod
     def from_real(cls, real, device):
-        """From a real pair (data_loader.RealPair): no true degradations; a reference only with --reference."""
-        return cls(Y=to_tensor(real.lhsi)[None].to(device), Z=to_tensor(real.hmsi)[None].to(device), X=real.reference,
+        """From a real pair (data_loader.RealPair): no true degradations; a reference only with --reference.
+        A large pair (``real.large``) keeps no second copy of its images: Y and Z are channels-last
+        views of its float32 arrays (moved to ``device`` when that is not the CPU); smaller pairs get
+        contiguous copies, the layout every result of the papers' sizes was computed with."""
+        share = real.large
+        return cls(Y=to_tensor(real.lhsi, share)[None].to(device), Z=to_tensor(real.hmsi, share)[None].to(device),
+                   X=real.reference,
                    lrmsi_frommsi=None, lrmsi_fromlrhsi=None, psf=gaussian_psf(real.scale, real.scale / FWHM_TO_SIGMA),
                    srf=real.srf, sp_range=support_range(real.srf), scale=real.scale, lr_valid=real.lr_valid,
                    hr_valid=real.hr_valid, out_valid=real.out_valid, hsi_factor=real.hsi_factor, info=real.info,
@@ -104,6 +139,67 @@ class Pair:
 
     def hr_l1(self, a, b):
         """Mean L1 of an HR-grid term (H x W) over the valid HR pixels."""
+        return masked_l1(a, b, self.hr_mask)
+
+    def patches(self, rows, cols, height, width, truth=False):
+        """The batch of B aligned patches with LR origins (``rows[b]``, ``cols[b]``), int64 CPU tensors:
+        LR-HSI patches of ``height`` x ``width`` LR pixels and their exact HR footprints (r height x
+        r width HR pixels from (r rows[b], r cols[b])), with their masks. ``truth``: also the numpy truths
+        and valid masks the checks compare with (fusion.monitor), as mosaics (``mosaic``'s layout)."""
+        r = self.scale
+
+        def tensors(image, factor):
+            return None if image is None else gather_patches(image, rows, cols, height, width, factor)
+
+        def stacked(array, factor):
+            if array is None:
+                return None
+            patches = gather_patches(array, rows, cols, height, width, factor)
+            return patches.reshape(-1, *patches.shape[2:])
+
+        view = PairView(Y=tensors(self.Y, 1), Z=tensors(self.Z, r), rows=rows, cols=cols, size=(height, width),
+                        lr_mask=tensors(self.lr_mask, 1), hr_mask=tensors(self.hr_mask, r))
+        if truth:
+            view.X, view.lrmsi_frommsi = stacked(self.X, r), stacked(self.lrmsi_frommsi, 1)
+            view.lrmsi_fromlrhsi = stacked(self.lrmsi_fromlrhsi, 1)
+            view.lr_valid, view.hr_valid = stacked(self.lr_valid, 1), stacked(self.hr_valid, r)
+            view.out_valid = stacked(self.out_valid, r)
+        return view
+
+
+@dataclass
+class PairView:
+    """A batch of B aligned patches of a Pair (``Pair.patches``), which a training step or the checks use
+    in place of the whole pair: the same attributes and losses, on B x C x P x P tensors. The numpy
+    truths and valid masks (only for the checks) are mosaics, (B P) x P x C (``mosaic``)."""
+    Y: torch.Tensor                     # LR-HSI patches, B x C x P x P
+    Z: torch.Tensor                     # their HR-MSI footprints, B x Cm x rP x rP
+    rows: torch.Tensor                  # LR origins (row of each patch's top-left pixel), B int64, CPU
+    cols: torch.Tensor                  # LR origins (column), B int64, CPU
+    size: tuple                         # (P rows, P columns), LR pixels
+    lr_mask: torch.Tensor = None        # B x 1 x P x P (1 = valid), None: all valid
+    hr_mask: torch.Tensor = None        # B x 1 x rP x rP
+    X: np.ndarray = None                # reference mosaic, (B rP) x rP x C (None: no reference, or not asked)
+    lrmsi_frommsi: np.ndarray = None    # true Z P mosaic, (B P) x P x Cm
+    lrmsi_fromlrhsi: np.ndarray = None  # true Y S mosaic, (B P) x P x Cm
+    lr_valid: np.ndarray = None         # (B P) x P bool
+    hr_valid: np.ndarray = None         # (B rP) x rP bool
+    out_valid: np.ndarray = None        # (B rP) x rP bool
+
+    @property
+    def has_reference(self):
+        return self.X is not None
+
+    def lr_patches(self, image):
+        """This batch's patches of another LR-grid tensor (1 x c x h x w -> B x c x P x P), e.g. a fixed target."""
+        return gather_patches(image, self.rows, self.cols, *self.size)
+
+    def lr_l1(self, a, b):
+        """Mean L1 of an LR-grid term over the valid LR pixels of the batch."""
+        return masked_l1(a, b, self.lr_mask)
+
+    def hr_l1(self, a, b):
+        """Mean L1 of an HR-grid term over the valid HR pixels of the batch."""
         return masked_l1(a, b, self.hr_mask)
 
 

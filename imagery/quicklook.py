@@ -126,10 +126,44 @@ def _as_cube(x, name, ndim_2_ok=False):
     return a
 
 
+class CompositeCollector:
+    """The colour composite of a cube too large to hold, collected tile by tile for ``save_quicklook``.
+
+    height, width, n_bands: the cube's size (H x W x C); wavelengths: its C band centres in nm, or
+    None. Keeps the three bands of ``composite_bands`` at every k-th row and column (k as
+    ``save_quicklook`` shows the cube: at most MAX_DISPLAY_PIXELS per side), as float32:
+    ``image`` equals ``cube[::k, ::k][:, :, bands]`` once every pixel has been added (NaN before).
+    ``add(top, left, tile)`` takes an h x w x C tile at row ``top``, column ``left``. Raises
+    ValueError as ``composite_bands`` does, and for a tile that does not fit the cube.
+    """
+
+    def __init__(self, height, width, n_bands, wavelengths=None):
+        self.shape = (int(height), int(width), int(n_bands))
+        self.bands = _hsi_bands(None if wavelengths is None else np.asarray(wavelengths, dtype=np.float64),
+                                n_bands)[0]
+        self.step = _display_step(height, width)
+        self.image = np.full((-(-self.shape[0] // self.step), -(-self.shape[1] // self.step), 3), np.nan,
+                             dtype=np.float32)
+
+    def add(self, top, left, tile):
+        """Keep the displayed pixels of the h x w x C ``tile`` whose upper-left pixel is (top, left)."""
+        tile = np.asarray(tile)
+        if (tile.ndim != 3 or tile.shape[2] != self.shape[2] or top < 0 or left < 0
+                or top + tile.shape[0] > self.shape[0] or left + tile.shape[1] > self.shape[1]):
+            raise ValueError(f"a tile of shape {tile.shape} at row {top}, column {left} does not fit the "
+                             f"{' x '.join(map(str, self.shape))} cube")
+        k = self.step
+        # The first displayed row and column inside the tile: the next multiples of k.
+        r0, c0 = -top % k, -left % k
+        shown = tile[r0::k, c0::k][:, :, list(self.bands)]
+        rows, cols = (top + r0) // k, (left + c0) // k
+        self.image[rows:rows + shown.shape[0], cols:cols + shown.shape[1]] = shown
+
+
 def _check_inputs(lr_hsi, hr_msi, fused, psf, srf, wavelengths, reference, true_psf, true_srf, names):
     lr_hsi = _as_cube(lr_hsi, "lr_hsi")
     hr_msi = _as_cube(hr_msi, "hr_msi", ndim_2_ok=True)
-    fused = _as_cube(fused, "fused")
+    fused = fused if isinstance(fused, CompositeCollector) else _as_cube(fused, "fused")
     n_hsi, n_msi = lr_hsi.shape[2], hr_msi.shape[2]
     if fused.shape != hr_msi.shape[:2] + (n_hsi,):
         raise ValueError(
@@ -180,12 +214,25 @@ def _band_label(bands, wavelengths, names=None):
     return "R/G/B = bands " + "/".join(str(i) for i in bands)
 
 
+def _shown(cube, step, bands):
+    """The composite of ``cube`` (an H x W x C array or a CompositeCollector) at every ``step``-th pixel.
+    Raises ValueError for a collector built with other bands (other wavelengths)."""
+    if not isinstance(cube, CompositeCollector):
+        return cube[::step, ::step][:, :, bands]
+    if cube.bands != tuple(bands) or cube.step != step:
+        raise ValueError(f"the fused composite holds bands {cube.bands} every {cube.step} pixels but the "
+                         f"quick-look shows bands {tuple(bands)} every {step}: build the CompositeCollector "
+                         "with the same wavelengths")
+    return cube.image
+
+
 def save_quicklook(path, lr_hsi, hr_msi, fused, psf, srf, hsi_wavelengths=None, reference=None,
                    true_psf=None, true_srf=None, msi_band_names=None, title=None):
     """Write a PNG quick-look of one fusion and return ``path``.
 
     lr_hsi: LR-HSI h x w x C; hr_msi: HR-MSI H x W x Cm (or H x W); fused and reference (optional):
-    H x W x C; any units (the HSI composites share one stretch, the MSI composite has its own). psf: learned PSF, k x k;
+    H x W x C (fused may instead be a CompositeCollector, its composite collected tile by tile from a
+    cube too large to hold, built with ``hsi_wavelengths``); any units (the HSI composites share one stretch, the MSI composite has its own). psf: learned PSF, k x k;
     srf: learned spectral response, C x Cm (columns = MSI bands); true_psf, true_srf: the truth
     when known (simulated pairs). hsi_wavelengths: the C band centres in nm, or None.
     msi_band_names: Cm labels for the legend and the MSI composite, or None.
@@ -230,7 +277,7 @@ def save_quicklook(path, lr_hsi, hr_msi, fused, psf, srf, hsi_wavelengths=None, 
         (lr_hsi[np.ix_(lr_rows, lr_cols, hsi_rgb)], f"LR-HSI {h} x {w}, pixel-replicated\n{hsi_label}"),
         (hr_msi[::step, ::step][:, :, msi_rgb],
          f"HR-MSI {big_h} x {big_w}\n{_band_label(msi_rgb, None, msi_band_names)}\n({msi_note})"),
-        (fused[::step, ::step][:, :, hsi_rgb], f"fused\n{hsi_label}"),
+        (_shown(fused, step, hsi_rgb), f"fused\n{hsi_label}"),
     ]
     if reference is not None:
         panels.append((reference[::step, ::step][:, :, hsi_rgb], f"reference\n{hsi_label}"))

@@ -12,30 +12,56 @@ Validity: a pixel is left out of every loss and metric when any of its values is
 value (magnitude above ``imagery.readers.FILL_MAGNITUDE``, 1e30), when any band holds the declared no-data
 value (a no-data value of 0 is only taken when every band is 0, since 0 is a valid reflectance), or
 when it is 0 in every band (the frame of delivered scenes).
+
+Memory: the passes over a whole image (``invalid_pixels``, ``band_extrema``, ``power_of_ten_scale``,
+``scale_in_place``) go through it in row blocks (``imagery.readers.row_blocks``), so their
+temporaries stay at tens of MB whatever the image's size; ``scale_in_place`` changes the image itself.
 """
 import math
 
 import numpy as np
 
-from imagery.readers import invalid_values
+from imagery.readers import invalid_values, row_blocks
 
 
 def invalid_pixels(cube, nodata=None):
     """H x W bool, True where the pixel of the H x W x C ``cube`` carries no data (see the module docstring)."""
     cube = np.asarray(cube)
-    invalid = invalid_values(cube, None if nodata == 0 else nodata).any(axis=2)
-    invalid |= ~(cube != 0).any(axis=2)  # 0 in every band (NaN != 0, so NaN pixels are already covered)
+    nodata = None if nodata == 0 else nodata
+    invalid = np.empty(cube.shape[:2], dtype=bool)
+    for rows in row_blocks(cube.shape):
+        block = cube[rows]
+        # 0 in every band also marks a pixel (NaN != 0, so NaN pixels are already covered).
+        invalid[rows] = invalid_values(block, nodata).any(axis=2) | ~(block != 0).any(axis=2)
     return invalid
+
+
+def band_extrema(cube, valid=None):
+    """Per-band minimum and maximum of the H x W x C ``cube`` over the valid pixels (``valid``: H x W
+    bool, default every pixel), as two float64 vectors of C values in the cube's units. A NaN among
+    the values counted gives NaN for its band; without a valid pixel the minima are +Inf and the
+    maxima -Inf."""
+    cube = np.asarray(cube)
+    bands = cube.shape[2]
+    low, high = np.full(bands, np.inf), np.full(bands, -np.inf)
+    for rows in row_blocks(cube.shape):
+        values = cube[rows].reshape(-1, bands) if valid is None else cube[rows][valid[rows]]
+        if values.size:
+            np.minimum(low, values.min(axis=0), out=low)
+            np.maximum(high, values.max(axis=0), out=high)
+    return low, high
 
 
 def power_of_ten_scale(cube, valid=None):
     """The scaling rule's factor 10^k, with max |cube| over valid pixels / 10^k in (0.1, 1].
 
-    ``cube`` is H x W x C in any units, ``valid`` an H x W bool mask (default: every pixel). Returns
-    1.0 for an image without valid non-zero values. Divide by the factor to scale; multiply to restore.
+    ``cube`` is H x W x C in any units and any numeric dtype (float32 values give the factor of the
+    same values in float64), ``valid`` an H x W bool mask (default: every pixel). Returns 1.0 for an
+    image without valid non-zero values (or with NaN among them). Divide by the factor to scale;
+    multiply to restore.
     """
-    values = np.asarray(cube) if valid is None else np.asarray(cube)[valid]
-    peak = float(np.max(np.abs(values))) if values.size else 0.0
+    low, high = band_extrema(cube, valid)
+    peak = float(np.max(np.abs(np.concatenate([low, high]))))
     if not math.isfinite(peak) or peak == 0.0:
         return 1.0
     exponent = math.ceil(math.log10(peak))
@@ -57,6 +83,23 @@ def block_all(valid, r):
 def replicate(valid_lr, r):
     """H x W bool: each LR pixel's flag repeated over its r x r block (the HR pixels it covers)."""
     return np.repeat(np.repeat(valid_lr, r, axis=0), r, axis=1)
+
+
+def scale_in_place(cube, factor, invalid=None, value=0.0):
+    """Divide the H x W x C float ``cube`` by the scaling rule's ``factor`` and set its invalid pixels
+    (``invalid``: H x W bool, or None) to ``value``, in place, block by block; returns ``cube``.
+
+    Each value is divided in float64 and rounded once to the cube's dtype: a float32 cube holds
+    exactly ``float32(float64(x) / factor)``, the value that dividing a float64 copy and converting it
+    to float32 later gives. Invalid pixels are filled first, so their NaN or fill values are never divided.
+    """
+    for rows in row_blocks(cube.shape):
+        block = cube[rows]
+        if invalid is not None:
+            block[invalid[rows]] = value
+        if factor != 1.0:
+            block[...] = block.astype(np.float64) / factor
+    return cube
 
 
 def fill_invalid(cube, invalid, value=0.0):

@@ -1,9 +1,23 @@
 """Reading image files: MATLAB (v5/v7 and v7.3), HDF5, NumPy, ENVI and GeoTIFF, plus band-centre lists.
 
-Every image comes back as an H x W x C float64 array (axis order rows, columns, bands) holding the
-values exactly as stored: no radiometric scaling (an ENVI ``reflectance scale factor`` is not
-applied) and no masking; ``invalid_values`` finds NaN/Inf, fill values and the declared no-data
-value. Wavelengths and FWHM are in nanometres (declared micrometres are converted).
+Every image comes back as a C-contiguous H x W x C array (axis order rows, columns, bands) of the
+floating-point type the caller asks for (``read_image``'s ``dtype``), holding the values as stored: no
+radiometric scaling (an ENVI ``reflectance scale factor`` is not applied) and no masking;
+``invalid_values`` finds NaN/Inf, fill values and the declared no-data value. Wavelengths and FWHM
+are in nanometres (declared micrometres are converted).
+
+Precision: float64 (the default) holds every stored type exactly but 64-bit integers beyond 2^53;
+reference cubes for Wald's protocol are read so. The real-pair path (``data_loader.load_real_pair``)
+asks for float32, which halves its memory: integers of up to 16 bits and float32 values are stored
+exactly, so such files (delivered products: reflectance x 10000 as int16/uint16, float32) load to
+the same values as in float64. Float64 files (and 32/64-bit integers beyond 2^24) are rounded to
+float32 (relative error below 6e-8, far under any sensor's radiometric precision, and the networks
+compute in float32 anyway); values beyond float32's range become +-Inf, which ``invalid_values``
+flags like the fill values they are. The scaling rule (``imagery.radiometry``) then gives the same
+power of ten as on the float64 values, unless the image's peak lies within that rounding above a
+power of ten. Memory: a GeoTIFF is read window by window (whole blocks of the file) straight into
+the output array, with GDAL's block cache bounded (GEOTIFF_CACHE_MB); an ENVI file is converted from
+its memory map; MATLAB, HDF5 and .npy files go through one transient array of their stored type.
 
 Bad input raises ``data_loader.DataError`` (a ValueError) whose message names the file, says what
 is wrong and how to fix it; errors of the underlying libraries (scipy, h5py, spectral, rasterio) are
@@ -12,6 +26,7 @@ turned into DataError, never passed through.
 from __future__ import annotations
 
 import locale
+import math
 import os
 import struct
 import warnings
@@ -23,6 +38,14 @@ import numpy as np
 from imagery.errors import DataError
 from imagery.tables import read_cells
 
+# Values per row block of the passes over a whole image (reading, masks, extrema, scaling): bounds
+# their temporaries to tens of MB whatever the image's size, large enough that numpy's per-call
+# overhead stays negligible.
+BLOCK_VALUES = 1 << 22
+# GDAL's block cache (MB) while a GeoTIFF's pixels are read, at least twice a window's blocks: each
+# block is decoded once, so a larger cache only adds memory (GDAL's default, 5 % of the RAM, kept
+# about 1 GB of a 1600 x 1600 x 166 int16 scene's decoded blocks).
+GEOTIFF_CACHE_MB = 64
 # Magnitudes beyond this are fill values, not data: the float32 fill -3.4028235e38 (FLT_MAX, GDAL's
 # and ENVI's usual no-data for float images), -1e38 and similar sentinels. No physical radiance or
 # reflectance comes near 1e30, in any unit or scaling.
@@ -54,9 +77,10 @@ _MAT5_CONTAINER_CLASSES = frozenset({1, 2, 3, 16, 17})  # cell, struct, object, 
 class Image:
     """An image read from a file.
 
-    data: H x W x C float64, the raw values as stored (no scaling, no masking).
+    data: H x W x C, C-contiguous, of read_image's ``dtype`` (float64 unless asked otherwise), the
+        raw values as stored (no scaling, no masking).
     fmt: 'mat' (MATLAB v5/v7), 'mat73' (MATLAB v7.3), 'hdf5', 'npy', 'envi' or 'geotiff'.
-    dtype: the stored data type, e.g. 'uint16'.
+    dtype: the stored data type, e.g. 'uint16' (``data`` may be of another type).
     wavelengths, fwhm: C band centres and full widths at half maximum in nm, when the file has them.
     nodata: the no-data value the file declares. crs, transform: rasterio CRS and affine.Affine (GeoTIFF).
     band_names: C names (ENVI ``band names``, GeoTIFF band descriptions).
@@ -300,8 +324,10 @@ def read_mat_arrays(path):
 
 # ----------------------------------------------------------------------------- the image readers
 
-def read_image(path, key=None, role="image", key_option="--key", allow_2d=False):
-    """Read an image file into an ``Image`` whose data is H x W x C float64 (rows, columns, bands).
+def read_image(path, key=None, role="image", key_option="--key", allow_2d=False, dtype=np.float64):
+    """Read an image file into an ``Image`` whose data is a C-contiguous H x W x C array (rows, columns,
+    bands) of ``dtype`` (np.float64 or np.float32; see the module docstring for what float32 rounds),
+    writable and owned by the caller (never a view of the file).
 
     Formats, by extension:
       - ``.mat``: MATLAB v5/v7 (scipy.io) or v7.3 (HDF5, h5py); ``.h5``/``.hdf5``: HDF5.
@@ -349,14 +375,23 @@ def read_image(path, key=None, role="image", key_option="--key", allow_2d=False)
     elif fmt == "envi":
         image = _read_envi(path, header)
     else:
-        image = _read_geotiff(path)
-    image.dtype = np.asarray(image.data).dtype.name
-    image.data = _as_cube(image.data, path, role, allow_2d)
+        image = _read_geotiff(path, dtype)
+    image.dtype = image.dtype or np.asarray(image.data).dtype.name
+    image.data = _as_cube(image.data, path, role, allow_2d, dtype)
     return image
 
 
-def _as_cube(data, path, role, allow_2d):
-    """Check the array and return it as C-contiguous H x W x C float64."""
+def row_blocks(shape):
+    """Slices of rows that cover the first axis of an array of ``shape`` (H x W x C or H x W) in blocks
+    of about BLOCK_VALUES values (at least one row), for passes over a whole image whose temporaries
+    must stay small."""
+    step = max(1, BLOCK_VALUES // max(1, int(np.prod(shape[1:], dtype=np.int64))))
+    return [slice(top, min(top + step, shape[0])) for top in range(0, shape[0], step)]
+
+
+def _as_cube(data, path, role, allow_2d, dtype):
+    """Check the array and return it as a C-contiguous H x W x C array of ``dtype`` that the caller
+    owns: a read-only array (a file's memory map) is copied, anything else converted at most once."""
     data = np.asarray(data)
     if data.dtype.kind not in "iuf":
         raise DataError(f"{path}: the {role} is not a real numeric array (dtype {data.dtype}); store "
@@ -370,8 +405,12 @@ def _as_cube(data, path, role, allow_2d):
         hint = "" if allow_2d or data.ndim != 2 else " (save a single-band image as H x W x 1)"
         raise DataError(f"{path}: expected {accepted} (rows x columns x bands) for the {role}, got shape "
                           f"{data.shape}{hint}")
-    with np.errstate(invalid="ignore"):  # a float32 signalling NaN stays NaN; invalid_values finds it
-        return np.ascontiguousarray(data, dtype=np.float64)
+    # A float32 signalling NaN stays NaN and a float64 beyond float32's range becomes Inf:
+    # invalid_values finds both.
+    with np.errstate(invalid="ignore", over="ignore"):
+        if not data.flags.writeable:
+            return np.array(data, dtype=dtype, order="C")
+        return np.ascontiguousarray(data, dtype=dtype)
 
 
 def _read_npy(path):
@@ -401,7 +440,8 @@ def _read_envi(path, header):
         raise DataError(f"{img.filename}: the ENVI data file has {actual} bytes but its header "
                           f"({header}) describes {expected}: the file is truncated, copy it again")
     try:
-        data = np.array(img.open_memmap(interleave="bip"))
+        # Read-only map of the file: _as_cube converts it in one pass, with no copy in the stored type.
+        data = img.open_memmap(interleave="bip")
     except Exception as exc:
         raise DataError(f"{img.filename}: could not read the ENVI data ({type(exc).__name__}: {exc})") from exc
     meta = img.metadata
@@ -490,14 +530,14 @@ def _check_fwhm(fwhm, source):
     return fwhm
 
 
-def _read_geotiff(path):
+def _read_geotiff(path, dtype):
     import rasterio
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rasterio warns when a TIFF carries no georeferencing
             with rasterio.open(path) as ds:
-                data = ds.read().transpose(1, 2, 0)
-                image = Image(data, path, "geotiff", "", nodata=ds.nodata, crs=ds.crs, transform=ds.transform)
+                image = Image(_geotiff_pixels(ds, dtype), path, "geotiff", ds.dtypes[0], nodata=ds.nodata,
+                              crs=ds.crs, transform=ds.transform)
                 if any(ds.descriptions):
                     image.band_names = [d or "" for d in ds.descriptions]
                 band_tags = [{k.lower(): v for k, v in ds.tags(b).items()} for b in ds.indexes]
@@ -509,6 +549,30 @@ def _read_geotiff(path):
                           "truncated or not a TIFF: copy or export it again") from exc
     image.wavelengths, image.fwhm = _geotiff_wavelengths(path, band_tags, envi_tags, imagery_tags, dataset_units)
     return image
+
+
+def _geotiff_pixels(ds, dtype):
+    """The pixels of the open rasterio dataset ``ds`` as H x W x C: real numbers are read straight
+    into an array of ``dtype``, window by window (whole blocks of the file, about BLOCK_VALUES values
+    each, so each compressed block is decoded once and the stored type is only held for one window);
+    other types (complex) come back as stored, for ``_as_cube`` to refuse."""
+    import rasterio
+    from rasterio.windows import Window
+    if np.dtype(ds.dtypes[0]).kind not in "iuf":
+        return ds.read().transpose(1, 2, 0)
+    block_rows, block_cols = ds.block_shapes[0]
+    width = min(ds.width, block_cols * max(1, BLOCK_VALUES // (block_rows * block_cols * ds.count)))
+    height = block_rows * max(1, BLOCK_VALUES // (block_rows * width * ds.count))
+    window_mb = height * width * ds.count * np.dtype(ds.dtypes[0]).itemsize / 2 ** 20
+    data = np.empty((ds.height, ds.width, ds.count), dtype=dtype)
+    # as in _as_cube, out-of-range values become Inf
+    with rasterio.Env(GDAL_CACHEMAX=max(GEOTIFF_CACHE_MB, math.ceil(2 * window_mb))), \
+            np.errstate(invalid="ignore", over="ignore"):
+        for top in range(0, ds.height, height):
+            for left in range(0, ds.width, width):
+                window = Window(left, top, min(width, ds.width - left), min(height, ds.height - top))
+                data[top:top + window.height, left:left + window.width] = ds.read(window=window).transpose(1, 2, 0)
+    return data
 
 
 def _geotiff_wavelengths(path, band_tags, envi_tags, imagery_tags, dataset_units):

@@ -1,10 +1,15 @@
-"""Writing image cubes as GeoTIFF (rasterio) and ENVI (spectral), readable back by ``readers.read_image``.
+"""Writing image cubes as GeoTIFF (rasterio), ENVI (spectral) and MATLAB v7.3 (h5py), readable back by
+``readers.read_image``.
 
-Cubes are H x W x C (rows, columns, bands), written as float32. Wavelengths and FWHM are in nm.
+Cubes are H x W x C (rows, columns, bands), written as float32 unless a dtype is given. Wavelengths
+and FWHM are in nm. ``GeoTIFFWriter`` and ``Mat73Writer`` write a cube tile by tile (whole scenes,
+never whole in memory); ``write_geotiff``, ``write_envi`` and ``write_mat73`` write an array at once.
 Each writer writes under a temporary name in the destination folder and renames at the end, so an
 interrupted write never leaves a half-written file under the final name.
 """
 import os
+import sys
+import time
 import uuid
 import warnings
 
@@ -17,13 +22,9 @@ def _temporary_base(path):
     return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.part")
 
 
-def _check_cube(cube, band_names, wavelengths, fwhm, dtype="float32"):
-    """The cube as ``dtype`` H x W x C and the per-band lists as plain lists (None stays None).
-    Raises ValueError when the cube is not 3-D numeric or a list has the wrong length."""
-    cube = np.asarray(cube)
-    if cube.ndim != 3 or cube.dtype.kind not in "iuf" or cube.size == 0:
-        raise ValueError(f"expected a non-empty numeric H x W x C cube, got shape {cube.shape} dtype {cube.dtype}")
-    bands = cube.shape[2]
+def _check_lists(bands, band_names, wavelengths, fwhm):
+    """The per-band lists as plain lists (None stays None). Raises ValueError when one has a length other
+    than ``bands``."""
     lists = []
     for name, values in (("band_names", band_names), ("wavelengths", wavelengths), ("fwhm", fwhm)):
         if values is not None:
@@ -32,7 +33,119 @@ def _check_cube(cube, band_names, wavelengths, fwhm, dtype="float32"):
             if len(values) != bands:
                 raise ValueError(f"{name} has {len(values)} entries for a cube of {bands} bands")
         lists.append(values)
-    return (cube.astype(dtype, copy=False), *lists)
+    return lists
+
+
+def _check_cube(cube, band_names, wavelengths, fwhm, dtype="float32"):
+    """The cube as ``dtype`` H x W x C and the per-band lists as plain lists (None stays None).
+    Raises ValueError when the cube is not 3-D numeric or a list has the wrong length."""
+    cube = np.asarray(cube)
+    if cube.ndim != 3 or cube.dtype.kind not in "iuf" or cube.size == 0:
+        raise ValueError(f"expected a non-empty numeric H x W x C cube, got shape {cube.shape} dtype {cube.dtype}")
+    return (cube.astype(dtype, copy=False), *_check_lists(cube.shape[2], band_names, wavelengths, fwhm))
+
+
+def _check_tile(tile, top, left, shape):
+    """``tile`` as an array after checking that it is an h x w x C block of an H x W x C ``shape`` at
+    (top, left). Raises ValueError otherwise."""
+    tile = np.asarray(tile)
+    h, w = tile.shape[:2] if tile.ndim == 3 else (0, 0)
+    if (tile.ndim != 3 or tile.shape[2] != shape[2] or min(h, w) < 1 or top < 0 or left < 0
+            or top + h > shape[0] or left + w > shape[1]):
+        raise ValueError(f"a tile of shape {tile.shape} at row {top}, column {left} does not fit a "
+                         f"{shape[0]} x {shape[1]} x {shape[2]} cube")
+    return tile
+
+
+# GeoTIFF creation options of every cube written (GDAL GTiff driver): tiled, deflate-compressed, and
+# BigTIFF when the uncompressed size could pass 4 GB (whole scenes).
+GEOTIFF_BLOCK = 256
+# GDAL's block cache while a GeoTIFF is written window by window (bytes, at least two blocks of all bands):
+# GDAL's default (5 % of the RAM) would hold much of a large scene in memory before writing it out.
+GEOTIFF_CACHE_BYTES = 64 * 2 ** 20
+
+
+class GeoTIFFWriter:
+    """A GeoTIFF cube written window by window (rasterio), so the cube is never whole in memory.
+
+    path: the file; height, width, bands: the cube's size (H x W x C); crs: anything rasterio's CRS
+    accepts (a CRS, 'EPSG:32616', WKT) or None; transform: an affine.Affine (pixel corner to map
+    coordinates) or None for a file without georeferencing; nodata: the no-data value declared in the
+    file; band_names become the band descriptions; wavelengths / fwhm (C values, nm) become per-band
+    tags ``wavelength``, ``fwhm`` and ``wavelength_units=nm`` (GDAL's convention, read back by
+    ``readers.read_image``); dtype: the stored type (default float32; an integer type stores the
+    values as given); block: the side of the file's square tiles (a multiple of 16; writing windows
+    that are whole tiles keeps GDAL from rewriting a tile). Deflate-compressed with the predictor for
+    the type, BigTIFF when the cube might pass 4 GB, pixel-interleaved.
+
+    Use as a context manager: ``write(top, left, tile)`` stores an h x w x C tile at row ``top``,
+    column ``left``. The file is written under a temporary name in the same folder and renamed to
+    ``path`` when the block ends without an error (removed otherwise). Raises ValueError for lists
+    whose length is not C, a block that is not a positive multiple of 16, and a tile that does not
+    fit the cube.
+    """
+
+    def __init__(self, path, height, width, bands, crs, transform, nodata=None, band_names=None, wavelengths=None,
+                 fwhm=None, dtype="float32", block=GEOTIFF_BLOCK):
+        from rasterio.crs import CRS
+
+        if block < 16 or block % 16:
+            raise ValueError(f"the GeoTIFF block side must be a positive multiple of 16; got {block}")
+        self.path, self.shape, self.dtype = path, (height, width, bands), np.dtype(dtype)
+        self.band_names, self.wavelengths, self.fwhm = _check_lists(bands, band_names, wavelengths, fwhm)
+        # Predictors: deflate compresses differences far better (3: floating point, 2: integers).
+        self.profile = dict(driver="GTiff", width=width, height=height, count=bands, dtype=self.dtype.name,
+                            crs=None if crs is None else CRS.from_user_input(crs), transform=transform,
+                            nodata=nodata, tiled=True, blockxsize=block, blockysize=block, compress="deflate",
+                            predictor=3 if self.dtype.kind == "f" else 2, interleave="pixel", BIGTIFF="IF_SAFER")
+        self.cache = max(GEOTIFF_CACHE_BYTES, 2 * block * block * bands * self.dtype.itemsize)
+        self.tmp = self._env = self._dst = None
+
+    def __enter__(self):
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning
+
+        self.tmp = _temporary_base(self.path)
+        self._env = rasterio.Env(GDAL_CACHEMAX=self.cache)
+        self._env.__enter__()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)  # transform None asks for no georeferencing
+                self._dst = rasterio.open(self.tmp, "w", **self.profile)
+            for b in range(self.shape[2]):
+                if self.band_names is not None:
+                    self._dst.set_band_description(b + 1, self.band_names[b])
+                tags = {}
+                if self.wavelengths is not None:
+                    tags.update(wavelength=repr(self.wavelengths[b]), wavelength_units="nm")
+                if self.fwhm is not None:
+                    tags["fwhm"] = repr(self.fwhm[b])
+                if tags:
+                    self._dst.update_tags(b + 1, **tags)
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def write(self, top, left, tile):
+        """Store the h x w x C ``tile`` with its upper-left pixel at (top, left)."""
+        from rasterio.windows import Window
+
+        tile = _check_tile(tile, top, left, self.shape)
+        self._dst.write(tile.transpose(2, 0, 1).astype(self.dtype, copy=False),
+                        window=Window(left, top, tile.shape[1], tile.shape[0]))
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if self._dst is not None:
+                self._dst.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+        finally:
+            self._env.__exit__(exc_type, exc, tb)
+            if os.path.exists(self.tmp):
+                os.remove(self.tmp)
+        return False
 
 
 def write_geotiff(path, cube, crs, transform, nodata=None, band_names=None, wavelengths=None, fwhm=None,
@@ -45,42 +158,115 @@ def write_geotiff(path, cube, crs, transform, nodata=None, band_names=None, wave
     nodata: the no-data value declared in the file. band_names become the band descriptions;
     wavelengths / fwhm (C values, nm) become per-band tags ``wavelength``, ``fwhm`` and
     ``wavelength_units=nm`` (GDAL's convention, read back by ``readers.read_image``).
-    Written under a temporary name in the same folder, then renamed to ``path``.
-    Raises ValueError for a cube that is not 3-D numeric or lists whose length is not C.
+    Written under a temporary name in the same folder, then renamed to ``path`` (``GeoTIFFWriter``
+    with one window, the whole cube). Raises ValueError for a cube that is not 3-D numeric or lists
+    whose length is not C.
     """
-    import rasterio
-    from rasterio.crs import CRS
-    from rasterio.errors import NotGeoreferencedWarning
-
     data, band_names, wavelengths, fwhm = _check_cube(cube, band_names, wavelengths, fwhm, dtype)
-    height, width, bands = data.shape
-    # Predictors: deflate compresses differences far better (3: floating point, 2: integers).
-    predictor = 3 if data.dtype.kind == "f" else 2
-    profile = dict(driver="GTiff", width=width, height=height, count=bands, dtype=data.dtype.name,
-                   crs=None if crs is None else CRS.from_user_input(crs), transform=transform,
-                   nodata=nodata, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
-                   predictor=predictor)
-    tmp = _temporary_base(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # transform None asks for no georeferencing
-            with rasterio.open(tmp, "w", **profile) as dst:
-                dst.write(data.transpose(2, 0, 1))
-                for b in range(bands):
-                    if band_names is not None:
-                        dst.set_band_description(b + 1, band_names[b])
-                    tags = {}
-                    if wavelengths is not None:
-                        tags.update(wavelength=repr(wavelengths[b]), wavelength_units="nm")
-                    if fwhm is not None:
-                        tags["fwhm"] = repr(fwhm[b])
-                    if tags:
-                        dst.update_tags(b + 1, **tags)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with GeoTIFFWriter(path, *data.shape, crs, transform, nodata=nodata, band_names=band_names,
+                       wavelengths=wavelengths, fwhm=fwhm, dtype=dtype) as out:
+        out.write(0, 0, data)
+
+
+# MATLAB v7.3 MAT-files are HDF5 files behind a 512-byte userblock that starts with MATLAB's 128-byte
+# MAT-file header: 116 bytes of text, 8 bytes of subsystem offset, version 0x0200 and the endian
+# indicator 'IM' (little-endian).
+MAT73_USERBLOCK = 512
+MAT73_TEXT_BYTES = 116
+# Each variable's MATLAB class, from its numpy type.
+MATLAB_CLASSES = {"float32": "single", "float64": "double", "int8": "int8", "uint8": "uint8", "int16": "int16",
+                  "uint16": "uint16", "int32": "int32", "uint32": "uint32", "int64": "int64", "uint64": "uint64"}
+# MATLAB v5/v7 MAT-files hold at most 2 GB per variable (32-bit sizes); larger arrays need v7.3.
+MAT_V5_MAX_BYTES = 2 ** 31 - 1
+# HDF5 chunks of the stored array hold at most this many bytes (HDF5's guidance: about 1 MB to a few MB).
+MAT73_CHUNK_BYTES = 4 * 2 ** 20
+
+
+def mat73_header(created=None):
+    """The 128-byte MATLAB v7.3 MAT-file header (MATLAB's "MAT-File Format", level 5 header with version
+    0x0200): the descriptive text, padded with spaces to 116 bytes, 8 zero bytes, 0x0200, 'IM'."""
+    created = time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(created))
+    text = f"MATLAB 7.3 MAT-file, Platform: {sys.platform}, Created on: {created} HDF5 schema 1.00 ."
+    return text.encode("ascii").ljust(MAT73_TEXT_BYTES, b" ") + bytes(8) + b"\x00\x02IM"
+
+
+class Mat73Writer:
+    """A MATLAB v7.3 MAT-file holding one H x W x C array, written tile by tile (h5py), so the array is
+    never whole in memory and may exceed MATLAB v5's 2 GB per variable.
+
+    The file is HDF5 behind MATLAB's 512-byte userblock (``mat73_header``); the variable ``name`` is a
+    dataset stored C x W x H, as MATLAB stores its column-major arrays, with the attribute
+    ``MATLAB_class`` ('single' for float32, see MATLAB_CLASSES), so that MATLAB's ``load`` gives an
+    H x W x C array and ``imagery.readers.read_image`` reads it back as H x W x C. Uncompressed, in
+    chunks of ``chunk`` x ``chunk`` pixels (pass the tile side, so that each tile fills whole chunks)
+    by as many bands as MAT73_CHUNK_BYTES allows.
+
+    Use as a context manager: ``write(top, left, tile)`` stores an h x w x C tile at row ``top``,
+    column ``left``. The file is written under a temporary name in the same folder and renamed to
+    ``path`` when the block ends without an error (removed otherwise). Raises ValueError for a dtype
+    MATLAB has no numeric class for, a name MATLAB would not accept, or a tile that does not fit.
+    """
+
+    def __init__(self, path, name, shape, dtype="float32", chunk=GEOTIFF_BLOCK):
+        self.dtype = np.dtype(dtype)
+        if self.dtype.name not in MATLAB_CLASSES:
+            raise ValueError(f"no MATLAB numeric class for dtype {self.dtype}; use one of {', '.join(MATLAB_CLASSES)}")
+        if not (name.isidentifier() and name.isascii()):
+            raise ValueError(f"{name!r} is not a valid MATLAB variable name (letters, digits, underscores)")
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"the array must be a non-empty H x W x C array; got shape {tuple(shape)}")
+        self.path, self.name, self.shape = path, name, tuple(int(s) for s in shape)
+        height, width, bands = self.shape
+        side = max(1, min(chunk, max(height, width)))
+        per_band = min(side, height) * min(side, width) * self.dtype.itemsize
+        # Bands split evenly into the fewest chunks that fit MAT73_CHUNK_BYTES (no mostly empty last chunk).
+        band_chunks = -(-bands // max(1, MAT73_CHUNK_BYTES // per_band))
+        self.chunks = (-(-bands // band_chunks), min(side, width), min(side, height))
+        self.tmp = self._file = self._dset = None
+
+    def __enter__(self):
+        import h5py
+
+        self.tmp = _temporary_base(self.path)
+        try:
+            self._file = h5py.File(self.tmp, "w", userblock_size=MAT73_USERBLOCK)
+            height, width, bands = self.shape
+            self._dset = self._file.create_dataset(self.name, shape=(bands, width, height), dtype=self.dtype,
+                                                   chunks=self.chunks)
+            self._dset.attrs["MATLAB_class"] = np.bytes_(MATLAB_CLASSES[self.dtype.name])
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def write(self, top, left, tile):
+        """Store the h x w x C ``tile`` with its upper-left pixel at (top, left)."""
+        tile = _check_tile(tile, top, left, self.shape)
+        h, w = tile.shape[:2]
+        self._dset[:, left:left + w, top:top + h] = tile.transpose(2, 1, 0).astype(self.dtype, copy=False)
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if self._file is not None:
+                self._file.close()
+            if exc_type is None:
+                with open(self.tmp, "r+b") as f:
+                    f.write(mat73_header())
+                os.replace(self.tmp, self.path)
+        finally:
+            if os.path.exists(self.tmp):
+                os.remove(self.tmp)
+        return False
+
+
+def write_mat73(path, name, cube, chunk=GEOTIFF_BLOCK):
+    """Write an H x W x C array as variable ``name`` of a MATLAB v7.3 MAT-file (``Mat73Writer``, one
+    tile: the whole array). Raises ValueError as Mat73Writer does and for an array that is not 3-D."""
+    cube = np.asarray(cube)
+    if cube.ndim != 3:
+        raise ValueError(f"expected an H x W x C array, got shape {cube.shape}")
+    with Mat73Writer(path, name, cube.shape, cube.dtype, chunk) as out:
+        out.write(0, 0, cube)
 
 
 def write_envi(path, cube, wavelengths=None, fwhm=None, nodata=None, band_names=None):

@@ -1,6 +1,7 @@
 """What the methods share: their networks (``Nets``, saved under the original checkpoint names), the
 degradation networks SpaDnet and SpeDnet (learned, or fixed to a known PSF / SRF), one stage of a
-schedule (``Stage``) and its optimiser (``adam``)."""
+schedule (``Stage``), its optimiser (``adam``) and what each of its steps trains on (``batches``: the
+whole pair, or a fresh batch of patches in patch mode, fusion.patches)."""
 from dataclasses import dataclass
 from typing import Callable
 
@@ -54,15 +55,25 @@ def adam(modules, lr):
     return torch.optim.Adam(params, lr=lr) if params else None
 
 
+def batches(pair, sampler):
+    """What each step of a stage trains on: a function returning the whole ``pair`` every time
+    (whole-image mode, ``sampler`` None) or ``sampler.draw``, a fresh batch of patches (a
+    fusion.pair.PairView, same attributes and losses) each call."""
+    return (lambda: pair) if sampler is None else sampler.draw
+
+
 @dataclass
 class Stage:
     """One stage of a method: its number (which selects --lr_stageN etc.), the optimisers it steps, a
-    factory that prepares the stage and returns its loss function, and the checks to monitor."""
+    factory that prepares the stage and returns its loss function, the checks to monitor, and in patch
+    mode the stage's fusion.patches.PatchSampler (its loss draws one batch a step; the training
+    checkpoint keeps its state)."""
     number: int
     optimizers: list
     make_loss: Callable[[], Callable[[], torch.Tensor]]
     watch: tuple
     reset_each_epoch: bool = False
+    sampler: object = None
 
     def __post_init__(self):
         # A method passes None for an optimiser whose modules are all fixed (--isCal_PSF/SRF No).

@@ -4,11 +4,14 @@ Pretrained spatial (SpaUp) and spectral (SpeUp, with spectral attention) inverse
 learning, then joint optimisation; the authors' stages and schedule (README "Faithfulness notes" on
 their learning-rate reset, ``--pfs_lr_reset``).
 
-Y: LR-HSI, Z: HR-MSI (tensors 1 x C x h x w and 1 x Cm x H x W); all losses are mean L1 over the valid pixels.
+Y: LR-HSI, Z: HR-MSI (tensors 1 x C x h x w and 1 x Cm x H x W; in patch mode each step's batch of
+aligned patches, B x C x P x P and B x Cm x rP x rP, fusion.patches); all losses are mean L1 over the
+valid pixels.
 """
 import torch
 
-from methods.common import Nets, Stage, adam, degradation_nets
+from fusion.patches import by_lr_rows, stage_sampler
+from methods.common import Nets, Stage, adam, batches, degradation_nets
 from model import SpaUp, SpeUp
 
 
@@ -23,26 +26,54 @@ def pfs2c2(args, pair):
     lr_l1, hr_l1 = pair.lr_l1, pair.hr_l1
     opt_inverse = adam([nets.spa_up, nets.up], args.lr_stage1)
     opt_degradation = adam([nets.spa, nets.spe], args.lr_stage2)
+    samplers = {n: stage_sampler(args, pair, n) for n in (1, 2, 3)}
 
     def stage1():
         # Pretrain the inverse modules on the original images: Loss0 = |SpaUp(Y) - SpeUp(Z)|.
-        return lambda: hr_l1(nets.spa_up(Y), nets.up(Z))
+        batch = batches(pair, samplers[1])
+
+        def pretraining_loss():
+            v = batch()
+            return v.hr_l1(nets.spa_up(v.Y), nets.up(v.Z))
+        return pretraining_loss
 
     def stage2():
         # Learn the degradations (UDALN's stage 1): Loss1 = |SpeDnet(Y) - SpaDnet(Z)|.
-        return lambda: lr_l1(nets.spe(Y), nets.spa(Z))
+        batch = batches(pair, samplers[2])
+
+        def degradation_loss():
+            v = batch()
+            return v.lr_l1(nets.spe(v.Y), nets.spa(v.Z))
+        return degradation_loss
 
     def stage3():
         # All four modules, guided by the stage-2 LR-MSIs (detached):
         # |SpeDnet(Y) - SpaDnet(Z)| + |SpeUp(Z_l2) - Y| + |SpaUp(Z_l1) - Z| + |SpaDnet(SpeUp(Z)) - Y|.
+        sampler = samplers[3]
+        if sampler is None:
+            with torch.no_grad():
+                z_l1, z_l2 = nets.spe(Y), nets.spa(Z)
+            return lambda: (lr_l1(nets.spe(Y), nets.spa(Z)) + lr_l1(nets.up(z_l2), Y) + hr_l1(nets.spa_up(z_l1), Z)
+                            + lr_l1(nets.spa(nets.up(Z)), Y))
+        # Patch mode: the fixed targets are computed once, over the whole LR grid (a band of LR rows at a
+        # time, so memory stays bounded), then each batch takes its patches of them. Both networks map
+        # pixels (SpeDnet) and r x r blocks (SpaDnet) on their own, so these are exactly the targets of
+        # whole-image training, from the networks as they are when stage 3 begins (a resumed run calls
+        # this with those states loaded); one LR-sized pass, instead of two more forward passes a step
+        # through frozen copies.
         with torch.no_grad():
-            z_l1, z_l2 = nets.spe(Y), nets.spa(Z)
-        return lambda: (lr_l1(nets.spe(Y), nets.spa(Z)) + lr_l1(nets.up(z_l2), Y) + hr_l1(nets.spa_up(z_l1), Z)
-                        + lr_l1(nets.spa(nets.up(Z)), Y))
+            z_l1, z_l2 = by_lr_rows(nets.spe, Y, 1), by_lr_rows(nets.spa, Z, pair.scale)
+
+        def patch_loss():
+            v = sampler.draw()
+            t1, t2 = v.lr_patches(z_l1), v.lr_patches(z_l2)
+            return (v.lr_l1(nets.spe(v.Y), nets.spa(v.Z)) + v.lr_l1(nets.up(t2), v.Y) + v.hr_l1(nets.spa_up(t1), v.Z)
+                    + v.lr_l1(nets.spa(nets.up(v.Z)), v.Y))
+        return patch_loss
 
     reset = args.pfs_lr_reset
     return nets, [
-        Stage(1, [opt_inverse], stage1, ("spatial_inverse", "fusion"), reset),
-        Stage(2, [opt_degradation], stage2, ("degradation",), reset),
+        Stage(1, [opt_inverse], stage1, ("spatial_inverse", "fusion"), reset, samplers[1]),
+        Stage(2, [opt_degradation], stage2, ("degradation",), reset, samplers[2]),
         Stage(3, [opt_inverse, opt_degradation], stage3,
-              ("degradation", "inverse", "spatial_inverse", "fusion"), reset)]
+              ("degradation", "inverse", "spatial_inverse", "fusion"), reset, samplers[3])]

@@ -2,10 +2,14 @@
 Multispectral Data Fusion", IEEE GRSL 19, 2022. Algorithm 1: SpaDnet (PSF) and SpeDnet (SRF) learn the
 degradations, SpeUnet the spectral inverse mapping, in three stages; X_hat = SpeUnet(Z).
 
-Y: LR-HSI, Z: HR-MSI (tensors 1 x C x h x w and 1 x Cm x H x W); all losses are mean L1 over the valid
-pixels. UDS2C2 (methods.uds2c2) reuses these stages with its own modules.
+Y: LR-HSI, Z: HR-MSI (tensors 1 x C x h x w and 1 x Cm x H x W; in patch mode each step's batch of
+aligned patches, B x C x P x P and B x Cm x rP x rP, fusion.patches); all losses are mean L1 over the
+valid pixels. UDS2C2 (methods.uds2c2) reuses these stages with its own modules.
 """
-from methods.common import Nets, Stage, adam, degradation_nets
+import torch
+
+from fusion.patches import stage_sampler
+from methods.common import Nets, Stage, adam, batches, degradation_nets
 from model import SpeUnet
 
 
@@ -17,30 +21,53 @@ def udaln(args, pair):
 
 
 def udaln_stages(args, pair, nets):
-    """Algorithm 1's three stages for ``nets`` (UDALN's modules, or UDS2C2's with its GCE): a list of Stage."""
+    """Algorithm 1's three stages for ``nets`` (UDALN's modules, or UDS2C2's with its GCE): a list of Stage.
+    In patch mode (fusion.patches) every step of every stage trains on a fresh batch of patches."""
     Y, Z = pair.Y, pair.Z
-    lr_l1, hr_l1 = pair.lr_l1, pair.hr_l1  # mean L1 over the valid pixels of each grid
+    lr_l1 = pair.lr_l1  # mean L1 over the valid pixels of the LR grid
     opt_degradation = adam([nets.spa, nets.spe, nets.gce], args.lr_stage1)
     opt_inverse = adam([nets.up], args.lr_stage2)
+    samplers = {n: stage_sampler(args, pair, n) for n in (1, 2, 3)}
 
     def stage1():
         # Learn the degradations: Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e. Z_l1 = Z_l2 (GCE-harmonised in UDS2C2).
-        return lambda: lr_l1(nets.to_msi(Y), nets.spa(Z))
+        batch = batches(pair, samplers[1])
+
+        def degradation_loss():
+            v = batch()
+            return v.lr_l1(nets.to_msi(v.Y), nets.spa(v.Z))
+        return degradation_loss
 
     def stage2():
         # Learn the spectral inverse mapping on the LR-MSI: Loss2 = |SpeUnet(Z_l2) - Y|, Z_l2 detached.
-        z_l2 = nets.spa(Z).detach()
-        return lambda: lr_l1(nets.up(z_l2), Y)
+        sampler = samplers[2]
+        if sampler is None:
+            z_l2 = nets.spa(Z).detach()
+            return lambda: lr_l1(nets.up(z_l2), Y)
+
+        def patch_loss():
+            v = sampler.draw()
+            # SpaDnet does not change in stage 2 and maps each r x r block on its own, so its output on
+            # the HR patch is exactly the patch of Z_l2.
+            with torch.no_grad():
+                z_l2 = nets.spa(v.Z)
+            return v.lr_l1(nets.up(z_l2), v.Y)
+        return patch_loss
 
     def stage3():
         # Joint fine-tuning with X = SpeUnet(Z): Loss1 + Loss2 + |SpeDnet(X) - Z| + |SpaDnet(X) - Y|.
         # Z_l2 is recomputed every epoch and not detached; the optimisers of stages 1 and 2 carry on.
+        batch = batches(pair, samplers[3])
+
         def joint_loss():
-            z_l2 = nets.spa(Z)
-            x = nets.up(Z)
-            return lr_l1(nets.to_msi(Y), z_l2) + lr_l1(nets.up(z_l2), Y) + hr_l1(nets.to_msi(x), Z) + lr_l1(nets.spa(x), Y)
+            v = batch()
+            z_l2 = nets.spa(v.Z)
+            x = nets.up(v.Z)
+            return (v.lr_l1(nets.to_msi(v.Y), z_l2) + v.lr_l1(nets.up(z_l2), v.Y) + v.hr_l1(nets.to_msi(x), v.Z)
+                    + v.lr_l1(nets.spa(x), v.Y))
         return joint_loss
 
-    return [Stage(1, [opt_degradation], stage1, ("degradation",)),
-            Stage(2, [opt_inverse], stage2, ("inverse", "fusion")),
-            Stage(3, [opt_degradation, opt_inverse], stage3, ("degradation", "inverse", "fusion"))]
+    return [Stage(1, [opt_degradation], stage1, ("degradation",), sampler=samplers[1]),
+            Stage(2, [opt_inverse], stage2, ("inverse", "fusion"), sampler=samplers[2]),
+            Stage(3, [opt_degradation, opt_inverse], stage3, ("degradation", "inverse", "fusion"),
+                  sampler=samplers[3])]

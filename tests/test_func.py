@@ -228,6 +228,7 @@ def test_train_stage_logs_progress_lines_without_a_terminal(monkeypatch, caplog)
 class _Monitor:
     stage_results = {1: {"epoch": 5, "lr": 0.5, "checks": {"fusion": {"PSNR": np.float64(30.0)}}}}
     seconds = 1.5
+    loss_history = {}
 
 
 def _session(tmp_path, state=None, every="5"):

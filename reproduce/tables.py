@@ -1,0 +1,504 @@
+"""The papers' tables in one command: UDALN's Table I (the ablation of its training stages 1+2 / 3 /
+1+2+3) and Tables II-III (every method at scale factors 5 and 8: the three deep methods and every
+classical baseline of ``baselines.BASELINES``) with SAM (degrees), ERGAS, PSNR (dB), RMSE, CC, SSIM and
+the wall time (s), for any data set, all on one Wald pair per scale (Li et al., IEEE GRSL 2022,
+Tables I-III; the same protocol for PFS2C2 and UDS2C2).
+
+    python -m reproduce.tables [--scales 5,8] [--methods LIST] [--tables ablation,comparison]
+        [--jobs N] [--threads T] [--executor pool|local|slurm] [--out DIR] [train_all_special.py options]
+
+Each cell (``reproduce.cells``) is a subprocess: ``train_all_special.py --method M --scale_factor S
+[--stages 12|3] --threads T`` plus the train_all_special.py options given here (data set, schedule,
+seed, ...), writing its run folder in --checkpoints_dir, or a baseline fusing the pair saved in
+``<out>/pairs/`` into ``<out>/baselines/<method>_r<S>/``. Complete cells (metrics.json present) are
+skipped, so a sweep resumes; a progress line is printed per finished cell. The tables go to
+``<out>/tables.md``, ``tables.csv``, ``tables.tex`` and ``tables.json`` (default out:
+``<checkpoints_dir>/tables/<data_name>/``), with the best value of each column in bold (lowest SAM,
+ERGAS, RMSE, time; highest PSNR, CC, SSIM), the seed and the git commit.
+"""
+import argparse
+import concurrent.futures
+import csv
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from baselines import BASELINES
+from config import METHODS as DEEP_METHODS
+from config import build_parser, get_args, usable_cpus
+from reproduce.cells import BUSY_MINUTES, ROOT, TRAIN_SCRIPT, Cell, cell_status, read_metrics, run_cell
+
+LABELS = {"bicubic": "Bicubic", "gsa": "GSA", "mtf_glp_hs": "MTF-GLP-HS", "cnmf": "CNMF", "hysure": "HySure",
+          "fuse": "FUSE", "cstf": "CSTF", "udaln": "UDALN", "pfs2c2": "PFS2C2", "uds2c2": "UDS2C2"}
+# Deep methods longest first (README "Results": PFS2C2 about 24 min, UDS2C2 13, UDALN 7 at one thread),
+# after the baselines (seconds each), so that a pool of workers finishes as early as it can.
+DEFAULT_METHODS = tuple(BASELINES) + ("pfs2c2", "uds2c2", "udaln")
+ABLATION_STAGES = (("12", "1+2"), ("3", "3"), ("123", "1+2+3"))
+TABLE_KINDS = ("ablation", "comparison")
+ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X")
+# Options of train_all_special.py that the sweep sets per cell itself, or that give no reference to score.
+SET_PER_CELL = ("method", "scale_factor", "stages", "resume", "overwrite")
+NO_REFERENCE = ("lr_hsi", "hr_msi", "reference", "reduced_resolution")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: ``key`` in a row's values, ``header``, ``fmt`` for its numbers, ``better``
+    (min or max) picks the bold value."""
+    key: str
+    header: str
+    fmt: str
+    better: object
+
+
+COLUMNS = (Column("SAM", "SAM", "{:.3f}", min), Column("ERGAS", "ERGAS", "{:.3f}", min),
+           Column("PSNR", "PSNR", "{:.2f}", max), Column("RMSE", "RMSE", "{:.5f}", min),
+           Column("CC", "CC", "{:.5f}", max), Column("SSIM", "SSIM", "{:.4f}", max),
+           Column("time", "Time (s)", "{:.2f}", min))
+
+
+@dataclass
+class Row:
+    """One line of a table: its ``label``, ``values`` {column key: float, or None when the cell is not
+    complete} and the cell's ``folder``."""
+    label: str
+    values: dict
+    folder: str = ""
+
+
+@dataclass
+class Table:
+    """``number`` (roman, as in the paper), ``title``, ``first`` (the first column's header), ``scale``
+    (r), ``rows`` (Row); ``id`` names it in the CSV and in the LaTeX label."""
+    id: str
+    number: str
+    title: str
+    first: str
+    scale: int
+    rows: list = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- writers
+
+def _shown(column, value):
+    """The value as the table prints it, or None for a missing or NaN value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return column.fmt.format(value)
+
+
+def best_rows(table):
+    """{column key: set of row indices holding the best value} (lowest SAM, ERGAS, RMSE, time; highest
+    PSNR, CC, SSIM), compared as printed, so that values equal in the table are bold together; rows
+    without a value are left out, a column without any value has no entry."""
+    best = {}
+    for column in COLUMNS:
+        shown = {i: float(s) for i, row in enumerate(table.rows)
+                 if (s := _shown(column, row.values.get(column.key))) is not None}
+        if shown:
+            target = column.better(shown.values())
+            best[column.key] = {i for i, v in shown.items() if v == target}
+    return best
+
+
+def _cells(table, bold):
+    """Each row's label and printed values, with ``bold(text)`` around the best ones and '-' for none."""
+    best = best_rows(table)
+    lines = []
+    for i, row in enumerate(table.rows):
+        texts = []
+        for column in COLUMNS:
+            text = _shown(column, row.values.get(column.key))
+            texts.append("-" if text is None else bold(text) if i in best.get(column.key, ()) else text)
+        lines.append((row.label, texts))
+    return lines
+
+
+def provenance_line(provenance):
+    """'Seed 2, git commit 0123abc...' (with ', with uncommitted changes' when the checkout was dirty)."""
+    return f"Seed {provenance['seed']}, git commit {provenance['commit']}"
+
+
+def markdown(tables, provenance):
+    """The tables as one Markdown document: a header with the data set, seed, commit and units, then
+    one section per table, the best value of each column in bold (**x**)."""
+    out = [f"# Reproduced tables: {provenance['data_name']}", "",
+           f"{provenance_line(provenance)}. {provenance['note']}", ""]
+    for table in tables:
+        out += [f"## Table {table.number}: {table.title}", "",
+                "| " + " | ".join([table.first] + [c.header for c in COLUMNS]) + " |",
+                "|---" + "|---:" * len(COLUMNS) + "|"]
+        out += ["| " + " | ".join([label] + texts) + " |" for label, texts in _cells(table, lambda t: f"**{t}**")]
+        out.append("")
+    return "\n".join(out)
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text):
+    """``text`` with LaTeX's special characters escaped."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def latex(tables, provenance):
+    """The tables as LaTeX ``table`` environments (plain ``tabular`` with ``\\hline``, no package
+    needed), the best value of each column in ``\\textbf``, the seed and commit in each caption."""
+    out = [f"% Reproduced tables: {latex_escape(provenance['data_name'])}. "
+           f"{latex_escape(provenance_line(provenance))}."]
+    for table in tables:
+        out += [r"\begin{table}[htbp]", r"\centering",
+                rf"\caption{{{latex_escape(table.title)}. {latex_escape(provenance_line(provenance))}.}}",
+                rf"\label{{tab:{table.id}}}",
+                r"\begin{tabular}{l" + "r" * len(COLUMNS) + "}", r"\hline",
+                " & ".join([latex_escape(table.first)] + [latex_escape(c.header) for c in COLUMNS]) + r" \\",
+                r"\hline"]
+        out += [" & ".join([latex_escape(label)] + texts) + r" \\"
+                for label, texts in _cells(table, lambda t: rf"\textbf{{{t}}}")]
+        out += [r"\hline", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def csv_text(tables, provenance):
+    """The tables as one CSV: a row per table line with the table id, r, the label, the unrounded values
+    (empty when missing), ``best`` (the columns where the line is best, ';'-separated: the bold of the
+    other formats), the seed and the commit."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["table", "r", "row"] + [c.key if c.key != "time" else "time_s" for c in COLUMNS]
+                    + ["best", "seed", "commit"])
+    for table in tables:
+        best = best_rows(table)
+        for i, row in enumerate(table.rows):
+            values = [row.values.get(c.key) for c in COLUMNS]
+            writer.writerow([table.id, table.scale, row.label] + ["" if v is None else repr(float(v)) for v in values]
+                            + [";".join(c.key for c in COLUMNS if i in best.get(c.key, ())),
+                               provenance["seed"], provenance["commit"]])
+    return buffer.getvalue()
+
+
+def _atomic_text(path, text):
+    partial = f"{path}.{os.getpid()}.part"
+    with open(partial, "w") as f:
+        f.write(text)
+    os.replace(partial, path)
+
+
+def write_tables(tables, folder, provenance, extra=None):
+    """Write tables.md, tables.csv, tables.tex and tables.json (the tables' values, best rows, folders,
+    the provenance and ``extra``) into ``folder``; returns their paths."""
+    os.makedirs(folder, exist_ok=True)
+    paths = {ext: os.path.join(folder, f"tables.{ext}") for ext in ("md", "csv", "tex", "json")}
+    _atomic_text(paths["md"], markdown(tables, provenance))
+    _atomic_text(paths["csv"], csv_text(tables, provenance))
+    _atomic_text(paths["tex"], latex(tables, provenance))
+    record = {**provenance, **(extra or {}), "tables": [
+        {"id": t.id, "number": t.number, "title": t.title, "scale": t.scale,
+         "best": {k: sorted(t.rows[i].label for i in v) for k, v in best_rows(t).items()},
+         "rows": [{"label": r.label, "folder": r.folder, "values": r.values} for r in t.rows]} for t in tables]}
+    _atomic_text(paths["json"], json.dumps(record, indent=2))
+    return paths
+
+
+# ----------------------------------------------------------------------------- provenance
+
+def git_commit(root=ROOT):
+    """The checkout's HEAD commit (hex), '+ uncommitted changes' appended when tracked files differ from
+    it, or 'unknown (...)' outside a git checkout. Only reads the repository."""
+    def git(*argv):
+        return subprocess.run(["git", "-C", root, *argv], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{commit}, with uncommitted changes" if dirty else commit
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+def parse(argv):
+    """This command's options and the train_all_special.py options passed through to every cell
+    (validated by config.get_args: a bad one exits with its one-line message, status 2)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m reproduce.tables", allow_abbrev=False,
+        description="The papers' tables (UDALN Table I, Tables II-III) in one command. Options not listed "
+                    "here are train_all_special.py's (e.g. --data_name, --default_datapath, --seed, "
+                    "--epoch_stage1) and are passed to every deep cell and to the Wald simulation.")
+    parser.add_argument("--scales", default="5,8", help="scale factors, comma-separated (default: 5,8)")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                        help="methods of the comparison tables, in table order (default: every baseline, then "
+                             "pfs2c2, uds2c2, udaln)")
+    parser.add_argument("--tables", default=",".join(TABLE_KINDS),
+                        help="ablation (Table I: UDALN stages 12 / 3 / 123) and/or comparison (Tables II-III) "
+                             "(default: both)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="cells run at once (default: usable cores // --threads locally; every cell at once "
+                             "on SLURM)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per cell (default: 1)")
+    parser.add_argument("--executor", choices=("pool", "local", "slurm"), default="pool",
+                        help="pool: a local pool of worker subprocesses; local: submitit's local executor; "
+                             "slurm: SLURM jobs through submitit (default: pool)")
+    parser.add_argument("--slurm_partition", default=None, help="SLURM partition (default: the cluster's)")
+    parser.add_argument("--slurm_time", type=int, default=240, metavar="MINUTES",
+                        help="time limit of each cell's submitit job, minutes (default: 240)")
+    parser.add_argument("--slurm_cpus", type=int, default=None,
+                        help="CPUs per SLURM job (default: --threads)")
+    parser.add_argument("--out", default=None,
+                        help="folder of the tables, the Wald pairs and the baseline cells (default: "
+                             "<checkpoints_dir>/tables/<data_name>/)")
+    parser.add_argument("--busy_minutes", type=float, default=BUSY_MINUTES,
+                        help="a deep cell's folder without metrics.json written to in the last this many "
+                             "minutes is being trained by another process and is not started (default: 15)")
+    opts, train_argv = parser.parse_known_args(argv)
+
+    def numbers(text, option, least):
+        try:
+            values = [int(v) for v in text.split(",")]
+        except ValueError:
+            values = []
+        if not values or min(values) < least:
+            parser.error(f"--{option} {text}: give comma-separated integers >= {least}")
+        return values
+
+    opts.scales = numbers(opts.scales, "scales", 2)
+    opts.methods = [m for m in opts.methods.split(",") if m]
+    unknown = [m for m in opts.methods if m not in LABELS]
+    if unknown or not opts.methods:
+        parser.error(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from "
+                     f"{', '.join(DEFAULT_METHODS)}")
+    opts.tables = [t for t in opts.tables.split(",") if t]
+    if not opts.tables or set(opts.tables) - set(TABLE_KINDS):
+        parser.error(f"--tables {','.join(opts.tables)}: choose from {', '.join(TABLE_KINDS)}")
+    for option in ("jobs", "threads", "slurm_cpus", "slurm_time"):
+        if getattr(opts, option) is not None and getattr(opts, option) < 1:
+            parser.error(f"--{option} must be at least 1")
+    given, unknown = build_parser().parse_known_args(train_argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} (python -m reproduce.tables -h lists this "
+                     "command's options, python train_all_special.py -h those passed to the cells)")
+    defaults = build_parser().parse_args([])
+    for name in SET_PER_CELL + NO_REFERENCE:
+        if getattr(given, name) != getattr(defaults, name):
+            why = ("the sweep sets it per cell (--scales, --methods, --tables)" if name in SET_PER_CELL
+                   else "the tables need a reference cube: give a data set (--data_name, --default_datapath)")
+            parser.error(f"--{name} cannot be passed to the cells: {why}")
+    train = get_args(train_argv + ["--device", "cpu"])  # CPU here only: the device does not change a run's name
+    return opts, train_argv, train
+
+
+def _cell_args(train_argv, method, scale, stages):
+    """train_all_special.py's options of a deep cell, without --threads (not part of the run's name)."""
+    return list(train_argv) + ["--method", method, "--scale_factor", str(scale)] + (
+        ["--stages", stages] if stages != "123" else [])
+
+
+def plan(opts, train_argv, train, out):
+    """The cells and the tables: the Wald pair of each scale simulated once and saved to
+    ``<out>/pairs/<data_name>_r<S>.npz`` (the baselines' input; the deep runs simulate the same pair
+    with data_loader.Dataset), a deep cell per (method, scale, stages) named by func.run_folder_name
+    for exactly its options, a baseline cell per (baseline, scale). Returns (cells, layout, pairs):
+    the cells in the order they are started (baselines, then the longest deep runs), the tables as
+    (Table without rows, [(row label, Cell), ...]) and {scale: {"path", "sha256", "cube"}}. Raises
+    data_loader.DataError for a bad data set."""
+    from func import run_folder_name
+    from reproduce.cells import save_wald_pair, wald_pair
+
+    cells, layout, pairs = {}, [], {}
+
+    def deep(method, scale, stages, cube):
+        argv = _cell_args(train_argv, method, scale, stages)
+        args = get_args(argv + ["--device", "cpu"])
+        folder = os.path.join(args.checkpoints_dir, run_folder_name(args, cube))
+        command = (sys.executable, TRAIN_SCRIPT, *argv, "--threads", str(opts.threads))
+        return cells.setdefault(folder, Cell("deep", method, scale, stages, folder, command, opts.threads))
+
+    def baseline(method, scale):
+        folder = os.path.join(out, "baselines", f"{method}_r{scale}")
+        command = (sys.executable, "-m", "reproduce.cells", "--method", method, "--pair", pairs[scale]["path"],
+                   "--folder", folder)
+        return cells.setdefault(folder, Cell("baseline", method, scale, "123", folder, command, opts.threads,
+                                             pairs[scale]["sha256"]))
+
+    for scale in opts.scales:
+        pair = wald_pair(get_args(train_argv + ["--scale_factor", str(scale), "--device", "cpu"]))
+        path = os.path.join(out, "pairs", f"{train.data_name}_r{scale}.npz")
+        pairs[scale] = {"path": path, "sha256": save_wald_pair(pair, path), "cube": pair["cube"]}
+
+    def where(scale):
+        cube = f", cube {pairs[scale]['cube']}" if train.image_index != 0 else ""
+        return f"{train.data_name}{cube}, r = {scale}"
+
+    if "ablation" in opts.tables:
+        for scale in opts.scales:
+            table = Table(f"ablation_r{scale}", ROMAN[0], f"UDALN, ablation of its training stages ({where(scale)})",
+                          "Stages", scale)
+            layout.append((table, [(label, deep("udaln", scale, stages, pairs[scale]["cube"]))
+                                   for stages, label in ABLATION_STAGES]))
+    if "comparison" in opts.tables:
+        for i, scale in enumerate(opts.scales):
+            table = Table(f"comparison_r{scale}", ROMAN[min(i + 1, len(ROMAN) - 1)],
+                          f"Comparison of the methods ({where(scale)})", "Method", scale)
+            layout.append((table, [(LABELS[m], deep(m, scale, "123", pairs[scale]["cube"]) if m in DEEP_METHODS
+                                    else baseline(m, scale)) for m in opts.methods]))
+    order = {m: i for i, m in enumerate(DEFAULT_METHODS)}
+    ordered = sorted(cells.values(), key=lambda c: (c.kind == "deep", order[c.method], c.stages != "123", c.scale))
+    return ordered, layout, pairs
+
+
+def cell_values(cell):
+    """A complete cell's row values {SAM, ..., SSIM, time} from its metrics.json ("final",
+    "total_seconds"), or None when it is not complete."""
+    metrics = read_metrics(cell.folder)
+    if metrics is None or "final" not in metrics or (cell.kind == "baseline"
+                                                     and metrics.get("pair_sha256") != cell.pair_sha256):
+        return None
+    return {**{c.key: metrics["final"].get(c.key) for c in COLUMNS if c.key != "time"},
+            "time": metrics.get("total_seconds")}
+
+
+def _summary(values):
+    seconds = values["time"]
+    return f"PSNR {values['PSNR']:.2f} dB, {seconds:.{2 if seconds < 10 else 0}f} s"
+
+
+class _Submitit:
+    """Runs cells as submitit jobs (``executor``: "local" or "slurm"); ``submit`` returns a job, whose
+    done() and result() the sweep polls like a local future."""
+
+    def __init__(self, opts, folder):
+        import submitit
+
+        self.executor = submitit.AutoExecutor(folder=folder, cluster=opts.executor)
+        self.executor.update_parameters(timeout_min=opts.slurm_time, cpus_per_task=opts.slurm_cpus or opts.threads,
+                                        nodes=1, tasks_per_node=1, name="reproduce-tables",
+                                        slurm_partition=opts.slurm_partition)
+
+    def submit(self, command, log_path, threads):
+        return self.executor.submit(run_cell, command, log_path, threads)
+
+    def close(self, wait):
+        """Nothing to wait for: a submitted job outlives the sweep, and the next sweep finds its folder."""
+
+
+class _Pool:
+    """Runs cells as subprocesses, ``jobs`` at a time (a thread each waits on its subprocess)."""
+
+    def __init__(self, jobs):
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
+
+    def submit(self, command, log_path, threads):
+        return self.pool.submit(run_cell, command, log_path, threads)
+
+    def close(self, wait):
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def sweep(cells, opts, out, poll_seconds=0.5):
+    """Run the cells that are not complete, ``--jobs`` at a time, with the chosen executor; print a
+    progress line per cell ('[k/n] label: ...'). Returns {cell: outcome}, outcome one of "complete",
+    "running" (left to another process), "failed" (see the log in ``<out>/logs/``)."""
+    n = len(cells)
+    outcome, todo, k = {}, [], 0
+    for cell in cells:
+        status = cell_status(cell, opts.busy_minutes)
+        if status.command is None:
+            k += 1
+            outcome[cell] = status.state
+            values = cell_values(cell) if status.state == "complete" else None
+            what = f"already complete ({_summary(values)})" if values else f"not started: {status.why}"
+            print(f"[{k}/{n}] {cell.label}: {what}", flush=True)
+        else:
+            if status.why:
+                print(f"{cell.label}: {status.why}", flush=True)
+            todo.append((cell, status))
+    if not todo:
+        return outcome
+    jobs = opts.jobs or (len(todo) if opts.executor == "slurm" else max(1, usable_cpus() // opts.threads))
+    runner = _Pool(jobs) if opts.executor == "pool" else _Submitit(opts, os.path.join(out, "submitit"))
+    queue, running = list(todo), {}
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                cell, status = queue.pop(0)
+                log_path = os.path.join(out, "logs", f"{cell.key}.log")
+                running[runner.submit(status.command, log_path, cell.threads)] = (cell, log_path)
+            finished = [handle for handle in running if handle.done()]
+            if not finished:
+                time.sleep(poll_seconds)
+            for handle in finished:
+                cell, log_path = running.pop(handle)
+                k += 1
+                try:
+                    reason = f"exit {handle.result()}"
+                except Exception as exc:  # e.g. a submitit job past its time limit: reported, the sweep goes on
+                    reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+                values = cell_values(cell)
+                outcome[cell] = "complete" if values else "failed"
+                what = _summary(values) if values else f"failed ({reason}); see {log_path}"
+                print(f"[{k}/{n}] {cell.label}: {what}", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: waiting for the running cells (Ctrl-C in the terminal stops them too; a deep run "
+              "saves its checkpoint and the next sweep resumes it); the tables hold the complete cells", flush=True)
+        runner.close(wait=opts.executor == "pool")
+        raise
+    runner.close(wait=True)
+    return outcome
+
+
+def build_tables(layout):
+    """The tables of ``layout`` (plan's) with each row's values read from its cell's metrics.json
+    (empty values for a cell not complete)."""
+    return [Table(table.id, table.number, table.title, table.first, table.scale,
+                  [Row(label, cell_values(cell) or {}, cell.folder) for label, cell in rows]) for table, rows in layout]
+
+
+def main(argv=None):
+    """The command line; returns the exit status: 0 every cell complete, 1 some cell failed or is left
+    to another process (the tables hold the complete ones, '-' elsewhere), 2 bad options, 130 interrupted."""
+    from data_loader import DataError
+
+    opts, train_argv, train = parse(argv)
+    out = os.path.abspath(opts.out or os.path.join(train.checkpoints_dir, "tables", train.data_name))
+    try:
+        cells, layout, pairs = plan(opts, train_argv, train, out)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    started = time.time()
+    interrupted = False
+    try:
+        outcome = sweep(cells, opts, out)
+    except KeyboardInterrupt:
+        interrupted, outcome = True, {}
+    provenance = {
+        "data_name": train.data_name, "seed": train.seed, "commit": git_commit(),
+        "note": (f"Wald's protocol (data_loader.simulate_pair), one pair per scale for every method. SAM in "
+                 f"degrees, PSNR in dB, RMSE in the cube's units; time: wall time in seconds, {opts.threads} "
+                 f"thread{'s' if opts.threads > 1 else ''} per cell (deep methods: training and results, "
+                 "metrics.json total_seconds; baselines: the fusion, given the true PSF and SRF). Bold: the best "
+                 "of each column (lowest SAM, ERGAS, RMSE, time; highest PSNR, CC, SSIM). '-': the cell is not "
+                 "complete."),
+    }
+    extra = {"written": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "sweep_seconds": round(time.time() - started, 1),
+             "threads": opts.threads, "executor": opts.executor, "train_options": train_argv,
+             "pairs": {str(s): p for s, p in pairs.items()}}
+    paths = write_tables(build_tables(layout), out, provenance, extra)
+    print(f"tables: {', '.join(paths.values())}", flush=True)
+    if interrupted:
+        return 130
+    missing = [c.label for c in cells if outcome.get(c) != "complete"]
+    if missing:
+        print(f"{len(missing)} of {len(cells)} cells not complete: {', '.join(missing)}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""reproduce.classification: scores against scikit-learn, the split, the ground truth's alignment with a
+cropped cube, and the command on a tiny synthetic run folder."""
+import csv
+import json
+import re
+import warnings
+
+import numpy as np
+import pytest
+import scipy.io
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score, recall_score
+from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+from config import get_args
+from data_loader import DataError
+from reproduce import classification as cl
+
+CROP = {"top": 1, "bottom": 1, "left": 0, "right": 1}  # what crop_to_multiple removes from 22 x 21 at r = 5
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(7)
+
+
+@pytest.fixture
+def few_trees(monkeypatch):
+    monkeypatch.setattr(cl, "RF_TREES", 20)
+
+
+def class_spectra(gt, bands, seed=1):
+    """An H x W x bands cube whose spectrum is a fixed random vector per label: the labels, as spectra."""
+    spectra = np.random.default_rng(seed).uniform(0.1, 0.9, (int(gt.max()) + 1, bands))
+    return spectra[gt]
+
+
+# ----------------------------------------------------------------------------- scores
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scores_equal_scikit_learn_on_random_labels(seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(1, 7, 500)
+    y_pred = np.where(rng.random(500) < 0.6, y_true, rng.integers(1, 9, 500))  # 7, 8: predicted, never true
+    scores = cl.accuracy_scores(y_true, y_pred)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns that y_pred has classes y_true lacks
+        assert scores["AA"] == pytest.approx(balanced_accuracy_score(y_true, y_pred), abs=1e-12)
+    assert scores["OA"] == pytest.approx(accuracy_score(y_true, y_pred), abs=1e-12)
+    assert scores["kappa"] == pytest.approx(cohen_kappa_score(y_true, y_pred), abs=1e-12)
+    present = np.unique(y_true)
+    expected = recall_score(y_true, y_pred, labels=present, average=None)
+    assert list(scores["per_class"]) == present.tolist()
+    np.testing.assert_allclose(list(scores["per_class"].values()), expected, atol=1e-12)
+    assert scores["classes"] == list(range(1, 9))
+    np.testing.assert_array_equal(scores["confusion_matrix"], sk_confusion_matrix(y_true, y_pred))
+
+
+def test_confusion_matrix_refuses_a_label_outside_the_given_ones():
+    with pytest.raises(ValueError, match=r"labels \[5\] are not in \[1, 2, 3\]"):
+        cl.confusion_matrix([1, 2, 5], [1, 2, 3], labels=[1, 2, 3])
+
+
+def test_perfect_agreement_gives_one_and_a_single_class_leaves_kappa_undefined():
+    perfect = cl.accuracy_scores([1, 2, 2, 3], [1, 2, 2, 3])
+    assert (perfect["OA"], perfect["AA"], perfect["kappa"]) == (1.0, 1.0, 1.0)
+    assert np.isnan(cl.accuracy_scores([4, 4], [4, 4])["kappa"])
+
+
+# ----------------------------------------------------------------------------- split
+
+def test_split_is_stratified_disjoint_and_the_same_for_the_same_seed():
+    labels = np.repeat([1, 2, 3], [200, 120, 80])
+    train, test = cl.stratified_split(labels, 0.1, seed=3)
+    assert np.bincount(labels[train]).tolist() == [0, 20, 12, 8]
+    assert np.intersect1d(train, test).size == 0 and np.union1d(train, test).tolist() == list(range(400))
+    again, _ = cl.stratified_split(labels, 0.1, seed=3)
+    other, _ = cl.stratified_split(labels, 0.1, seed=4)
+    np.testing.assert_array_equal(train, again)
+    assert not np.array_equal(train, other)
+
+
+def test_split_refuses_a_class_of_one_pixel():
+    with pytest.raises(DataError, match=r"^gt\.mat: cannot split 5 labelled pixels of 2 classes"):
+        cl.stratified_split(np.array([1, 1, 1, 1, 2]), 0.5, source="gt.mat")
+
+
+# ----------------------------------------------------------------------------- ground truth
+
+def test_aligned_ground_truth_classifies_a_cube_of_its_labels_perfectly_and_a_shifted_one_does_not(rng, few_trees):
+    full_gt = rng.integers(0, 5, (22, 21))  # the cube file's grid; 0 = unlabelled
+    top, bottom, left, right = offsets = cl.crop_offsets({"crop": CROP})
+    cube = class_spectra(full_gt, 6)[top:22 - bottom, left:21 - right]  # the cropped cube the run fused
+    for gt, perfect in ((full_gt, True), (np.roll(full_gt, 1, axis=0), False), (np.roll(full_gt, 1, axis=1), False)):
+        aligned = cl.align_ground_truth(gt, offsets, cube.shape, "gt.mat")
+        indices, labels, _ = cl.labelled_pixels(aligned, None, "gt.mat")
+        train, test = cl.stratified_split(labels, 0.3, seed=0)
+        scores = cl.classify(cube.reshape(-1, 6)[indices], labels, train, test)
+        for name in cl.CLASSIFIERS:
+            assert (scores[name]["OA"] == 1.0) == perfect
+            if not perfect:
+                assert scores[name]["OA"] < 0.6
+
+
+def test_crop_offsets_of_a_simulated_and_a_real_pair():
+    assert cl.crop_offsets({"crop": CROP}) == (1, 1, 0, 1)
+    assert cl.crop_offsets({"hr_crop": [3, 2]}) == (0, 3, 0, 2)
+    assert cl.crop_offsets({}) == (0, 0, 0, 0)
+
+
+def test_ground_truth_of_another_size_is_refused():
+    with pytest.raises(DataError, match=r"^gt\.mat: the ground truth is 20 x 21 pixels, but the fused image is "
+                                        r"20 x 20"):
+        cl.align_ground_truth(np.zeros((20, 21), int), (1, 1, 0, 1), (20, 20), "gt.mat")
+
+
+def test_ground_truth_with_fractional_or_negative_labels_is_refused(tmp_path):
+    path = tmp_path / "gt.mat"
+    gt = np.ones((4, 5))
+    gt[2, 3] = 1.5
+    gt[3, 0] = -1
+    scipy.io.savemat(path, {"y": gt})
+    with pytest.raises(DataError, match=re.escape(f"{path}: 2 ground-truth values are not non-negative integers, "
+                                                  "the first at (row, column) = (2, 3)")):
+        cl.read_ground_truth(str(path))
+
+
+def test_embedded_ground_truth_matches_the_embedded_cube():
+    gt = cl.read_ground_truth(cl.DEFAULT_GT)
+    assert gt.shape == (145, 145)
+    assert np.bincount(gt.ravel())[1:].tolist() == [46, 1428, 830, 237, 483, 730, 28, 478, 20, 972, 2455, 593,
+                                                    205, 1265, 386, 93]
+
+
+# ----------------------------------------------------------------------------- run folders
+
+def test_options_from_opt_txt_strings_give_the_same_arguments_as_typed_ones(tmp_path):
+    typed = {"scale_factor": 8, "mask_invalid": True, "nodata": -9999.0, "snr_hsi": None, "isCal_SRF": "No",
+             "device": "cuda:0", "resume": "/gone", "msi_gamma": 0.9}
+    as_text = {k: str(v) for k, v in typed.items()}
+    expected = ["--isCal_SRF=No", "--mask_invalid", "--msi_gamma=0.9", "--nodata=-9999.0", "--scale_factor=8",
+                "--device=cpu"]
+    assert sorted(cl.options_argv(typed)) == sorted(cl.options_argv(as_text)) == sorted(expected)
+
+
+@pytest.fixture
+def simulated_runs(tmp_path, rng):
+    """A 22 x 21 cube of 3 class spectra (r = 5 crops it to 20 x 20), its label map, and run folders:
+    'exact' holds the reference as its output, 'other' was fused at r = 2 (another pair)."""
+    gt = rng.integers(0, 4, (22, 21))
+    gt[0, :3] = [1, 2, 3]
+    (tmp_path / "data" / "toy").mkdir(parents=True)
+    (tmp_path / "srf").mkdir()
+    np.save(tmp_path / "data" / "toy" / "scene.npy", class_spectra(gt, 10))
+    np.save(tmp_path / "srf" / "toy.npy", np.kron(np.eye(3), np.ones((4, 1)))[:10])
+    scipy.io.savemat(tmp_path / "gt.mat", {"y": gt.astype(np.uint8)})
+
+    def run(name, *extra, out=None, crop=CROP):
+        argv = ["--default_datapath", str(tmp_path / "data"), "--sp_root_path", str(tmp_path / "srf"),
+                "--data_name", "toy", "--device", "cpu", *extra]
+        options = {k: str(v) if k == "device" else v for k, v in vars(get_args(argv)).items()}
+        folder = tmp_path / "checkpoints" / name
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"method": "udaln", "options": options,
+                                                          "data": {"crop": crop}}))
+        if out is not None:
+            scipy.io.savemat(folder / "My_Out.mat", {"Out": out.astype(np.float32)})
+        return str(folder)
+
+    reference = class_spectra(gt, 10)[1:21, 0:20]
+    other = run("other", "--scale_factor", "2", crop=dict(CROP, top=0, bottom=0))
+    return tmp_path, gt, run("exact", out=reference), other
+
+
+def test_command_scores_every_image_of_a_run_folder(simulated_runs, few_trees):
+    tmp_path, gt, exact, _ = simulated_runs
+    output = tmp_path / "out"
+    assert cl.main([exact, "--gt", str(tmp_path / "gt.mat"), "--train_fraction", "0.2", "--seed", "1",
+                    "--output", str(output)]) == 0
+    results = json.loads((output / "classification.json").read_text())
+    names = [image["name"] for image in results["images"]]
+    assert names == ["bicubic", "HR-MSI", "udaln (exact)", "reference"]
+    labels = gt[1:21, 0:20]
+    labels = labels[labels > 0]
+    assert results["labelled_pixels"] == labels.size
+    assert results["train_pixels"] + results["test_pixels"] == labels.size
+    assert sorted(results["classes"]) == ["1", "2", "3"]
+    for image in results["images"][2:]:
+        for name in cl.CLASSIFIERS:
+            assert (image[name]["OA"], image[name]["AA"], image[name]["kappa"]) == (1.0, 1.0, 1.0)
+            assert image[name]["per_class"] == {"1": 1.0, "2": 1.0, "3": 1.0}
+    assert results["distinct_spectra"] == {"of": "reference", "count": 3}
+    with open(output / "classification.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["image"] for row in rows] == names
+    assert float(rows[1]["rf_OA"]) == pytest.approx(results["images"][1]["rf"]["OA"], abs=1e-6)
+    table = (output / "classification.md").read_text()
+    assert "| udaln (exact) | 100.00 | 100.00 | 1.0000 | 100.00 | 100.00 | 1.0000 |" in table
+    assert "Note: The reference holds only 3 distinct spectra over the labelled pixels of 3 classes" in table
+
+
+def test_runs_of_different_pairs_are_refused(simulated_runs):
+    tmp_path, _, exact, other = simulated_runs
+    with pytest.raises(DataError, match=f"^{re.escape(other)} fused another pair than {re.escape(exact)}"):
+        cl.evaluate_runs([exact, other], str(tmp_path / "gt.mat"))
+
+
+def test_a_run_whose_recorded_crop_differs_from_its_data_now_is_refused(simulated_runs):
+    tmp_path, _, exact, _ = simulated_runs
+    path = tmp_path / "checkpoints" / "exact" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["data"]["crop"]["top"] = 0
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(DataError, match=re.escape(f"{exact}: metrics.json records the crop [0, 1, 0, 1] (top, bottom, "
+                                                  "left, right), but its options now give [1, 1, 0, 1]")):
+        cl.evaluate_runs([exact], str(tmp_path / "gt.mat"))
+
+
+def test_a_folder_without_metrics_is_refused(tmp_path):
+    with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path))}: no metrics.json, so not a finished run folder"):
+        cl.load_run(str(tmp_path))
