@@ -278,7 +278,7 @@ def build_parser():
                         "or whole-image training needs more than half the available memory, else whole")
     g.add_argument("--patch_size", type=int, metavar="P", default=0,
                    help="patch side in LR-HSI pixels (the HR-MSI patch is r P); a value > 0 trains on patches "
-                        "(default: 0, automatic: 96 // r)")
+                        "(default: 0, automatic: 64 // r)")
     g.add_argument("--patches_per_step", type=int, metavar="B", default=4,
                    help="patches in each training step's batch (patch training only)")
     return p

@@ -29,9 +29,10 @@ PATCH_MODE_HR_PIXELS = 1024 * 1024
 # the evaluation and other processes.
 MEMORY_FRACTION = 0.5
 # --patch_size 0 (automatic): patches of about this many HR pixels a side, P = this // r LR pixels. With
-# the default 4 patches a step, a step's batch holds about as many HR pixels as the papers' whole images
-# (145 x 145 to 240 x 240), so a step costs what it costs in the papers' setting (benchmarks/scale.py).
-AUTO_PATCH_HR_SIZE = 96
+# the default 4 patches a step, a step's batch holds about as many HR pixels (16,384) as the embedded
+# 145 x 145 image (21,025), so a step costs about what a step of the papers' setting costs and the
+# full schedule stays within reach of a CPU (benchmarks/scale.py).
+AUTO_PATCH_HR_SIZE = 64
 # A patch position is drawn only when at least this share of its LR pixels, and of its HR pixels, is
 # valid (pair.lr_valid / pair.hr_valid): patches that are mostly no-data are skipped.
 MIN_VALID_FRACTION = 0.5
@@ -94,9 +95,31 @@ class PatchSampler:
         self.grid = (h - self.size[0] + 1, w - self.size[1] + 1)  # origins per column, per row
         self.allowed = self._allowed_origins()
         self.positions = self.grid[0] * self.grid[1] if self.allowed is None else len(self.allowed)
+        self.lr_weight, self.hr_weight = self._coverage_weights()
         self.seed = stream_seed(seed, stream)
         self.generator = torch.Generator()
         self.reset()
+
+    def _coverage_weights(self):
+        """Loss weights that make a batch's mean L1 an unbiased estimate of the whole image's: pixels near
+        the borders lie in fewer patch positions than central ones (a corner pixel in one, a central one
+        in P^2), so each pixel's L1 is weighted by 1 / (the positions covering it), scaled to a mean of 1
+        over the covered pixels, times its valid mask. Returns (1 x 1 x h x w, 1 x 1 x rh x rw) float32
+        tensors on the pair's device."""
+        pair, r = self.pair, self.pair.scale
+        origins = torch.zeros(self.grid[0] * self.grid[1])
+        origins[slice(None) if self.allowed is None else self.allowed] = 1.0
+        box = torch.ones(1, 1, *self.size)
+        coverage = torch.nn.functional.conv2d(origins.view(1, 1, *self.grid), box,
+                                              padding=(self.size[0] - 1, self.size[1] - 1))
+        covered = coverage > 0
+        weight = torch.where(covered, coverage.clamp(min=1).reciprocal(), torch.zeros(()))
+        weight = weight / weight[covered].mean()
+        device = pair.Y.device
+        lr = weight.to(device) * (1.0 if pair.lr_mask is None else pair.lr_mask)
+        hr = weight.repeat_interleave(r, dim=2).repeat_interleave(r, dim=3).to(device)
+        hr = hr * (1.0 if pair.hr_mask is None else pair.hr_mask)
+        return lr, hr
 
     def _allowed_origins(self):
         """Flat indices (i grid[1] + j) of the positions valid enough, int64; None when every one is."""
@@ -134,7 +157,7 @@ class PatchSampler:
         self._before = self.generator.get_state()
         self.draws += 1
         rows, cols = self.origins(self.count)
-        return self.pair.patches(rows, cols, *self.size)
+        return self.pair.patches(rows, cols, *self.size, weights=(self.lr_weight, self.hr_weight))
 
     def distinct(self, count):
         """``count`` different positions (all when there are fewer), with the truths for the checks:

@@ -137,12 +137,34 @@ def test_patches_that_are_mostly_no_data_are_never_drawn():
     assert 0 < len(expected) < 7 * 9 and sampler.positions == len(expected)
     view = sampler.draw()
     assert set(zip(view.rows.tolist(), view.cols.tolist())) == expected
-    # each patch's masks are the slices of the pair's: the masked L1 counts only the patch's valid pixels
+    # each patch's loss weights are the slices of the sampler's: zero exactly where the pair has no data
     b, i, j = 0, int(view.rows[0]), int(view.cols[0])
-    assert torch.equal(view.lr_mask[b, 0], torch.from_numpy(lr_valid[i:i + 4, j:j + 4].astype(np.float32)))
+    assert torch.equal(view.lr_mask[b, 0] > 0, torch.from_numpy(lr_valid[i:i + 4, j:j + 4]))
+    assert torch.equal(view.lr_mask[b, 0], sampler.lr_weight[0, 0, i:i + 4, j:j + 4])
     a = torch.rand_like(view.Y)
-    mask = view.lr_mask.expand_as(a).bool()
-    assert torch.isclose(view.lr_l1(a, view.Y), (a - view.Y).abs()[mask].mean())
+    w = view.lr_mask.expand_as(a)
+    assert torch.isclose(view.lr_l1(a, view.Y), ((a - view.Y).abs() * w).sum() / w.sum())
+
+
+def test_coverage_weights_make_every_pixel_count_equally():
+    # Summed over every allowed position, a pixel's weight times the patches covering it is the same
+    # for all covered valid pixels: the batch loss is an unbiased estimate of the whole image's.
+    lr_valid = np.ones((9, 11), dtype=bool)
+    lr_valid[:5, :4] = False
+    pair = synthetic_pair(h=9, w=11, r=2, lr_valid=lr_valid)
+    sampler = PatchSampler(pair, 4, 1, seed=0, stream=1)
+    allowed = range(sampler.positions) if sampler.allowed is None else sampler.allowed.tolist()
+    total = np.zeros((9, 11))
+    for flat in allowed:
+        i, j = divmod(int(flat), sampler.grid[1])
+        total[i:i + 4, j:j + 4] += sampler.lr_weight[0, 0, i:i + 4, j:j + 4].numpy()
+    counted = total > 0
+    assert np.allclose(total[counted], total[counted][0])
+    assert not counted[~lr_valid].any()
+    # an HR pixel is covered as often as its LR pixel (the HR-MSI's own mask, all valid here, applies)
+    hr, lr_valid_hr = sampler.hr_weight[0, 0].numpy(), np.kron(lr_valid, np.ones((2, 2), bool))
+    lr_as_hr = np.kron(sampler.lr_weight[0, 0].numpy(), np.ones((2, 2), np.float32))
+    assert np.array_equal(hr[lr_valid_hr], lr_as_hr[lr_valid_hr]) and (hr[~lr_valid_hr] >= 0).all()
 
 
 def test_a_pair_without_a_patch_valid_enough_is_refused():
@@ -201,7 +223,7 @@ def test_the_checks_run_on_a_fixed_validation_subset(crop_data, short_run_args):
 
 def test_choose_training_mode_thresholds(monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="fusion")
-    pair = synthetic_pair(h=120, w=120, r=5, c=8, cm=2)  # HR 600 x 600; automatic P = 96 // 5 = 19
+    pair = synthetic_pair(h=120, w=120, r=5, c=8, cm=2)  # HR 600 x 600; automatic P = 64 // 5 = 12
     monkeypatch.setattr(func, "available_memory", lambda device: 2 ** 40)
     args = patch_args(training_mode="auto", patch_size=0, patches_per_step=4)
     assert choose_training_mode(args, pair) is None and (args.training_mode, args.patch_size) == ("whole", 0)
@@ -209,27 +231,27 @@ def test_choose_training_mode_thresholds(monkeypatch, caplog):
 
     monkeypatch.setattr(fusion.patches, "PATCH_MODE_HR_PIXELS", 100 * 100)
     args = patch_args(training_mode="auto", patch_size=0, patches_per_step=2)
-    assert choose_training_mode(args, pair) == 2 * 95 * 95
-    assert (args.training_mode, args.patch_size) == ("patches", 19)
+    assert choose_training_mode(args, pair) == 2 * 60 * 60
+    assert (args.training_mode, args.patch_size) == ("patches", 12)
     assert "training on patches (the HR-MSI has 600 x 600 pixels, more than 10000" in caplog.text
-    assert "2 patches of 19 x 19 LR pixels (95 x 95 HR pixels) per step" in caplog.text
+    assert "2 patches of 12 x 12 LR pixels (60 x 60 HR pixels) per step" in caplog.text
 
     monkeypatch.setattr(fusion.patches, "PATCH_MODE_HR_PIXELS", 1024 * 1024)
     whole = func.estimate_memory("udaln", 600, 600, 8, 2, 5)[0]
     monkeypatch.setattr(func, "available_memory", lambda device: whole)  # fits, but not within MEMORY_FRACTION
     args = patch_args(training_mode="auto", patch_size=0, patches_per_step=2)
-    assert choose_training_mode(args, pair) == 2 * 95 * 95
+    assert choose_training_mode(args, pair) == 2 * 60 * 60
     assert "whole-image training needs about" in caplog.text and "more than 50% of the" in caplog.text
 
-    args = patch_args(training_mode="auto", patch_size=0, patches_per_step=40)  # 40 x 95^2 >= 600^2
+    args = patch_args(training_mode="auto", patch_size=0, patches_per_step=100)  # 100 x 60^2 >= 600^2
     assert choose_training_mode(args, pair) is None and args.training_mode == "whole"
-    assert "a batch of 40 patches would be as large as the image" in caplog.text
+    assert "a batch of 100 patches would be as large as the image" in caplog.text
 
     args = patch_args(training_mode="auto", patch_size=6, patches_per_step=3)
     assert choose_training_mode(args, pair) == 3 * 30 * 30 and args.training_mode == "patches"
     assert "training on patches (--patch_size 6 given)" in caplog.text
     args = patch_args(training_mode="patches", patch_size=0, patches_per_step=3)
-    assert choose_training_mode(args, pair) == 3 * 95 * 95 and args.patch_size == 19
+    assert choose_training_mode(args, pair) == 3 * 60 * 60 and args.patch_size == 12
     assert "training on patches (--training_mode patches)" in caplog.text
 
 
