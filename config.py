@@ -221,6 +221,8 @@ def build_parser():
                    help="add Gaussian noise to the LR-HSI at this SNR in dB (default: no noise)")
     g.add_argument("--snr_msi", type=float, default=None,
                    help="add Gaussian noise to the HR-MSI at this SNR in dB (default: no noise)")
+    g.add_argument("--msi_gain", type=float, default=1.0,
+                   help="radiometric mismatch: every band's gain (1.5: an HR-MSI 1.5 x brighter)")
     g.add_argument("--msi_gamma", type=float, default=1.0,
                    help="radiometric mismatch: the HR-MSI is gain * MSI^gamma + offset per band")
     g.add_argument("--msi_gain_jitter", type=float, default=0.0,
@@ -238,10 +240,17 @@ def build_parser():
                        help=f"stage {stage}: epoch after which the learning rate decays linearly to 0; "
                             f"default: {_schedule_default(stage, 2)}")
 
+    g = p.add_argument_group("degradation model (all methods; README \"Degradation model\")")
+    g.add_argument("--degradation", choices=("auto", "original", "normalised"), default="auto",
+                   help="original: the papers' free PSF, which can absorb a gain between the two sensors; "
+                        "normalised: a PSF summing to 1 (softmax) and a learned gain and offset per MSI band "
+                        "(auto: normalised for a real pair, original for a simulated one)")
+
     g = p.add_argument_group("PFS2C2")
     g.add_argument("--pfs_lr_reset", action="store_true",
-                   help="reproduce the authors' script, which resets the learning rate every epoch so "
-                        "the decay never accumulates (default: the intended linear decay to 0)")
+                   help="reproduce the authors' script: the learning rate set only once a stage's decay begins "
+                        "and reset every epoch, so the decay never accumulates; optimisers created with the "
+                        "other stage's rate (default: the intended linear decay to 0)")
 
     g = p.add_argument_group("UDS2C2")
     g.add_argument("--gce", type=_yes_no, default="Yes",
@@ -368,6 +377,8 @@ def _check_numbers(parser, args):
         value = getattr(args, option)
         if value is not None and not math.isfinite(value):
             parser.error(f"--{option} must be a finite SNR in dB (got {value}); omit it for no noise")
+    if not (args.msi_gain > 0 and math.isfinite(args.msi_gain)):
+        parser.error(f"--msi_gain must be a positive factor (got {args.msi_gain}); 1 leaves the HR-MSI as simulated")
     if args.image_index < 0:
         parser.error(f"--image_index must be at least 0 (got {args.image_index}): it is the position of the "
                      "cube in the data folder, sorted by file name")
@@ -424,8 +435,15 @@ def get_args(argv=None):
     if args.scale_factor is None and args.lr_hsi is None:
         args.scale_factor = DEFAULT_SCALE_FACTOR
     args.sigma = None if args.scale_factor is None else args.scale_factor / FWHM_TO_SIGMA
+    if args.degradation == "auto":
+        args.degradation = default_degradation(args)
     args.device = resolve_device(args.device, args.gpu_ids)
     return args
+
+
+def default_degradation(args):
+    """--degradation auto: the normalised model for a real pair (two sensors), the papers' for a simulated one."""
+    return "normalised" if getattr(args, "lr_hsi", None) else "original"
 
 
 def resolve_device(choice, gpu_ids="0"):

@@ -126,12 +126,12 @@ def load_cube(path, key=None, nodata=None, mask_invalid=False):
 
 # ----------------------------------------------------------------------------- Wald's protocol
 
-def radiometric_mismatch(msi, gamma=1.0, gain_jitter=0.0, offset_jitter=0.0, rng=None):
+def radiometric_mismatch(msi, gamma=1.0, gain_jitter=0.0, offset_jitter=0.0, rng=None, gain=1.0):
     """A second sensor's radiometry: per band, gain_c * msi^gamma + offset_c, with gain_c drawn
-    uniformly in 1 +- gain_jitter and offset_c in +- offset_jitter."""
+    uniformly in gain * (1 +- gain_jitter) and offset_c in +- offset_jitter (``msi``: H x W x Cm)."""
     rng = rng or np.random.default_rng(0)
     bands = msi.shape[-1]
-    gain = 1 + gain_jitter * rng.uniform(-1, 1, bands)
+    gain = gain * (1 + gain_jitter * rng.uniform(-1, 1, bands))
     offset = offset_jitter * rng.uniform(-1, 1, bands)
     return gain * np.clip(msi, 0, None) ** gamma + offset
 
@@ -154,12 +154,14 @@ def simulate_pair(reference, srf, psf, r, msi_radiometry=None):
 
 
 def _mismatch_of(args):
-    """The --msi_gamma / --msi_gain_jitter / --msi_offset_jitter simulation, or None when all are neutral."""
-    gamma, gain, offset = (getattr(args, "msi_gamma", 1.0), getattr(args, "msi_gain_jitter", 0.0),
-                           getattr(args, "msi_offset_jitter", 0.0))
-    if (gamma, gain, offset) == (1.0, 0.0, 0.0):
+    """The --msi_gain / --msi_gamma / --msi_gain_jitter / --msi_offset_jitter simulation, or None when all
+    are neutral."""
+    gamma, jitter, offset, gain = (getattr(args, "msi_gamma", 1.0), getattr(args, "msi_gain_jitter", 0.0),
+                                   getattr(args, "msi_offset_jitter", 0.0), getattr(args, "msi_gain", 1.0))
+    if (gamma, jitter, offset, gain) == (1.0, 0.0, 0.0, 1.0):
         return None
-    return lambda msi: radiometric_mismatch(msi, gamma, gain, offset, np.random.default_rng(getattr(args, "seed", 0)))
+    return lambda msi: radiometric_mismatch(msi, gamma, jitter, offset, np.random.default_rng(getattr(args, "seed", 0)),
+                                            gain=gain)
 
 
 def to_tensor(cube, share=False):
@@ -184,7 +186,7 @@ class Dataset(torch.utils.data.Dataset):
     ``lr_valid`` / ``out_valid`` (H x W and h x w bool masks, None when every pixel is valid) and
     ``info`` (crop offsets, masked pixels, constant bands, for metrics.json). Optional noise
     (``snr_hsi``/``snr_msi`` in dB) is added to the LR-HSI / HR-MSI only; an optional radiometric
-    mismatch (``msi_gamma``, ``msi_gain_jitter``, ``msi_offset_jitter``) makes the HR-MSI come from a
+    mismatch (``msi_gain``, ``msi_gamma``, ``msi_gain_jitter``, ``msi_offset_jitter``) makes the HR-MSI come from a
     sensor whose radiometry differs from the HSI's.
 
     Only the cube selected by ``image_index`` is read when the data set is built (other files in the

@@ -23,7 +23,7 @@ import scipy.io
 import torch
 from tqdm import tqdm
 
-from config import build_parser
+from config import build_parser, default_degradation
 from data_loader import DataError
 from model.spectral_upsample import widths
 
@@ -98,24 +98,32 @@ def set_seed(seed):
 
 # ----------------------------------------------------------------------------- schedule
 
-def stage_lr(epoch, lr, epochs, decay_begin, reset_each_epoch=False):
+def stage_lr(epoch, lr, epochs, decay_begin, authors_script=False):
     """Learning rate used in ``epoch`` (1-based): constant, then linear decay reaching 0 after the last epoch.
 
     The original subtracts lr / (epochs - decay_begin + 1) after every epoch >= decay_begin, so epoch e
     runs at lr * (1 - max(0, e - decay_begin) / (epochs - decay_begin + 1)).
-    ``reset_each_epoch`` reproduces the PFS2C2 authors' script, which resets the rate before each
-    decrement, so every decaying epoch runs at lr - lr / (epochs - decay_begin + 1).
+    ``authors_script`` reproduces the PFS2C2 authors' script (--pfs_lr_reset): it sets the rate only after
+    an epoch >= decay_begin, each time to lr - lr / (epochs - decay_begin + 1) (the decay never
+    accumulates), and leaves the epochs up to decay_begin at whatever rate the optimiser has (the one it
+    was created with, or the last of an earlier stage): None for those epochs.
     """
     steps = max(0, epoch - decay_begin)
     if steps == 0:  # also covers decay_begin past the last epoch: a constant rate
-        return lr
-    if reset_each_epoch:
+        return None if authors_script else lr
+    if authors_script:
         steps = 1
     return lr * (1.0 - steps / (epochs - decay_begin + 1))
 
 
+def current_rate(optimizers, scheduled):
+    """The rate to report for an epoch: the scheduled one, or (None: the optimisers keep theirs) the first
+    optimiser's."""
+    return optimizers[0].param_groups[0]["lr"] if scheduled is None else scheduled
+
+
 def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=None, eval_every=1000,
-                reset_each_epoch=False, start_epoch=0, progress=None):
+                authors_script=False, start_epoch=0, progress=None):
     """Minimise ``loss_fn()`` for epochs ``start_epoch + 1`` .. ``epochs`` with ``optimizers`` on the
     stage's schedule (``start_epoch`` > 0 continues a resumed stage).
 
@@ -136,13 +144,15 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
     value = float("nan")
     record_loss = getattr(progress, "record_loss", None)
     if start_epoch >= epochs and evaluate is not None:  # resumed after the last step, before its evaluation
-        evaluate(epochs, stage_lr(epochs, lr, epochs, decay_begin, reset_each_epoch), True)
+        evaluate(epochs, current_rate(optimizers, stage_lr(epochs, lr, epochs, decay_begin, authors_script)), True)
     for epoch in bar:
-        current_lr = stage_lr(epoch, lr, epochs, decay_begin, reset_each_epoch)
+        current_lr = stage_lr(epoch, lr, epochs, decay_begin, authors_script)
         for optimizer in optimizers:
             for group in optimizer.param_groups:
-                group["lr"] = current_lr
+                if current_lr is not None:
+                    group["lr"] = current_lr
             optimizer.zero_grad(set_to_none=True)
+        current_lr = current_rate(optimizers, current_lr)
         loss = loss_fn()
         loss.backward()
         last = epoch == epochs
@@ -188,6 +198,7 @@ NAME_TOKENS = (
     ("isCal_SRF", lambda v: "knownSRF"),
     ("snr_hsi", lambda v: f"snrHSI{_number(v)}"),
     ("snr_msi", lambda v: f"snrMSI{_number(v)}"),
+    ("msi_gain", lambda v: f"gain{_number(v)}"),
     ("msi_gamma", lambda v: f"gamma{_number(v)}"),
     ("msi_gain_jitter", lambda v: f"gainJitter{_number(v)}"),
     ("msi_offset_jitter", lambda v: f"offsetJitter{_number(v)}"),
@@ -234,6 +245,9 @@ def run_folder_name(args, cube=None):
         value = getattr(args, option, None)
         if hasattr(args, option) and value != defaults.get_default(option):
             tokens.append(token(value))
+    degradation = getattr(args, "degradation", None)
+    if degradation not in (None, "auto", default_degradation(args)):
+        tokens.append(f"{degradation}Degradation")
     if getattr(args, "training_mode", None) == "patches":  # patch training changes the result; whole-image does not
         tokens.append(f"patch{args.patch_size}x{args.patches_per_step}")
     return "_".join([name] + tokens)
@@ -708,15 +722,21 @@ def load_training_state(folder):
     return state
 
 
+# What a run did before an option existed: a checkpoint that predates the option resumes with this value.
+OPTIONS_BEFORE_THEY_EXISTED = {"degradation": "original"}
+
+
 def resumed_options(args, state, anew=RESUMABLE_OPTIONS):
     """The options of a resumed run: the checkpoint's, so that resuming cannot change the result,
     except ``args.resume`` and those of --threads, --device and --checkpoint_every named in ``anew``,
-    which keep ``args``' values. Options the checkpoint predates keep ``args``' values.
+    which keep ``args``' values. Options the checkpoint predates take what the run did before they existed
+    (OPTIONS_BEFORE_THEY_EXISTED), else ``args``' values.
 
     Raises DataError when the checkpoint's device is CUDA and this machine has none (and --device
     was not given anew).
     """
     options = copy.copy(args)
+    vars(options).update(OPTIONS_BEFORE_THEY_EXISTED)
     vars(options).update({k: v for k, v in state["options"].items() if k not in anew and k != "resume"})
     if "device" not in anew:
         options.device = torch.device(options.device)

@@ -115,7 +115,7 @@ def run_stage(args, stage, monitor, session):
                 lr=getattr(args, f"lr_stage{n}"), epochs=getattr(args, f"epoch_stage{n}"),
                 decay_begin=getattr(args, f"decay_begin_epoch_stage{n}"),
                 evaluate=lambda epoch, lr, last: monitor(stage.watch, epoch, lr, final=last),
-                eval_every=args.eval_every, reset_each_epoch=stage.reset_each_epoch,
+                eval_every=args.eval_every, authors_script=stage.authors_lr_script,
                 start_epoch=done, progress=session)
     monitor.close_stage(n, title, stage.watch, session.stage_seconds())
     session.end_stage(n)

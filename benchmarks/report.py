@@ -37,6 +37,10 @@ def describe(options):
         name += f" (GCE {options['gce']}, SCFConv {options['scfconv']}, k={options['scf_kernel']})"
     if options.get("stages", "123") != "123":
         name += f", stages {options['stages']}"
+    if options.get("degradation", "original") == "normalised":
+        name += ", normalised degradation"
+    if float(options.get("msi_gain", 1)) != 1:
+        name += f", MSI x{float(options['msi_gain']):g}"
     if float(options.get("msi_gamma", 1)) != 1 or float(options.get("msi_gain_jitter", 0)) != 0:
         name += ", mismatched MSI"
     return name
@@ -65,8 +69,8 @@ def row(name, scale, final, rest):
 
 def main(folders):
     print("| method | r | " + " | ".join(COLUMNS)
-          + " | PSF rel. err | SRF rel. err | SRF test PSNR | time (s) | threads |")
-    print("|---" * (len(COLUMNS) + 7) + "|")
+          + " | PSF rel. err | PSF sum | SRF rel. err | SRF test PSNR | time (s) | threads |")
+    print("|---" * (len(COLUMNS) + 8) + "|")
     baselines = {}
     runs = []
     for folder in folders:
@@ -78,10 +82,10 @@ def main(folders):
             if key not in baselines:
                 baselines[key] = bicubic_metrics(options)
     for (data_name, scale), final in sorted(baselines.items()):
-        print(row(f"bicubic upsampling ({data_name})", scale, final, "- | - | - | - | -"))
+        print(row(f"bicubic upsampling ({data_name})", scale, final, "- | - | - | - | - | -"))
     for options, metrics in runs:
         print(row(describe(options), metrics["scale_factor"], metrics["final"],
-                  f"{metrics['psf_rel_error']:.4f} | {metrics['srf_rel_error']:.4f} | "
+                  f"{metrics['psf_rel_error']:.4f} | {metrics['psf_sum']:.3f} | {metrics['srf_rel_error']:.4f} | "
                   f"{srf_test_psnr(metrics):.2f} | "
                   f"{metrics['total_seconds']:.0f} | {options.get('threads', 'None')}"))
 

@@ -57,10 +57,11 @@ class Monitor:
         truth = p.has_reference
         checks = []
         if "degradation" in watch:
-            z_l1_tensor = nets.spe(p.Y)
-            z_l1, z_l2 = mosaic(z_l1_tensor), mosaic(nets.spa(p.Z))
-            checks.append(("consistency", "two generated images, train", z_l2, mosaic(nets.harmonise(z_l1_tensor)),
-                           p.lr_valid))
+            z_l1_tensor, z_l2_tensor = nets.spe(p.Y), nets.spa(p.Z)
+            z_l1, z_l2 = mosaic(z_l1_tensor), mosaic(z_l2_tensor)
+            # As Loss1 compares them: Z_l1 harmonised (GCE), Z_l2 calibrated (MSIGain).
+            checks.append(("consistency", "two generated images, train", mosaic(nets.calibrate(z_l2_tensor)),
+                           mosaic(nets.harmonise(z_l1_tensor)), p.lr_valid))
             if p.lrmsi_fromlrhsi is not None:
                 checks += [("srf_test", "SRF: generated lrmsifromlhsi and true lrmsifromlhsi ", p.lrmsi_fromlrhsi,
                             z_l1, p.lr_valid),
@@ -68,7 +69,7 @@ class Monitor:
                             p.lr_valid)]
         if "inverse" in watch:
             checks.append(("inverse_lrhsi", "generated lrhsi via SpeUnet and true lrhsi.",
-                           mosaic(p.Y), mosaic(nets.up(nets.spa(p.Z))), p.lr_valid))
+                           mosaic(p.Y), mosaic(nets.up(nets.calibrate(nets.spa(p.Z)))), p.lr_valid))
         x_hat = nets.fuse(p.Z) if {"spatial_inverse", "fusion"} & set(watch) else None
         if "spatial_inverse" in watch:
             x_spa = nets.spa_up(p.Y)

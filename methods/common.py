@@ -8,7 +8,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from model import SpaDnet, SpeDnet
+from fusion.patches import by_lr_rows
+from model import MSIGain, SpaDnet, SpeDnet
 
 
 @dataclass
@@ -20,33 +21,82 @@ class Nets:
     up_name: str = "spectral_upsample"  # SpeUnet's file name; PFS2C2 saves SpeUp.pth
     spa_up: nn.Module = None            # PFS2C2's SpaUp -> SpaUp.pth
     gce: nn.Module = None               # UDS2C2's GCE -> GCE.pth
+    msi_gain: nn.Module = None          # --degradation normalised without a GCE: MSIGain -> MSI_gain.pth
 
     def checkpoints(self):
         named = {"PSF": self.spa, "convolution_hr2msi": self.spe, self.up_name: self.up, "SpaUp": self.spa_up,
-                 "GCE": self.gce}
+                 "GCE": self.gce, "MSI_gain": self.msi_gain}
         return {name: module for name, module in named.items() if module is not None}
 
     def harmonise(self, msi):
-        """An HSI-derived MSI in the MSI sensor's radiometry: GCE(msi) when there is a GCE, else msi."""
+        """An HSI-derived MSI as the methods compare it with the MSI: GCE(msi) when there is a GCE, else msi."""
         return msi if self.gce is None else self.gce(msi)
 
-    def to_msi(self, x):
-        """SpeDnet(x), harmonised."""
+    def calibrate(self, msi):
+        """An MSI (the HR-MSI or one degraded from it) as the methods use it: in the HSI's radiometry,
+        MSIGain(msi), under the normalised degradation model; else msi as it is (the papers' models)."""
+        return msi if self.msi_gain is None else self.msi_gain(msi)
+
+    def predicted_msi(self, x):
+        """SpeDnet(x), harmonised: the MSI that the HSI x predicts, as the losses compare it with the
+        calibrated MSI."""
         return self.harmonise(self.spe(x))
 
+    def to_msi(self, x):
+        """SpeDnet(x) in the MSI sensor's units: harmonised by GCE, or through MSIGain's inverse."""
+        msi = self.predicted_msi(x)
+        return msi if self.msi_gain is None else self.msi_gain.to_sensor(msi)
+
+    def inverse_network(self):
+        """The module computing X_hat from Z (for tiled inference): SpeUnet, after MSIGain when there is one."""
+        return self.up if self.msi_gain is None else nn.Sequential(self.msi_gain, self.up)
+
     def fuse(self, Z):
-        """X_hat = SpeUnet(Z)."""
-        return self.up(Z)
+        """X_hat = SpeUnet(Z) (of the calibrated Z under the normalised degradation model)."""
+        return self.up(self.calibrate(Z))
 
 
 def degradation_nets(args, pair):
-    """SpaDnet and SpeDnet, learned (blind) or fixed to the known PSF / SRF (--isCal_PSF/--isCal_SRF No)."""
+    """SpaDnet and SpeDnet, learned (blind) or fixed to the known PSF / SRF (--isCal_PSF/--isCal_SRF No);
+    with --degradation normalised the learned PSF sums to 1 (model.SpaDnet)."""
     known_psf = args.isCal_PSF == "No"
     known_srf = args.isCal_SRF == "No"
-    spa = SpaDnet(pair.scale, known_psf=pair.psf if known_psf else None, trainable=not known_psf)
+    spa = SpaDnet(pair.scale, known_psf=pair.psf if known_psf else None, trainable=not known_psf,
+                  normalised=normalised(args))
     spe = SpeDnet(pair.sp_range, pair.hsi_channels, known_srf=pair.srf if known_srf else None,
                   trainable=not known_srf)
     return spa.to(pair.Y.device), spe.to(pair.Y.device)
+
+
+def normalised(args):
+    """Whether the run uses the normalised degradation model (--degradation; 'auto' is resolved by config)."""
+    return getattr(args, "degradation", "original") == "normalised"
+
+
+def msi_gain(args, pair, spa, spe, gce=None):
+    """The per-band MSI gain and offset of the normalised degradation model (model.MSIGain), or None:
+    under the papers' model, or when the method's GCE plays that part (its gain then starts where
+    MSIGain's would, ``match_band_means``)."""
+    if not normalised(args):
+        return None
+    link = MSIGain(pair.msi_channels).to(pair.Y.device) if gce is None else gce
+    match_band_means(link, pair, spa, spe)
+    return None if gce is not None else link
+
+
+def match_band_means(link, pair, spa, spe):
+    """Start ``link``'s gain (MSIGain's, or GCE's first layer) at the ratio of the band means of the two
+    LR-MSIs that the initial degradations give, mean(SpaDnet(Z)) / mean(SpeDnet(Y)) over the valid LR
+    pixels, with offset 0 (a band whose ratio is not a positive number keeps gain 1). Loss1 then starts
+    with the two sensors' levels matched, which Adam's steps of lr_stage1 would take hundreds of epochs
+    to reach (a gain of 1.5 at 1e-3 a step); on a radiometrically consistent pair the gains start near 1,
+    and an MSI k times brighter starts at k times those gains."""
+    with torch.no_grad():
+        weight = 1.0 if pair.lr_mask is None else pair.lr_mask
+        msi_level = (by_lr_rows(spa, pair.Z, pair.scale) * weight).sum(dim=(0, 2, 3))
+        hsi_level = (by_lr_rows(spe, pair.Y, 1) * weight).sum(dim=(0, 2, 3))
+        ratio = msi_level / hsi_level
+        link.start_gain(torch.where(torch.isfinite(ratio) & (ratio > 0), ratio, torch.ones_like(ratio)))
 
 
 def adam(modules, lr):
@@ -72,7 +122,7 @@ class Stage:
     optimizers: list
     make_loss: Callable[[], Callable[[], torch.Tensor]]
     watch: tuple
-    reset_each_epoch: bool = False
+    authors_lr_script: bool = False  # PFS2C2's --pfs_lr_reset: func.stage_lr
     sampler: object = None
 
     def __post_init__(self):

@@ -11,22 +11,31 @@ valid pixels.
 import torch
 
 from fusion.patches import by_lr_rows, stage_sampler
-from methods.common import Nets, Stage, adam, batches, degradation_nets
+from methods.common import Nets, Stage, adam, batches, degradation_nets, msi_gain
 from model import SpaUp, SpeUp
 
 
 def pfs2c2(args, pair):
     """PFS2C2 (Jia et al., JSTARS 2025): pretrained inverse modules, degradation learning, then joint
     optimisation guided by the pretrained parameters."""
-    spa, spe = degradation_nets(args, pair)
     device = pair.Y.device
-    nets = Nets(spa=spa, spe=spe, up=SpeUp(pair.msi_channels, pair.hsi_channels).to(device), up_name="SpeUp",
-                spa_up=SpaUp(pair.scale, args.sigma).to(device))
+    up = SpeUp(pair.msi_channels, pair.hsi_channels).to(device)  # first, as the authors': same seed, same start
+    spa, spe = degradation_nets(args, pair)
+    nets = Nets(spa=spa, spe=spe, up=up, up_name="SpeUp", spa_up=SpaUp(pair.scale, args.sigma).to(device),
+                msi_gain=msi_gain(args, pair, spa, spe))
     Y, Z = pair.Y, pair.Z
     lr_l1, hr_l1 = pair.lr_l1, pair.hr_l1
-    opt_inverse = adam([nets.spa_up, nets.up], args.lr_stage1)
-    opt_degradation = adam([nets.spa, nets.spe], args.lr_stage2)
+    script = args.pfs_lr_reset
+    # The rates the optimisers are created with matter only with the authors' script (func.stage_lr), which
+    # keeps them until a stage's decay begins; it creates the inverse modules' with lr_stage2 and the
+    # degradations' with lr_stage1, the other way round from the stages that train them.
+    opt_inverse = adam([nets.spa_up, nets.up], args.lr_stage2 if script else args.lr_stage1)
+    opt_degradation = adam([nets.spa, nets.spe, nets.msi_gain], args.lr_stage1 if script else args.lr_stage2)
     samplers = {n: stage_sampler(args, pair, n) for n in (1, 2, 3)}
+
+    def lr_msi(z):
+        """Z_l2 = SpaDnet(Z), calibrated (Nets.calibrate: the normalised model's MSIGain, else as it is)."""
+        return nets.calibrate(nets.spa(z))
 
     def stage1():
         # Pretrain the inverse modules on the original images: Loss0 = |SpaUp(Y) - SpeUp(Z)|.
@@ -34,16 +43,17 @@ def pfs2c2(args, pair):
 
         def pretraining_loss():
             v = batch()
-            return v.hr_l1(nets.spa_up(v.Y), nets.up(v.Z))
+            return v.hr_l1(nets.spa_up(v.Y), nets.fuse(v.Z))
         return pretraining_loss
 
     def stage2():
-        # Learn the degradations (UDALN's stage 1): Loss1 = |SpeDnet(Y) - SpaDnet(Z)|.
+        # Learn the degradations (UDALN's stage 1): Loss1 = |SpeDnet(Y) - SpaDnet(Z)| (Z_l2 calibrated by the
+        # normalised model's MSIGain, Nets.calibrate; the published model has none).
         batch = batches(pair, samplers[2])
 
         def degradation_loss():
             v = batch()
-            return v.lr_l1(nets.spe(v.Y), nets.spa(v.Z))
+            return v.lr_l1(nets.spe(v.Y), lr_msi(v.Z))
         return degradation_loss
 
     def stage3():
@@ -52,9 +62,13 @@ def pfs2c2(args, pair):
         sampler = samplers[3]
         if sampler is None:
             with torch.no_grad():
-                z_l1, z_l2 = nets.spe(Y), nets.spa(Z)
-            return lambda: (lr_l1(nets.spe(Y), nets.spa(Z)) + lr_l1(nets.up(z_l2), Y) + hr_l1(nets.spa_up(z_l1), Z)
-                            + lr_l1(nets.spa(nets.up(Z)), Y))
+                z_l1, z_l2 = nets.spe(Y), lr_msi(Z)
+
+            def joint_loss():
+                z = nets.calibrate(Z)
+                return (lr_l1(nets.spe(Y), lr_msi(Z)) + lr_l1(nets.up(z_l2), Y) + hr_l1(nets.spa_up(z_l1), z)
+                        + lr_l1(nets.spa(nets.up(z)), Y))
+            return joint_loss
         # Patch mode: the fixed targets are computed once, over the whole LR grid (a band of LR rows at a
         # time, so memory stays bounded), then each batch takes its patches of them. Both networks map
         # pixels (SpeDnet) and r x r blocks (SpaDnet) on their own, so these are exactly the targets of
@@ -62,18 +76,18 @@ def pfs2c2(args, pair):
         # this with those states loaded); one LR-sized pass, instead of two more forward passes a step
         # through frozen copies.
         with torch.no_grad():
-            z_l1, z_l2 = by_lr_rows(nets.spe, Y, 1), by_lr_rows(nets.spa, Z, pair.scale)
+            z_l1, z_l2 = by_lr_rows(nets.spe, Y, 1), by_lr_rows(lr_msi, Z, pair.scale)
 
         def patch_loss():
             v = sampler.draw()
             t1, t2 = v.lr_patches(z_l1), v.lr_patches(z_l2)
-            return (v.lr_l1(nets.spe(v.Y), nets.spa(v.Z)) + v.lr_l1(nets.up(t2), v.Y) + v.hr_l1(nets.spa_up(t1), v.Z)
-                    + v.lr_l1(nets.spa(nets.up(v.Z)), v.Y))
+            z = nets.calibrate(v.Z)
+            return (v.lr_l1(nets.spe(v.Y), lr_msi(v.Z)) + v.lr_l1(nets.up(t2), v.Y) + v.hr_l1(nets.spa_up(t1), z)
+                    + v.lr_l1(nets.spa(nets.up(z)), v.Y))
         return patch_loss
 
-    reset = args.pfs_lr_reset
     return nets, [
-        Stage(1, [opt_inverse], stage1, ("spatial_inverse", "fusion"), reset, samplers[1]),
-        Stage(2, [opt_degradation], stage2, ("degradation",), reset, samplers[2]),
+        Stage(1, [opt_inverse], stage1, ("spatial_inverse", "fusion"), script, samplers[1]),
+        Stage(2, [opt_degradation], stage2, ("degradation",), script, samplers[2]),
         Stage(3, [opt_inverse, opt_degradation], stage3,
-              ("degradation", "inverse", "spatial_inverse", "fusion"), reset, samplers[3])]
+              ("degradation", "inverse", "spatial_inverse", "fusion"), script, samplers[3])]

@@ -9,14 +9,15 @@ valid pixels. UDS2C2 (methods.uds2c2) reuses these stages with its own modules.
 import torch
 
 from fusion.patches import stage_sampler
-from methods.common import Nets, Stage, adam, batches, degradation_nets
+from methods.common import Nets, Stage, adam, batches, degradation_nets, msi_gain
 from model import SpeUnet
 
 
 def udaln(args, pair):
     """UDALN's networks (SpaDnet, SpeDnet, SpeUnet) on the pair's device and Algorithm 1's stages: (Nets, [Stage])."""
+    up = SpeUnet(pair.msi_channels, pair.hsi_channels).to(pair.Y.device)  # first, as the original: same seed, same start
     spa, spe = degradation_nets(args, pair)
-    nets = Nets(spa=spa, spe=spe, up=SpeUnet(pair.msi_channels, pair.hsi_channels).to(pair.Y.device))
+    nets = Nets(spa=spa, spe=spe, up=up, msi_gain=msi_gain(args, pair, spa, spe))
     return nets, udaln_stages(args, pair, nets)
 
 
@@ -25,32 +26,33 @@ def udaln_stages(args, pair, nets):
     In patch mode (fusion.patches) every step of every stage trains on a fresh batch of patches."""
     Y, Z = pair.Y, pair.Z
     lr_l1 = pair.lr_l1  # mean L1 over the valid pixels of the LR grid
-    opt_degradation = adam([nets.spa, nets.spe, nets.gce], args.lr_stage1)
+    opt_degradation = adam([nets.spa, nets.spe, nets.gce, nets.msi_gain], args.lr_stage1)
     opt_inverse = adam([nets.up], args.lr_stage2)
     samplers = {n: stage_sampler(args, pair, n) for n in (1, 2, 3)}
 
     def stage1():
-        # Learn the degradations: Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e. Z_l1 = Z_l2 (GCE-harmonised in UDS2C2).
+        # Learn the degradations: Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e. Z_l1 = Z_l2 (UDS2C2: Z_l1 harmonised by
+        # GCE; normalised model: Z_l2 calibrated by MSIGain; Nets.harmonise, Nets.calibrate).
         batch = batches(pair, samplers[1])
 
         def degradation_loss():
             v = batch()
-            return v.lr_l1(nets.to_msi(v.Y), nets.spa(v.Z))
+            return v.lr_l1(nets.predicted_msi(v.Y), nets.calibrate(nets.spa(v.Z)))
         return degradation_loss
 
     def stage2():
         # Learn the spectral inverse mapping on the LR-MSI: Loss2 = |SpeUnet(Z_l2) - Y|, Z_l2 detached.
         sampler = samplers[2]
         if sampler is None:
-            z_l2 = nets.spa(Z).detach()
+            z_l2 = nets.calibrate(nets.spa(Z)).detach()
             return lambda: lr_l1(nets.up(z_l2), Y)
 
         def patch_loss():
             v = sampler.draw()
-            # SpaDnet does not change in stage 2 and maps each r x r block on its own, so its output on
-            # the HR patch is exactly the patch of Z_l2.
+            # SpaDnet (and MSIGain) do not change in stage 2 and SpaDnet maps each r x r block on its own, so
+            # its output on the HR patch is exactly the patch of Z_l2.
             with torch.no_grad():
-                z_l2 = nets.spa(v.Z)
+                z_l2 = nets.calibrate(nets.spa(v.Z))
             return v.lr_l1(nets.up(z_l2), v.Y)
         return patch_loss
 
@@ -61,10 +63,11 @@ def udaln_stages(args, pair, nets):
 
         def joint_loss():
             v = batch()
-            z_l2 = nets.spa(v.Z)
-            x = nets.up(v.Z)
-            return (v.lr_l1(nets.to_msi(v.Y), z_l2) + v.lr_l1(nets.up(z_l2), v.Y) + v.hr_l1(nets.to_msi(x), v.Z)
-                    + v.lr_l1(nets.spa(x), v.Y))
+            z = nets.calibrate(v.Z)
+            z_l2 = nets.calibrate(nets.spa(v.Z))
+            x = nets.up(z)
+            return (v.lr_l1(nets.predicted_msi(v.Y), z_l2) + v.lr_l1(nets.up(z_l2), v.Y)
+                    + v.hr_l1(nets.predicted_msi(x), z) + v.lr_l1(nets.spa(x), v.Y))
         return joint_loss
 
     return [Stage(1, [opt_degradation], stage1, ("degradation",), sampler=samplers[1]),

@@ -47,16 +47,23 @@ class BlockPSF(torch.autograd.Function):
 class SpaDnet(nn.Module):
     """SpaDnet (paper eq. 4): every band is blurred by one shared r x r kernel with stride r.
 
-    The kernel is a correlation kernel (``torch.nn.Conv2d`` convention) kept in ``psf.weight``
-    (1 x 1 x r x r), the original's parameter name, so ``PSF.pth`` files load in both directions.
-    Learned (``trainable=True``) it starts at 1/r^2, the original's 'mean_space' initialisation;
-    with ``known_psf`` (a convolution kernel, see data_loader) and ``trainable=False`` it is the fixed
-    known PSF of ``--isCal_PSF No``.
+    The kernel is a correlation kernel (``torch.nn.Conv2d`` convention). As published (``normalised``
+    False) it is the free parameter ``psf.weight`` (1 x 1 x r x r), the original's name, so ``PSF.pth``
+    files load in both directions; learned (``trainable=True``) it starts at 1/r^2, the original's
+    'mean_space' initialisation. ``normalised`` (--degradation normalised) learns ``psf_logits`` (r x r)
+    instead and uses their softmax: positive and summing to 1, so the PSF moves energy between pixels
+    but cannot scale the image (the sensors' gain is left to methods.common's MSI gain); all-zero logits
+    give the same 1/r^2 start. With ``known_psf`` (a convolution kernel, see data_loader) and
+    ``trainable=False`` it is the fixed known PSF of ``--isCal_PSF No``.
     """
 
-    def __init__(self, scale, known_psf=None, trainable=True):
+    def __init__(self, scale, known_psf=None, trainable=True, normalised=False):
         super().__init__()
         self.scale = scale
+        self.normalised = normalised and trainable and known_psf is None
+        if self.normalised:
+            self.psf_logits = nn.Parameter(torch.zeros(scale, scale))
+            return
         self.psf = nn.Conv2d(1, 1, scale, scale, 0, bias=False)
         with torch.no_grad():
             if known_psf is None:
@@ -66,10 +73,17 @@ class SpaDnet(nn.Module):
                 self.psf.weight.copy_(kernel.view(1, 1, scale, scale))
         self.psf.weight.requires_grad_(trainable)
 
+    def correlation_kernel(self):
+        """The PSF in use, r x r (correlation convention), with its gradient."""
+        r = self.scale
+        if self.normalised:
+            return torch.softmax(self.psf_logits.reshape(-1), dim=0).view(r, r)
+        return self.psf.weight.view(r, r)
+
     @property
     def kernel(self):
         """The current PSF as an r x r correlation kernel (detached)."""
-        return self.psf.weight.detach()[0, 0]
+        return self.correlation_kernel().detach()
 
     def forward(self, x):
         b, c, h, w = x.shape
@@ -78,4 +92,4 @@ class SpaDnet(nn.Module):
         if (h, w) != (hl * r, wl * r):  # as a stride-r convolution: trailing rows/columns are dropped
             x = x[:, :, :hl * r, :wl * r]
         blocks = x.reshape(b * c * hl, r, wl, r)
-        return BlockPSF.apply(blocks, self.psf.weight.view(r, r)).view(b, c, hl, wl)
+        return BlockPSF.apply(blocks, self.correlation_kernel()).view(b, c, hl, wl)

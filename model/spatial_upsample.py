@@ -26,15 +26,24 @@ class SpaUp(nn.Module):
     """SpaUp (PFS2C2): X_spa = Y ^T K, a transposed convolution with one r x r kernel and stride r
     shared by all bands, initialised with the Gaussian PSF (size r, FWHM r) and trainable.
 
-    ``inv_conv.weight`` (1 x 1 x r x r) keeps the authors' parameter name.
+    ``inv_conv.weight`` (1 x 1 x r x r) and the buffer ``inv_PSF`` (r x r, the initial kernel, which the
+    authors' module keeps) have the authors' names, so ``SpaUp.pth`` files load in both directions.
     """
 
     def __init__(self, scale, sigma):
         super().__init__()
         self.scale = scale
+        initial = torch.as_tensor(gaussian_psf(scale, sigma), dtype=torch.float32)
+        self.register_buffer("inv_PSF", initial.clone())
         self.inv_conv = nn.ConvTranspose2d(1, 1, scale, scale, 0, bias=False)
         with torch.no_grad():
-            self.inv_conv.weight.copy_(torch.as_tensor(gaussian_psf(scale, sigma)).view(1, 1, scale, scale))
+            self.inv_conv.weight.copy_(initial.view(1, 1, scale, scale))
+        self._register_load_state_dict_pre_hook(self._without_initial_kernel)
+
+    def _without_initial_kernel(self, state_dict, prefix, *args):
+        """Files written before ``inv_PSF`` was kept hold only ``inv_conv.weight``: they load as they are."""
+        if prefix + "inv_conv.weight" in state_dict:
+            state_dict.setdefault(prefix + "inv_PSF", self.inv_PSF)
 
     def forward(self, y):
         b, c, h, w = y.shape

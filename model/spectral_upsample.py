@@ -32,16 +32,20 @@ class SpeUnet(nn.Module):
     ``sequential`` holds the layers with the original's names, so ``spectral_upsample.pth`` files
     load in both directions; PyTorch's default initialisation, as in the original.
 
-    ``hidden(cin, cout)`` builds the hidden layers (default: the 1x1 convolutions; UDS2C2 passes SCFConv).
+    ``hidden(cin, cout)`` builds the hidden layers (default: the 1x1 convolutions; UDS2C2 passes SCFConv);
+    ``before_last(width)``, when given, a layer inserted before the last convolution (PFS2C2's attention).
+    The layers are built in order, so a seed gives the original's initial weights.
     """
 
-    def __init__(self, msi_channels, hsi_channels, hidden=None):
+    def __init__(self, msi_channels, hsi_channels, hidden=None, before_last=None):
         super().__init__()
         hidden = hidden or (lambda cin, cout: nn.Conv2d(cin, cout, kernel_size=1))
         sizes = widths(msi_channels, hsi_channels)
         layers = []
         for cin, cout in zip(sizes[:-2], sizes[1:-1]):
             layers += [hidden(cin, cout), nn.LeakyReLU(LEAKY_SLOPE)]
+        if before_last is not None:
+            layers.append(before_last(sizes[-2]))
         layers.append(nn.Conv2d(sizes[-2], sizes[-1], kernel_size=1))
         self.sequential = nn.Sequential(*layers)
 
@@ -67,10 +71,8 @@ class SpectralAttention(nn.Module):
 
 class SpeUp(SpeUnet):
     """SpeUp (PFS2C2): SpeUnet with a spectral attention inserted before its last 1x1 convolution,
-    at the position the authors' code gives it (so their parameter names load)."""
+    at the position the authors' code gives it (so their parameter names load), built before that
+    convolution as theirs is (so a seed gives their initial weights)."""
 
     def __init__(self, msi_channels, hsi_channels):
-        super().__init__(msi_channels, hsi_channels)
-        layers = list(self.sequential)
-        layers.insert(len(layers) - 1, SpectralAttention(layers[-1].in_channels))
-        self.sequential = nn.Sequential(*layers)
+        super().__init__(msi_channels, hsi_channels, before_last=SpectralAttention)

@@ -42,11 +42,28 @@ def test_stage_lr_is_constant_when_decay_begins_after_the_last_epoch():
     assert original_schedule(1e-3, 5, 6) == [1e-3] * 5
 
 
-def test_stage_lr_reset_each_epoch_reproduces_the_pfs2c2_script():
+def test_stage_lr_authors_script_reproduces_the_pfs2c2_script():
     step = 1e-3 / (30000 - 20000 + 1)
-    assert stage_lr(20000, 1e-3, 30000, 20000, reset_each_epoch=True) == 1e-3
+    assert stage_lr(20000, 1e-3, 30000, 20000, authors_script=True) is None  # the optimiser's own rate
     for epoch in (20001, 25000, 30000):
-        assert stage_lr(epoch, 1e-3, 30000, 20000, reset_each_epoch=True) == pytest.approx(1e-3 - step)
+        assert stage_lr(epoch, 1e-3, 30000, 20000, authors_script=True) == pytest.approx(1e-3 - step)
+
+
+def test_train_stage_authors_script_keeps_the_optimisers_rate_until_the_decay():
+    # The PFS2C2 script: an optimiser created with 0.5 runs at 0.5 until the decay begins, then at
+    # lr - lr / (epochs - decay_begin + 1) every epoch; the next stage starts from that rate.
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = torch.optim.SGD([w], lr=0.5)
+    seen = []
+
+    def loss():
+        seen.append(opt.param_groups[0]["lr"])
+        return (w ** 2).sum()
+    train_stage("t", [opt], loss, lr=0.1, epochs=10, decay_begin=5, authors_script=True)
+    assert seen == [0.5] * 5 + [pytest.approx(0.1 - 0.1 / 6)] * 5
+    seen.clear()
+    train_stage("t", [opt], loss, lr=0.2, epochs=4, decay_begin=2, authors_script=True)
+    assert seen == [pytest.approx(0.1 - 0.1 / 6)] * 2 + [pytest.approx(0.2 - 0.2 / 3)] * 2
 
 
 def test_train_stage_uses_the_schedule_and_evaluates_on_time():
@@ -326,6 +343,12 @@ def test_resume_takes_the_checkpoints_options(tmp_path):
     assert (options.method, options.seed, options.threads, options.checkpoint_every) == ("pfs2c2", 7, 1, 1.0)
     assert options.device == torch.device("cpu") and options.resume == str(tmp_path)
     assert options.scale_factor == args.scale_factor  # an option the checkpoint predates
+    # --degradation came later: a checkpoint without it trained the papers' model, even for a real pair,
+    # whose default is now the normalised model.
+    args.degradation = "normalised"
+    assert func.resumed_options(args, state, anew=("threads",)).degradation == "original"
+    state["options"]["degradation"] = "normalised"
+    assert func.resumed_options(args, state, anew=("threads",)).degradation == "normalised"
     if not torch.cuda.is_available():
         state["options"]["device"] = "cuda:0"
         with pytest.raises(func.DataError, match="trained on cuda:0, which this machine does not have; give "

@@ -1,11 +1,12 @@
 """The networks against straightforward per-band computations (the original code's structure)."""
 import numpy as np
 import pytest
+import scipy.special
 import torch
 import torch.nn.functional as F
 
 from data_loader import gaussian_psf, spatial_degrade, spectral_degrade, srf_from_bands, support_range
-from model import GCE, SCFConv, SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
+from model import GCE, MSIGain, SCFConv, SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
 from model.spectral_downsample import gaussian_support_weights
 from model.spectral_upsample import widths
 
@@ -44,6 +45,53 @@ def test_spadnet_shape_and_initialisation():
     net = SpaDnet(5)
     assert net(torch.rand(2, 7, 20, 30)).shape == (2, 7, 4, 6)
     assert torch.allclose(net.kernel, torch.full((5, 5), 1 / 25))
+
+
+def test_normalised_spadnet_is_a_positive_kernel_summing_to_one():
+    torch.manual_seed(0)
+    net = SpaDnet(4, normalised=True).double()
+    assert [name for name, _ in net.named_parameters()] == ["psf_logits"]
+    assert torch.allclose(net.kernel, torch.full((4, 4), 1 / 16, dtype=torch.float64))  # the original's start
+    with torch.no_grad():
+        net.psf_logits.normal_(0, 3)
+    kernel = net.kernel
+    assert kernel.min() > 0 and float(kernel.sum()) == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(kernel.numpy().ravel(), scipy.special.softmax(net.psf_logits.detach().numpy().ravel()))
+    x = torch.rand(2, 3, 12, 8, dtype=torch.float64)
+    torch.testing.assert_close(net(x), per_band_psf(x, kernel.view(1, 1, 4, 4), 4))
+    # A constant image keeps its level: the PSF cannot carry a gain.
+    torch.testing.assert_close(net(torch.full((1, 2, 8, 8), 0.7, dtype=torch.float64)),
+                               torch.full((1, 2, 2, 2), 0.7, dtype=torch.float64))
+    net(x).sum().backward()
+    assert net.psf_logits.grad is not None and torch.isfinite(net.psf_logits.grad).all()
+
+
+def test_normalised_spadnet_with_a_known_psf_keeps_it_fixed():
+    psf = gaussian_psf(5, 5 / 2.35482)
+    net = SpaDnet(5, known_psf=psf, trainable=False, normalised=True)
+    assert not net.normalised and not any(p.requires_grad for p in net.parameters())
+    np.testing.assert_allclose(net.kernel.numpy(), psf[::-1, ::-1], rtol=1e-6)
+
+
+def test_msi_gain_calibrates_an_msi_into_the_hsi_radiometry_and_back():
+    # Z = g (X S + c): calibrate gives z / g - c, to_sensor its inverse; the identity at the start.
+    z = torch.rand(2, 3, 5, 4, dtype=torch.float64)
+    link = MSIGain(3).double()
+    torch.testing.assert_close(link(z), z)
+    gain, offset = torch.tensor([1.5, 0.9, 1.1], dtype=torch.float64), torch.tensor([0.0, 0.02, -0.01],
+                                                                                    dtype=torch.float64)
+    link.start_gain(gain)
+    with torch.no_grad():
+        link.offset.copy_(offset)
+    torch.testing.assert_close(link(z), z / gain.view(1, 3, 1, 1) - offset.view(1, 3, 1, 1))
+    torch.testing.assert_close(link.to_sensor(link(z)), z)
+    torch.testing.assert_close(link.log_gain, gain.log())
+    assert set(link.state_dict()) == {"log_gain", "offset"}
+    # GCE keeps its own layers and names (GCE.pth files), and can start at a gain too.
+    gce = GCE(3)
+    assert set(gce.state_dict()) == {"gain.weight", "gain.bias", "residual.weight", "residual.bias"}
+    gce.start_gain(gain.float())
+    torch.testing.assert_close(gce(z.float()), (z * gain.view(1, 3, 1, 1)).float())
 
 
 def test_spadnet_with_known_gaussian_equals_spatial_degrade(rng):
@@ -184,6 +232,21 @@ def test_spaup_forward_and_gradients_equal_per_band_transposed_convolutions():
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(got_y, y.grad)
     torch.testing.assert_close(got_w, net.inv_conv.weight.grad)
+
+
+def test_spaup_files_load_both_ways_with_the_authors_layout():
+    # The authors' module (matrix_dot_lr2hr) keeps the initial kernel as a buffer next to the weight.
+    ours = SpaUp(5, 5 / 2.35482)
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {"inv_PSF": (5, 5),
+                                                                          "inv_conv.weight": (1, 1, 5, 5)}
+    np.testing.assert_allclose(ours.inv_PSF.numpy(), gaussian_psf(5, 5 / 2.35482), rtol=1e-6)
+    authors = {"inv_PSF": torch.rand(5, 5), "inv_conv.weight": torch.rand(1, 1, 5, 5)}
+    ours.load_state_dict(authors)
+    torch.testing.assert_close(ours.inv_conv.weight, authors["inv_conv.weight"])
+    torch.testing.assert_close(ours.inv_PSF, authors["inv_PSF"])
+    earlier = SpaUp(5, 1.0)
+    earlier.load_state_dict({"inv_conv.weight": authors["inv_conv.weight"]})  # our files before the buffer
+    torch.testing.assert_close(earlier.inv_conv.weight, authors["inv_conv.weight"])
 
 
 def test_speup_inserts_the_spectral_attention_before_the_last_convolution():

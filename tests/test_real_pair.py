@@ -74,6 +74,10 @@ def test_a_geotiff_pair_gives_a_georeferenced_output_in_the_input_units(tmp_path
     assert metrics["final"]["PSNR"] == pytest.approx(scored["PSNR"], abs=1e-3)
     assert metrics["final"]["SAM"] == pytest.approx(scored["SAM"], abs=1e-3)
     assert os.path.isfile(run.file("quicklook.png"))
+    # A real pair is fused under the normalised degradation model by default (README "Degradation model").
+    assert metrics["options"]["degradation"] == "normalised" and metrics["psf_sum"] == pytest.approx(1, abs=1e-5)
+    link = "GCE.pth" if method == "uds2c2" else "MSI_gain.pth"
+    assert os.path.isfile(run.file(link))
 
 
 def test_garbage_in_masked_pixels_does_not_change_the_result(tmp_path, scene):

@@ -246,3 +246,20 @@ def test_fill_values_are_refused_naming_the_file_or_masked_on_request(tmp_path, 
         cube_run(tmp_path / "a", "filled", cube)
     _, metrics, out = cube_run(tmp_path / "b", "filled", cube, "--mask_invalid")
     assert metrics["data"]["masked_hr_pixels"] == 16 and np.isnan(out[10:14, 10:14]).all()
+
+
+def test_a_brighter_msi_changes_nothing_under_the_normalised_degradation_model(short_run_args):
+    # The papers' model lets the free PSF absorb the sensors' gain (its sum drops to about 1 / 1.5) and the
+    # fused image inherits it; the normalised model (PSF summing to 1, MSIGain started at the band means'
+    # ratio, gain learned as its logarithm) trains on the calibrated MSI, the same numbers up to rounding.
+    def run(*options):
+        folder = train_all_special.fuse(short_run_args("--threads", "1", *options))
+        return json.load(open(folder.file("metrics.json")))
+
+    consistent = run("--degradation", "normalised")
+    brighter = run("--degradation", "normalised", "--msi_gain", "1.5")
+    published = run("--msi_gain", "1.5")
+    assert abs(brighter["final"]["PSNR"] - consistent["final"]["PSNR"]) < 0.1
+    assert brighter["psf_sum"] == pytest.approx(1.0, abs=1e-6)
+    assert published["final"]["PSNR"] < consistent["final"]["PSNR"] - 10
+    assert published["psf_sum"] < 0.8
