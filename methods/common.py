@@ -1,5 +1,6 @@
 """What the methods share: their networks (``Nets``, saved under the original checkpoint names), the
-degradation networks SpaDnet and SpeDnet (learned, or fixed to a known PSF / SRF), one stage of a
+degradation networks SpaDnet and SpeDnet (learned, or fixed to a known PSF / SRF), the normalised
+degradation model's MSI gain (``msi_gain``, README "Degradation model"), one stage of a
 schedule (``Stage``), its optimiser (``adam``) and what each of its steps trains on (``batches``: the
 whole pair, or a fresh batch of patches in patch mode, fusion.patches)."""
 from dataclasses import dataclass
