@@ -69,7 +69,7 @@ class Monitor:
                             p.lr_valid)]
         if "inverse" in watch:
             checks.append(("inverse_lrhsi", "generated lrhsi via SpeUnet and true lrhsi.",
-                           mosaic(p.Y), mosaic(nets.up(nets.calibrate(nets.spa(p.Z)))), p.lr_valid))
+                           mosaic(p.Y), mosaic(nets.up(nets.lr_msi(p.Z))), p.lr_valid))
         x_hat = nets.fuse(p.Z) if {"spatial_inverse", "fusion"} & set(watch) else None
         if "spatial_inverse" in watch:
             x_spa = nets.spa_up(p.Y)

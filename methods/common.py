@@ -38,6 +38,10 @@ class Nets:
         MSIGain(msi), under the normalised degradation model; else msi as it is (the papers' models)."""
         return msi if self.msi_gain is None else self.msi_gain(msi)
 
+    def lr_msi(self, z):
+        """Z_l2 = SpaDnet(z), calibrated: the LR-MSI degraded from an MSI, as the losses use it."""
+        return self.calibrate(self.spa(z))
+
     def predicted_msi(self, x):
         """SpeDnet(x), harmonised: the MSI that the HSI x predicts, as the losses compare it with the
         calibrated MSI."""

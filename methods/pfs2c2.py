@@ -33,10 +33,6 @@ def pfs2c2(args, pair):
     opt_degradation = adam([nets.spa, nets.spe, nets.msi_gain], args.lr_stage1 if script else args.lr_stage2)
     samplers = {n: stage_sampler(args, pair, n) for n in (1, 2, 3)}
 
-    def lr_msi(z):
-        """Z_l2 = SpaDnet(Z), calibrated (Nets.calibrate: the normalised model's MSIGain, else as it is)."""
-        return nets.calibrate(nets.spa(z))
-
     def stage1():
         # Pretrain the inverse modules on the original images: Loss0 = |SpaUp(Y) - SpeUp(Z)|.
         batch = batches(pair, samplers[1])
@@ -53,7 +49,7 @@ def pfs2c2(args, pair):
 
         def degradation_loss():
             v = batch()
-            return v.lr_l1(nets.spe(v.Y), lr_msi(v.Z))
+            return v.lr_l1(nets.spe(v.Y), nets.lr_msi(v.Z))
         return degradation_loss
 
     def stage3():
@@ -62,11 +58,11 @@ def pfs2c2(args, pair):
         sampler = samplers[3]
         if sampler is None:
             with torch.no_grad():
-                z_l1, z_l2 = nets.spe(Y), lr_msi(Z)
+                z_l1, z_l2 = nets.spe(Y), nets.lr_msi(Z)
 
             def joint_loss():
                 z = nets.calibrate(Z)
-                return (lr_l1(nets.spe(Y), lr_msi(Z)) + lr_l1(nets.up(z_l2), Y) + hr_l1(nets.spa_up(z_l1), z)
+                return (lr_l1(nets.spe(Y), nets.lr_msi(Z)) + lr_l1(nets.up(z_l2), Y) + hr_l1(nets.spa_up(z_l1), z)
                         + lr_l1(nets.spa(nets.up(z)), Y))
             return joint_loss
         # Patch mode: the fixed targets are computed once, over the whole LR grid (a band of LR rows at a
@@ -76,13 +72,13 @@ def pfs2c2(args, pair):
         # this with those states loaded); one LR-sized pass, instead of two more forward passes a step
         # through frozen copies.
         with torch.no_grad():
-            z_l1, z_l2 = by_lr_rows(nets.spe, Y, 1), by_lr_rows(lr_msi, Z, pair.scale)
+            z_l1, z_l2 = by_lr_rows(nets.spe, Y, 1), by_lr_rows(nets.lr_msi, Z, pair.scale)
 
         def patch_loss():
             v = sampler.draw()
             t1, t2 = v.lr_patches(z_l1), v.lr_patches(z_l2)
             z = nets.calibrate(v.Z)
-            return (v.lr_l1(nets.spe(v.Y), lr_msi(v.Z)) + v.lr_l1(nets.up(t2), v.Y) + v.hr_l1(nets.spa_up(t1), z)
+            return (v.lr_l1(nets.spe(v.Y), nets.lr_msi(v.Z)) + v.lr_l1(nets.up(t2), v.Y) + v.hr_l1(nets.spa_up(t1), z)
                     + v.lr_l1(nets.spa(nets.up(z)), v.Y))
         return patch_loss
 

@@ -37,14 +37,14 @@ def udaln_stages(args, pair, nets):
 
         def degradation_loss():
             v = batch()
-            return v.lr_l1(nets.predicted_msi(v.Y), nets.calibrate(nets.spa(v.Z)))
+            return v.lr_l1(nets.predicted_msi(v.Y), nets.lr_msi(v.Z))
         return degradation_loss
 
     def stage2():
         # Learn the spectral inverse mapping on the LR-MSI: Loss2 = |SpeUnet(Z_l2) - Y|, Z_l2 detached.
         sampler = samplers[2]
         if sampler is None:
-            z_l2 = nets.calibrate(nets.spa(Z)).detach()
+            z_l2 = nets.lr_msi(Z).detach()
             return lambda: lr_l1(nets.up(z_l2), Y)
 
         def patch_loss():
@@ -52,7 +52,7 @@ def udaln_stages(args, pair, nets):
             # SpaDnet (and MSIGain) do not change in stage 2 and SpaDnet maps each r x r block on its own, so
             # its output on the HR patch is exactly the patch of Z_l2.
             with torch.no_grad():
-                z_l2 = nets.calibrate(nets.spa(v.Z))
+                z_l2 = nets.lr_msi(v.Z)
             return v.lr_l1(nets.up(z_l2), v.Y)
         return patch_loss
 
@@ -64,7 +64,7 @@ def udaln_stages(args, pair, nets):
         def joint_loss():
             v = batch()
             z = nets.calibrate(v.Z)
-            z_l2 = nets.calibrate(nets.spa(v.Z))
+            z_l2 = nets.lr_msi(v.Z)
             x = nets.up(z)
             return (v.lr_l1(nets.predicted_msi(v.Y), z_l2) + v.lr_l1(nets.up(z_l2), v.Y)
                     + v.hr_l1(nets.predicted_msi(x), z) + v.lr_l1(nets.spa(x), v.Y))

@@ -38,7 +38,7 @@ class MSIGain(nn.Module):
     """The normalised degradation model's link between the two sensors (--degradation normalised): per MSI
     band, Z = g (X S + c), with gain g = exp(log_gain) > 0 and offset c in the HSI's units.
 
-    ``calibrate`` (the forward) maps an MSI into the HSI's radiometry, z / g - c; the methods train and fuse
+    The forward maps an MSI into the HSI's radiometry, z / g - c; the methods train and fuse
     on the calibrated MSI, so a gain between the sensors changes nothing after it: with the gain learned as
     its logarithm and the offset in HSI units, Adam's steps are the same whatever the MSI's scale.
     ``to_sensor`` is the inverse, X S -> Z. It starts as the identity (g = 1, c = 0)."""
@@ -58,8 +58,6 @@ class MSIGain(nn.Module):
         """z / g - c: an MSI (B x Cm x H x W, the MSI sensor's units) in the HSI's radiometry."""
         shape = (1, -1, 1, 1)
         return torch.addcmul(-self.offset.view(shape), z, torch.exp(-self.log_gain).view(shape))
-
-    calibrate = forward
 
     def to_sensor(self, x):
         """g (x + c): an HSI-derived MSI (B x Cm x H x W) in the MSI sensor's units."""
