@@ -10,6 +10,8 @@ import os
 import torch
 
 METHODS = ("udaln", "pfs2c2", "uds2c2")
+SCF_PLACES = ("inverse", "spatial")  # UDS2C2's SCFConv: in the spectral inverse mapping or in SpaDnet
+ATTENTION_STARTS = ("identity", "sigmoid")  # SCFConv's attentions at the start (model.scfconv)
 
 # The repository folder: default data and output paths are taken relative to it, so the training
 # script runs from any current folder. Paths the user gives stay relative to the current folder.
@@ -255,11 +257,17 @@ def build_parser():
     g = p.add_argument_group("UDS2C2")
     g.add_argument("--gce", type=_yes_no, default="Yes",
                    help="group convolution enhancement: harmonise the HSI-derived MSI with the real MSI")
-    g.add_argument("--scfconv", type=_yes_no, default="Yes",
-                   help="SCFConv attention dynamic convolutions for the upsampler's hidden layers "
-                        "(No: static convolutions of the same size)")
-    g.add_argument("--scf_kernel", type=int, default=3,
-                   help="kernel size of the upsampler's hidden layers (1 keeps UDALN's pixel-wise mapping)")
+    g.add_argument("--scfconv", type=_yes_no, default="No",
+                   help="SCFConv attention dynamic convolution, placed by --scf_place (default No: every "
+                        "placement measured worse, README \"UDS2C2\")")
+    g.add_argument("--scf_kernel", type=int, default=1,
+                   help="kernel size of the upsampler's hidden layers (1: UDALN's pixel-wise mapping)")
+    g.add_argument("--scf_place", choices=SCF_PLACES, default="inverse",
+                   help="where SCFConv goes with --scfconv Yes: inverse (the upsampler's hidden layers) or "
+                        "spatial (a dynamic per-band PSF in SpaDnet; the upsampler's layers are then static)")
+    g.add_argument("--scf_attention", choices=ATTENTION_STARTS, default="identity",
+                   help="SCFConv's attentions at the start: identity (2 sigmoid, exactly 1: the static "
+                        "convolution) or sigmoid (near 1/2 each, as first built here)")
 
     g = p.add_argument_group("run")
     g.add_argument("--method", choices=METHODS, default="udaln", help="fusion method")
@@ -364,6 +372,9 @@ def _check_numbers(parser, args):
                      "it is the ratio of the HR-MSI to the LR-HSI pixel size")
     if args.scf_kernel < 1 or args.scf_kernel % 2 == 0:
         parser.error(f"--scf_kernel must be a positive odd number (got {args.scf_kernel})")
+    if args.scfconv == "Yes" and args.scf_place == "spatial" and args.isCal_PSF == "No" and args.method == "uds2c2":
+        parser.error("--scf_place spatial learns a per-band PSF, which cannot be the known PSF of --isCal_PSF No; "
+                     "use --scf_place inverse, or drop --isCal_PSF No")
     if args.eval_every < 1:
         parser.error("--eval_every must be at least 1")
     if args.threads is not None and args.threads < 1:
@@ -442,8 +453,12 @@ def get_args(argv=None):
 
 
 def default_degradation(args):
-    """--degradation auto: the normalised model for a real pair (two sensors), the papers' for a simulated one."""
-    return "normalised" if getattr(args, "lr_hsi", None) else "original"
+    """--degradation auto: the normalised model for a real pair (two sensors), the papers' for a simulated
+    one, except for UDS2C2, always normalised: no code of it is public to be faithful to, and its GCE is
+    the radiometric link that a free PSF would share the scale with (README "UDS2C2")."""
+    if getattr(args, "lr_hsi", None) or getattr(args, "method", None) == "uds2c2":
+        return "normalised"
+    return "original"
 
 
 def resolve_device(choice, gpu_ids="0"):

@@ -212,7 +212,8 @@ NAME_TOKENS = (
 )
 METHOD_NAME_TOKENS = {
     "pfs2c2": (("pfs_lr_reset", lambda v: "lrReset"),),
-    "uds2c2": (("gce", lambda v: "noGCE"), ("scfconv", lambda v: "noSCFConv"), ("scf_kernel", lambda v: f"k{v}")),
+    "uds2c2": (("gce", lambda v: "noGCE"), ("scfconv", lambda v: "SCFConv" if v == "Yes" else "noSCFConv"), ("scf_kernel", lambda v: f"k{v}"),
+               ("scf_place", lambda v: f"scf{v.capitalize()}"), ("scf_attention", lambda v: f"scf{v.capitalize()}")),
 }
 
 
@@ -723,7 +724,7 @@ def load_training_state(folder):
 
 
 # What a run did before an option existed: a checkpoint that predates the option resumes with this value.
-OPTIONS_BEFORE_THEY_EXISTED = {"degradation": "original"}
+OPTIONS_BEFORE_THEY_EXISTED = {"degradation": "original", "scf_place": "inverse", "scf_attention": "sigmoid"}
 
 
 def resumed_options(args, state, anew=RESUMABLE_OPTIONS):

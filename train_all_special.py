@@ -25,9 +25,9 @@ from func import (RESUMABLE_OPTIONS, Interrupted, OutOfMemory, RunFolder, Traini
 from fusion.monitor import Monitor
 from fusion.pair import Pair, hwc, reduced_resolution_pair
 from fusion.patches import choose_training_mode, validation_patches
-from fusion.results import draw_run_figures, fuse_and_write
+from fusion.results import draw_run_figures, fuse_and_write, streams
 from imagery.quicklook import save_quicklook
-from methods import METHODS
+from methods import METHODS, check_options
 
 NO_REFERENCE_INDICES = ("D_lambda", "D_s", "QNR")
 
@@ -50,6 +50,7 @@ def fuse(args, anew=RESUMABLE_OPTIONS):
     set_seed(args.seed)
     pair, cube = load_pair(args)
     batch_pixels = choose_training_mode(args, pair)  # before the run folder: patch mode is in its name
+    check_options(args, pair, streamed=streams(pair))
     check_memory(args.method, pair.Y.shape, pair.Z.shape, pair.scale, args.device, batch_pixels=batch_pixels,
                  reference=pair.has_reference)
     if state is None:

@@ -34,7 +34,10 @@ def describe(options):
     """Method and the options that distinguish the benchmark runs."""
     name = options["method"]
     if name == "uds2c2":
-        name += f" (GCE {options['gce']}, SCFConv {options['scfconv']}, k={options['scf_kernel']})"
+        scf = options["scfconv"]
+        if scf == "Yes":  # runs older than these options had SCFConv in the inverse mapping, sigmoid-started
+            scf = f"{options.get('scf_place', 'inverse')}, {options.get('scf_attention', 'sigmoid')} start"
+        name += f" (GCE {options['gce']}, SCFConv {scf}, k={options['scf_kernel']})"
     if options.get("stages", "123") != "123":
         name += f", stages {options['stages']}"
     if options.get("degradation", "original") == "normalised":

@@ -210,7 +210,10 @@ def validation_patches(args, pair, count=VALIDATION_PATCHES):
 def by_lr_rows(module, image, factor, rows=LR_TILE_ROWS):
     """``module(image)`` for a module that maps each r x r block (or pixel) on its own to one LR pixel
     (SpaDnet with ``factor`` r, SpeDnet with 1), computed ``rows`` LR rows at a time: the same result,
-    with the temporaries of one band of rows only. ``image``: 1 x c x (factor h) x W -> 1 x c' x h x w'."""
+    with the temporaries of one band of rows only. ``image``: 1 x c x (factor h) x W -> 1 x c' x h x w'.
+    A module marked ``whole_image`` (its output depends on whole-image statistics) runs on the whole image."""
+    if getattr(module, "whole_image", False):
+        return module(image)
     height = image.shape[2] // factor
     return torch.cat([module(image[:, :, top * factor:(top + rows) * factor])
                       for top in range(0, height, rows)], dim=2)

@@ -3,10 +3,11 @@
 reconstructed), with what they share in ``methods.common``. Each method is a builder
 ``method(args, pair) -> (nets, stages)``: it makes its networks (``common.Nets``) on the pair's device and
 returns them with its three stages (``common.Stage``: optimisers, loss factory, checks to monitor), which
-train_all_special.py runs in order. ``METHODS`` maps each ``--method`` name to its builder.
+train_all_special.py runs in order. ``METHODS`` maps each ``--method`` name to its builder;
+``check_options`` refuses, before anything is written, options that cannot run on the pair.
 """
 from methods.pfs2c2 import pfs2c2
 from methods.udaln import udaln
-from methods.uds2c2 import uds2c2
+from methods.uds2c2 import check_options, uds2c2
 
 METHODS = {"udaln": udaln, "pfs2c2": pfs2c2, "uds2c2": uds2c2}

@@ -61,13 +61,15 @@ class Nets:
         return self.up(self.calibrate(Z))
 
 
-def degradation_nets(args, pair):
+def degradation_nets(args, pair, spa=None):
     """SpaDnet and SpeDnet, learned (blind) or fixed to the known PSF / SRF (--isCal_PSF/--isCal_SRF No);
-    with --degradation normalised the learned PSF sums to 1 (model.SpaDnet)."""
+    with --degradation normalised the learned PSF sums to 1 (model.SpaDnet). ``spa``: a method's own
+    spatial degradation network (UDS2C2's SCFSpaDnet) instead of SpaDnet."""
     known_psf = args.isCal_PSF == "No"
     known_srf = args.isCal_SRF == "No"
-    spa = SpaDnet(pair.scale, known_psf=pair.psf if known_psf else None, trainable=not known_psf,
-                  normalised=normalised(args))
+    if spa is None:
+        spa = SpaDnet(pair.scale, known_psf=pair.psf if known_psf else None, trainable=not known_psf,
+                      normalised=normalised(args))
     spe = SpeDnet(pair.sp_range, pair.hsi_channels, known_srf=pair.srf if known_srf else None,
                   trainable=not known_srf)
     return spa.to(pair.Y.device), spe.to(pair.Y.device)

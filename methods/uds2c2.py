@@ -1,25 +1,51 @@
 """UDS2C2: Yu et al., "Unsupervised Hyperspectral and Multispectral Image Fusion With Deep
 Spectral-Spatial Collaborative Constraint", IEEE TGRS 62, 2024, doi 10.1109/TGRS.2024.3472226.
 UDALN's networks and stages with group convolution enhancement (GCE, radiometric harmonisation of the
-HSI-derived MSI) and SCFConv (attention dynamic convolution) in the spectral upsampler. No official code
-is public: the architecture is reconstructed from the paper's description (README "Faithfulness notes").
+HSI-derived MSI) and SCFConv (attention dynamic convolution), in the spectral upsampler or in the spatial
+degradation (--scf_place). No official code is public: the architecture is reconstructed from the paper's
+abstract (README "Faithfulness notes", the ablation under "UDS2C2").
 """
 from torch import nn
 
-from methods.common import Nets, degradation_nets, msi_gain
+from imagery.errors import DataError
+from methods.common import Nets, degradation_nets, msi_gain, normalised
 from methods.udaln import udaln_stages
-from model import GCE, SCFConv, SpeUnet
+from model import GCE, SCFConv, SCFSpaDnet, SpeUnet
 
 
 def uds2c2(args, pair):
-    """UDS2C2 (Yu et al., TGRS 2024), reconstructed from the paper: UDALN's stages with GCE harmonising
-    the HSI-derived MSI (--gce) and SCFConv hidden layers in the spectral upsampler (--scfconv, --scf_kernel)."""
+    """UDS2C2 (Yu et al., TGRS 2024), reconstructed: UDALN's stages with GCE harmonising the HSI-derived
+    MSI (--gce) and SCFConv (--scfconv) as the spectral upsampler's hidden layers (--scf_place inverse,
+    kernel --scf_kernel) or as a per-band dynamic PSF (--scf_place spatial, model.SCFSpaDnet), its
+    attentions started by --scf_attention."""
     device = pair.Y.device
-    k = args.scf_kernel
-    hidden = (lambda cin, cout: SCFConv(cin, cout, k)) if args.scfconv == "Yes" else \
-        (lambda cin, cout: nn.Conv2d(cin, cout, k, padding=k // 2))
-    up = SpeUnet(pair.msi_channels, pair.hsi_channels, hidden=hidden).to(device)  # first, in UDALN's order
-    spa, spe = degradation_nets(args, pair)
+    up = SpeUnet(pair.msi_channels, pair.hsi_channels, hidden=upsampler_layers(args)).to(device)  # first, as UDALN
+    dynamic_psf = None
+    if args.scfconv == "Yes" and args.scf_place == "spatial":
+        dynamic_psf = SCFSpaDnet(pair.scale, normalised=normalised(args), attention_start=args.scf_attention)
+    spa, spe = degradation_nets(args, pair, dynamic_psf)
     gce = GCE(pair.msi_channels).to(device) if args.gce == "Yes" else None
     nets = Nets(spa=spa, spe=spe, up=up, gce=gce, msi_gain=msi_gain(args, pair, spa, spe, gce))
     return nets, udaln_stages(args, pair, nets)
+
+
+def upsampler_layers(args):
+    """The builder of SpeUnet's hidden layers: SCFConv of size --scf_kernel with SCFConv in the inverse
+    mapping, else static convolutions of that size."""
+    k = args.scf_kernel
+    if args.scfconv == "Yes" and args.scf_place == "inverse":
+        return lambda cin, cout: SCFConv(cin, cout, k, attention_start=args.scf_attention)
+    return lambda cin, cout: nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+def check_options(args, pair, streamed):
+    """Refuse what --scf_place spatial cannot do exactly: its per-band PSF needs each band's mean over the
+    whole image, which patch training (one patch at a time) and streamed output (tile by tile) do not see.
+    Raises DataError."""
+    if args.method != "uds2c2" or args.scfconv != "Yes" or args.scf_place != "spatial":
+        return
+    if args.training_mode == "patches" or streamed:
+        why = "patch training" if args.training_mode == "patches" else "a scene this large (its output is streamed)"
+        raise DataError(f"--scf_place spatial computes each band's PSF from the band's mean over the whole "
+                        f"image, which {why} does not see; use --scf_place inverse, or a smaller scene "
+                        "(--training_mode whole)")

@@ -125,6 +125,7 @@ def test_real_pair_options_are_checked(argv, message, files, tmp_path, monkeypat
     (["--snr_msi", "nan"], "--snr_msi must be a finite SNR in dB"),
     (["--image_index", "-1"], "--image_index must be at least 0"),
     (["--scf_kernel", "2"], "--scf_kernel must be a positive odd number"),
+    (["--method", "uds2c2", "--scfconv", "yes", "--scf_place", "spatial", "--isCal_PSF", "No"], "--scf_place spatial learns a per-band PSF"),
 ])
 def test_bad_options_are_refused_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -123,8 +123,15 @@ def test_run_folder_name_method_tokens_cube_and_real_pair():
     ablation = get_args(["--device", "cpu", "--method", "uds2c2", "--gce", "no"])
     assert run_folder_name(uds) == f"uds2c2_indian_pines_5_{SCHEDULE}"
     assert run_folder_name(ablation) == f"uds2c2_indian_pines_5_{SCHEDULE}_noGCE"
-    args = get_args(["--device", "cpu", "--method", "uds2c2", "--scfconv", "no", "--scf_kernel", "1"])
-    assert run_folder_name(args).endswith("_noSCFConv_k1")
+    args = get_args(["--device", "cpu", "--method", "uds2c2", "--scfconv", "yes", "--scf_kernel", "3"])
+    assert run_folder_name(args).endswith(f"{SCHEDULE}_SCFConv_k3")
+    args = get_args(["--device", "cpu", "--method", "uds2c2", "--scfconv", "yes", "--scf_place", "spatial",
+                     "--scf_attention", "sigmoid"])
+    assert run_folder_name(args).endswith(f"{SCHEDULE}_SCFConv_scfSpatial_scfSigmoid")
+    # UDS2C2 uses the normalised degradation model by default, simulated pair or not.
+    assert uds.degradation == "normalised"
+    args = get_args(["--device", "cpu", "--method", "uds2c2", "--degradation", "original"])
+    assert run_folder_name(args) == f"uds2c2_indian_pines_5_{SCHEDULE}_originalDegradation"
     args = get_args(["--device", "cpu", "--method", "pfs2c2", "--pfs_lr_reset", "--stages", "12"])
     assert run_folder_name(args).endswith("_stages12_lrReset")
     args = get_args(["--device", "cpu", "--image_index", "2"])
@@ -349,6 +356,10 @@ def test_resume_takes_the_checkpoints_options(tmp_path):
     assert func.resumed_options(args, state, anew=("threads",)).degradation == "original"
     state["options"]["degradation"] = "normalised"
     assert func.resumed_options(args, state, anew=("threads",)).degradation == "normalised"
+    # So did UDS2C2's SCFConv placement and attention start: a checkpoint without them had SCFConv in the
+    # inverse mapping, its attentions started by plain sigmoids.
+    old = func.resumed_options(args, state, anew=("threads",))
+    assert (old.scf_place, old.scf_attention) == ("inverse", "sigmoid")
     if not torch.cuda.is_available():
         state["options"]["device"] = "cuda:0"
         with pytest.raises(func.DataError, match="trained on cuda:0, which this machine does not have; give "

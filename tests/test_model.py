@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from data_loader import gaussian_psf, spatial_degrade, spectral_degrade, srf_from_bands, support_range
-from model import GCE, MSIGain, SCFConv, SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
+from fusion.patches import by_lr_rows
+from model import GCE, MSIGain, SCFConv, SCFSpaDnet, SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
 from model.spectral_downsample import gaussian_support_weights
 from model.spectral_upsample import widths
 
@@ -270,7 +271,7 @@ def test_speup_inserts_the_spectral_attention_before_the_last_convolution():
 
 def test_scfconv_output_shape_and_per_sample_kernels():
     torch.manual_seed(0)
-    conv = SCFConv(8, 16, 3)
+    conv = SCFConv(8, 16, 3, attention_start="sigmoid")
     x = torch.rand(3, 8, 7, 9)
     assert conv(x).shape == (3, 16, 7, 9)
     kernels = conv.kernels(x)
@@ -289,9 +290,31 @@ def test_scfconv_with_attentions_at_one_is_the_static_convolution():
     torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight, conv.bias, padding=1), rtol=1e-5, atol=1e-6)
 
 
-def test_scfconv_attention_factors_multiply_the_static_kernel():
+def test_scfconv_identity_start_is_exactly_the_static_convolution_and_learns_its_attentions():
     torch.manual_seed(0)
     conv = SCFConv(4, 6, 3)
+    x = torch.rand(2, 4, 8, 8)
+    for factor in conv.attentions(x):
+        assert torch.equal(factor, torch.ones_like(factor))
+    torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight, conv.bias, padding=1), rtol=1e-5, atol=1e-6)
+    conv(x).square().sum().backward()  # the heads start at zero but receive a gradient
+    for head in (conv.spatial, conv.channel, conv.filter):
+        assert head.weight.grad.abs().sum() > 0 and head.bias.grad.abs().sum() > 0
+
+
+def test_scfconv_sigmoid_start_scales_the_kernel_by_about_an_eighth():
+    torch.manual_seed(0)
+    conv = SCFConv(8, 16, 3, attention_start="sigmoid")
+    x = torch.rand(4, 8, 6, 6)
+    ratio = (conv.kernels(x) / conv.weight.unsqueeze(0)).mean().detach()
+    assert 0.08 < float(ratio) < 0.18
+    with pytest.raises(ValueError, match="attention_start must be one of"):
+        SCFConv(8, 16, 3, attention_start="one")
+
+
+def test_scfconv_attention_factors_multiply_the_static_kernel():
+    torch.manual_seed(0)
+    conv = SCFConv(4, 6, 3, attention_start="sigmoid")
     x = torch.rand(1, 4, 5, 5)
     spatial, channel, filters = conv.attentions(x)
     expected = conv.weight * filters[0].view(6, 1, 1, 1) * channel[0].view(1, 4, 1, 1) * spatial[0].view(1, 1, 3, 3)
@@ -303,6 +326,44 @@ def test_speunet_with_scfconv_hidden_layers():
     net = SpeUnet(8, 46, hidden=lambda cin, cout: SCFConv(cin, cout, 3))
     assert [type(m).__name__ for m in net.sequential] == ["SCFConv", "LeakyReLU", "SCFConv", "LeakyReLU", "Conv2d"]
     assert net(torch.rand(1, 8, 6, 6)).shape == (1, 46, 6, 6)
+
+
+def perturbed(net, std=0.5):
+    """``net`` with every attention head moved off its zero start."""
+    with torch.no_grad():
+        for head in (net.squeeze[0], net.spatial, net.gain):
+            head.weight.normal_(0, std)
+            head.bias.normal_(0, std)
+    return net
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_scf_spadnet_starts_as_spadnet(normalised):
+    torch.manual_seed(0)
+    x = torch.rand(2, 5, 15, 20)
+    dynamic, static = SCFSpaDnet(5, normalised=normalised), SpaDnet(5, normalised=normalised)
+    torch.testing.assert_close(dynamic(x), static(x))
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_scf_spadnet_degrades_each_band_by_its_own_kernel(normalised):
+    torch.manual_seed(0)
+    net = perturbed(SCFSpaDnet(3, normalised=normalised)).double()
+    x = torch.rand(2, 4, 9, 12, dtype=torch.float64) * torch.arange(1, 5, dtype=torch.float64).view(1, 4, 1, 1)
+    r = 3
+    h = torch.relu(net.squeeze[0](x.mean(dim=(2, 3)).reshape(-1, 1)))
+    expected = []
+    for n, band in enumerate(x.reshape(-1, 1, 9, 12)):  # the formula, band by band
+        kernel = net.kernel * 2 * torch.sigmoid(net.spatial(h[n])).view(r, r)
+        kernel = kernel / kernel.sum() if normalised else kernel * 2 * torch.sigmoid(net.gain(h[n]))
+        expected.append(F.conv2d(band[None], kernel.view(1, 1, r, r), stride=r))
+    torch.testing.assert_close(net(x), torch.cat(expected).view(2, 4, 3, 4))
+    kernels = net.band_kernels(x.mean(dim=(2, 3)))
+    assert not torch.allclose(kernels[0], kernels[1])
+    if normalised:
+        torch.testing.assert_close(kernels.sum(dim=(1, 2)), torch.ones(8, dtype=torch.float64))
+    # by_lr_rows must not split it: each band's kernel comes from its mean over the whole image.
+    assert torch.equal(by_lr_rows(net, x[:1], r, rows=1), net(x[:1]))
 
 
 def test_gce_is_the_identity_at_initialisation():

@@ -123,15 +123,16 @@ def test_interrupted_at_a_stage_boundary(argv, tmp_path, monkeypatch, when):
 
 def test_a_hard_ctrl_c_between_steps_is_resumable_too(argv, tmp_path, monkeypatch):
     """A KeyboardInterrupt raised outside the optimiser steps (a second Ctrl-C) still leaves a consistent
-    checkpoint; uds2c2 has a GCE module and SCFConv layers to restore as well."""
-    expected = uninterrupted(argv, tmp_path, "--method", "uds2c2")
+    checkpoint; uds2c2 has a GCE module and SCFConv's dynamic PSF to restore as well."""
+    uds2c2 = ("--method", "uds2c2", "--scfconv", "yes", "--scf_place", "spatial")
+    expected = uninterrupted(argv, tmp_path, *uds2c2)
 
     def ctrl_c():
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
         stop_at(patch, 1, 10, ctrl_c, after=True)
-        assert train_all_special.main(argv("--method", "uds2c2")) == 130
+        assert train_all_special.main(argv(*uds2c2)) == 130
     folder = only_folder(tmp_path / "checkpoints")
     state = torch.load(os.path.join(folder, "training_state.pt"), weights_only=True)
     assert (state["stage"], state["epoch"]) == (1, 10)

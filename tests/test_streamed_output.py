@@ -165,7 +165,8 @@ def make_pair(source=None):
 def uds2c2_nets():
     """UDS2C2's networks (SCFConv 3 x 3, GCE with a non-zero 3 x 3 residual, so tiles need context)."""
     torch.manual_seed(0)
-    nets, _ = METHODS["uds2c2"](get_args(["--method", "uds2c2", "--scf_kernel", "3", "--device", "cpu"]), make_pair())
+    argv = ["--method", "uds2c2", "--scfconv", "yes", "--scf_kernel", "3", "--device", "cpu"]
+    nets, _ = METHODS["uds2c2"](get_args(argv), make_pair())
     with torch.no_grad():
         nets.gce.residual.weight.normal_(0.0, 0.2)
     return nets

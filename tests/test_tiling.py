@@ -30,8 +30,8 @@ def make_pair(height, width):
 
 def method_nets(method, pair, *options):
     torch.manual_seed(0)
-    nets, _ = METHODS[method](get_args(["--method", method, "--scf_kernel", "3", "--device", "cpu", *options]),
-                              pair)
+    argv = ["--method", method, "--scfconv", "yes", "--scf_kernel", "3", "--device", "cpu", *options]
+    nets, _ = METHODS[method](get_args(argv), pair)
     return nets
 
 

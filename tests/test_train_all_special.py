@@ -166,7 +166,7 @@ def test_pfs2c2_lr_reset_follows_the_authors_script(short_run_args):
 
 def test_uds2c2_ablation_switches(short_run_args):
     args = short_run_args("--method", "uds2c2", "--gce", "no", "--scfconv", "no", "--scf_kernel", "1",
-                          "--stages", "12")
+                          "--degradation", "original", "--stages", "12")
     run = train_all_special.fuse(args)
     assert "GCE.pth" not in os.listdir(run.path)
     state = torch.load(run.file("spectral_upsample.pth"))
@@ -174,6 +174,22 @@ def test_uds2c2_ablation_switches(short_run_args):
     udaln = train_all_special.fuse(short_run_args("--stages", "12"))
     np.testing.assert_array_equal(scipy.io.loadmat(run.file("My_Out.mat"))["Out"],
                                   scipy.io.loadmat(udaln.file("My_Out.mat"))["Out"])
+
+
+def test_uds2c2_with_scfconv_in_the_spatial_degradation(short_run_args, tmp_path):
+    args = short_run_args("--method", "uds2c2", "--scfconv", "yes", "--scf_place", "spatial", "--stages", "12")
+    run = train_all_special.fuse(args)
+    psf = torch.load(run.file("PSF.pth"))
+    assert {"psf_logits", "spatial.weight", "gain.weight"} <= set(psf)
+    assert SpeUnet(8, 68).load_state_dict(torch.load(run.file("spectral_upsample.pth"))) is not None
+    metrics = json.load(open(run.file("metrics.json")))
+    assert metrics["final"]["PSNR"] > bicubic_psnr(args)
+    # Patch training sees one patch at a time, not a band's whole-image mean: refused before any file.
+    folders = set(os.listdir(tmp_path / "checkpoints"))
+    with pytest.raises(train_all_special.DataError, match="--scf_place spatial computes each band's PSF"):
+        train_all_special.fuse(short_run_args("--method", "uds2c2", "--scfconv", "yes", "--scf_place", "spatial",
+                                              "--training_mode", "patches", "--patch_size", "4"))
+    assert set(os.listdir(tmp_path / "checkpoints")) == folders
 
 
 # ----------------------------------------------------------------------------- inputs as people have them
