@@ -212,8 +212,9 @@ NAME_TOKENS = (
 )
 METHOD_NAME_TOKENS = {
     "pfs2c2": (("pfs_lr_reset", lambda v: "lrReset"),),
-    "uds2c2": (("gce", lambda v: "noGCE"), ("scfconv", lambda v: "SCFConv" if v == "Yes" else "noSCFConv"), ("scf_kernel", lambda v: f"k{v}"),
-               ("scf_place", lambda v: f"scf{v.capitalize()}"), ("scf_attention", lambda v: f"scf{v.capitalize()}")),
+    "uds2c2": (("gce", lambda v: "noGCE"), ("scfconv", lambda v: "SCFConv" if v == "Yes" else "noSCFConv"),
+               ("scf_kernel", lambda v: f"k{v}"), ("scf_place", lambda v: f"scf{v.capitalize()}"),
+               ("scf_attention", lambda v: f"scf{v.capitalize()}")),
 }
 
 

@@ -177,8 +177,8 @@ class _StreamedFusion:
         group = None if self.qnr is None else math.lcm(self.qnr.step, align)
         # Exact output around each tile: SSIM's window and GCE's 3 x 3 convolution (in SpeDnet(X_hat)) reach it.
         context = max(SSIM_HALO if pair.has_reference else 0, network_halo(nets.gce) if no_reference else 0)
-        self.tiler = TiledForward(nets.inverse_network(), pair.Z, align=align, context=context, side=side, memory=memory,
-                                  group=group)
+        self.tiler = TiledForward(nets.inverse_network(), pair.Z, align=align, context=context, side=side,
+                                  memory=memory, group=group)
         self.cell = self.tiler.side if group is None else max(self.tiler.side, group)
         wavelengths = None if pair.source is None else pair.source.wavelengths
         self.composite = CompositeCollector(self.height, self.width, self.bands, wavelengths) if composite else None

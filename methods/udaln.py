@@ -15,7 +15,8 @@ from model import SpeUnet
 
 def udaln(args, pair):
     """UDALN's networks (SpaDnet, SpeDnet, SpeUnet) on the pair's device and Algorithm 1's stages: (Nets, [Stage])."""
-    up = SpeUnet(pair.msi_channels, pair.hsi_channels).to(pair.Y.device)  # first, as the original: same seed, same start
+    # SpeUnet first, as the original builds it: the same seed gives the same start.
+    up = SpeUnet(pair.msi_channels, pair.hsi_channels).to(pair.Y.device)
     spa, spe = degradation_nets(args, pair)
     nets = Nets(spa=spa, spe=spe, up=up, msi_gain=msi_gain(args, pair, spa, spe))
     return nets, udaln_stages(args, pair, nets)

@@ -21,7 +21,7 @@ def uds2c2(args, pair):
     device = pair.Y.device
     up = SpeUnet(pair.msi_channels, pair.hsi_channels, hidden=upsampler_layers(args)).to(device)  # first, as UDALN
     dynamic_psf = None
-    if args.scfconv == "Yes" and args.scf_place == "spatial":
+    if scfconv_place(args) == "spatial":
         dynamic_psf = SCFSpaDnet(pair.scale, normalised=normalised(args), attention_start=args.scf_attention)
     spa, spe = degradation_nets(args, pair, dynamic_psf)
     gce = GCE(pair.msi_channels).to(device) if args.gce == "Yes" else None
@@ -29,11 +29,16 @@ def uds2c2(args, pair):
     return nets, udaln_stages(args, pair, nets)
 
 
+def scfconv_place(args):
+    """Where the run puts SCFConv: 'inverse', 'spatial' (--scf_place), or None without it (--scfconv No)."""
+    return args.scf_place if args.scfconv == "Yes" else None
+
+
 def upsampler_layers(args):
     """The builder of SpeUnet's hidden layers: SCFConv of size --scf_kernel with SCFConv in the inverse
     mapping, else static convolutions of that size."""
     k = args.scf_kernel
-    if args.scfconv == "Yes" and args.scf_place == "inverse":
+    if scfconv_place(args) == "inverse":
         return lambda cin, cout: SCFConv(cin, cout, k, attention_start=args.scf_attention)
     return lambda cin, cout: nn.Conv2d(cin, cout, k, padding=k // 2)
 
@@ -42,7 +47,7 @@ def check_options(args, pair, streamed):
     """Refuse what --scf_place spatial cannot do exactly: its per-band PSF needs each band's mean over the
     whole image, which patch training (one patch at a time) and streamed output (tile by tile) do not see.
     Raises DataError."""
-    if args.method != "uds2c2" or args.scfconv != "Yes" or args.scf_place != "spatial":
+    if args.method != "uds2c2" or scfconv_place(args) != "spatial":
         return
     if args.training_mode == "patches" or streamed:
         why = "patch training" if args.training_mode == "patches" else "a scene this large (its output is streamed)"

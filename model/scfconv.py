@@ -115,10 +115,9 @@ class SCFSpaDnet(SpaDnet):
         return kernels * (self.attention_scale * torch.sigmoid(self.gain(h))).view(-1, 1, 1)
 
     def forward(self, x):
-        b, c, h, w = x.shape
+        b, c = x.shape[:2]
         r = self.scale
-        hl, wl = h // r, w // r
-        x = x[:, :, :hl * r, :wl * r]
+        x, (hl, wl) = self.whole_blocks(x)
         kernels = self.band_kernels(x.mean(dim=(2, 3)))
         blocks = x.reshape(b * c, hl, r, wl, r)
         return torch.einsum("nhiwj,nij->nhw", blocks, kernels).view(b, c, hl, wl)

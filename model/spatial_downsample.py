@@ -85,11 +85,16 @@ class SpaDnet(nn.Module):
         """The current PSF as an r x r correlation kernel (detached)."""
         return self.correlation_kernel().detach()
 
-    def forward(self, x):
-        b, c, h, w = x.shape
+    def whole_blocks(self, x):
+        """x (B x C x H x W) without the trailing rows and columns that fill no r x r block, as a stride-r
+        convolution drops them, and the LR size (h, w)."""
         r = self.scale
-        hl, wl = h // r, w // r
-        if (h, w) != (hl * r, wl * r):  # as a stride-r convolution: trailing rows/columns are dropped
-            x = x[:, :, :hl * r, :wl * r]
+        hl, wl = x.shape[2] // r, x.shape[3] // r
+        return x[:, :, :hl * r, :wl * r], (hl, wl)
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+        r = self.scale
+        x, (hl, wl) = self.whole_blocks(x)
         blocks = x.reshape(b * c * hl, r, wl, r)
         return BlockPSF.apply(blocks, self.correlation_kernel()).view(b, c, hl, wl)
