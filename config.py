@@ -231,6 +231,12 @@ def build_parser():
                    help="radiometric mismatch: per-band gains drawn uniformly in 1 +- this")
     g.add_argument("--msi_offset_jitter", type=float, default=0.0,
                    help="radiometric mismatch: per-band offsets drawn uniformly in +- this")
+    g.add_argument("--sim_psf_size", type=int, metavar="K", default=0,
+                   help="the simulation's Gaussian PSF (FWHM r) on K x K HR pixels, at least r; windows as "
+                        "--psf_size places them (default: 0, K = r, the papers' PSF)")
+    g.add_argument("--sim_psf_shift", type=int, metavar="S", default=0,
+                   help="the simulation's PSF centred S HR pixels below and right of each LR pixel's centre "
+                        "(a misregistration of the two images; default: 0)")
 
     g = p.add_argument_group("training schedule (default: the method's published schedule)")
     for stage in (1, 2, 3):
@@ -247,6 +253,10 @@ def build_parser():
                    help="original: the papers' free PSF, which can absorb a gain between the two sensors; "
                         "normalised: a PSF summing to 1 (softmax) and a learned gain and offset per MSI band "
                         "(auto: normalised for a real pair, original for a simulated one)")
+    g.add_argument("--psf_size", type=int, metavar="K", default=0,
+                   help="side of the learned PSF in HR pixels, at least r, stride r: LR pixel (i, j) reads the "
+                        "K x K window from HR pixel (r i - (K - r) // 2, r j - (K - r) // 2), the image's edges "
+                        "replicated beyond its borders (default: 0, K = r, the papers' disjoint r x r blocks)")
 
     g = p.add_argument_group("PFS2C2")
     g.add_argument("--pfs_lr_reset", action="store_true",
@@ -375,6 +385,7 @@ def _check_numbers(parser, args):
     if args.scfconv == "Yes" and args.scf_place == "spatial" and args.isCal_PSF == "No" and args.method == "uds2c2":
         parser.error("--scf_place spatial learns a per-band PSF, which cannot be the known PSF of --isCal_PSF No; "
                      "use --scf_place inverse, or drop --isCal_PSF No")
+    _check_psf_sizes(parser, args)
     if args.eval_every < 1:
         parser.error("--eval_every must be at least 1")
     if args.threads is not None and args.threads < 1:
@@ -401,6 +412,24 @@ def _check_numbers(parser, args):
     if args.training_mode == "whole" and args.patch_size > 0:
         parser.error(f"--patch_size {args.patch_size} trains on patches, --training_mode whole on the whole "
                      "image: drop one of them")
+
+
+def _check_psf_sizes(parser, args):
+    """--psf_size and the --sim_psf options: sizes of at least r (checked again once a real pair's r is
+    known, methods.common.check_psf_size), only where they mean something."""
+    r = DEFAULT_SCALE_FACTOR if args.scale_factor is None and not args.lr_hsi else args.scale_factor
+    for option in ("psf_size", "sim_psf_size"):
+        size = getattr(args, option)
+        if size < 0 or (r is not None and 0 < size < r):
+            parser.error(f"--{option} must be at least the scale factor r{'' if r is None else f' = {r}'} (a "
+                         f"window smaller than an LR pixel's r x r block), or 0 for r (got {size})")
+    if args.psf_size and args.isCal_PSF == "No":
+        parser.error("--isCal_PSF No uses the known PSF, which has its own size: drop --psf_size")
+    if args.psf_size and args.method == "uds2c2" and args.scfconv == "Yes" and args.scf_place == "spatial":
+        parser.error("--scf_place spatial learns a per-band r x r PSF: drop --psf_size, or use --scf_place inverse")
+    if args.lr_hsi and (args.sim_psf_size or args.sim_psf_shift):
+        parser.error("--sim_psf_size and --sim_psf_shift shape the simulated pair's PSF; a real pair (--lr_hsi) "
+                     "has none: drop them")
 
 
 def _check_folders(parser, args):

@@ -48,20 +48,79 @@ def gaussian_psf(size, sigma):
     return h / h.sum()
 
 
-def spatial_degrade(cube, psf, r):
-    """LR = blur each disjoint r x r block with ``psf`` (convolution) and keep one value per block.
+def psf_padding(size, r):
+    """The HR pixels (before, after) that a K x K PSF of stride r reaches beyond an LR pixel's r x r block,
+    along each axis: ((K - r) // 2, K - r - (K - r) // 2). LR pixel (a, b) is the K x K window whose top-left
+    HR pixel is (r a - before, r b - before); at the image's borders the image is extended by replicating
+    its edge pixels. K = r gives (0, 0), the papers' disjoint blocks. One convention for the simulation
+    (``spatial_degrade``), SpaDnet and the PSF comparisons (``on_support``). Raises ValueError for K < r."""
+    if size < r:
+        raise ValueError(f"a PSF of {size} x {size} HR pixels is smaller than the scale factor {r}: it would leave "
+                         "HR pixels out of every LR pixel; give a size of at least r")
+    before = (size - r) // 2
+    return before, size - r - before
 
-    Equal to ``scipy.signal.convolve2d(band, psf, 'valid')[::r, ::r]`` for every band, computed for
-    all bands at once: the kernel size equals the stride, so the blocks do not overlap and the
-    operation is a reshape followed by one contraction.
+
+def on_support(kernel, size, r):
+    """``kernel`` (k x k, either form) placed on a size x size support (size >= k) of stride r as
+    ``psf_padding`` places both: the same LR-pixel footprint, zeros elsewhere. Compares PSFs of different
+    sizes (a learned K x K PSF against the true one). Returns a float64 size x size array."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    k = kernel.shape[0]
+    start = psf_padding(size, r)[0] - psf_padding(k, r)[0]
+    placed = np.zeros((size, size))
+    placed[start:start + k, start:start + k] = kernel
+    return placed
+
+
+def simulation_psf(r, sigma, size=None, shift=0):
+    """The simulation's PSF as a convolution kernel: the Gaussian ``gaussian_psf(size, sigma)`` (size r when
+    None, the papers' setting) whose centre lies ``shift`` HR pixels below and to the right of the LR
+    pixel's centre (a sub-pixel misregistration or off-centre optics; negative: above and left). A shifted
+    PSF is returned on a support of size + 2 |shift| pixels, so that ``psf_padding`` centres that support
+    on the block and the Gaussian sits ``shift`` pixels off it. Raises ValueError for size < r."""
+    size = r if size is None else size
+    psf_padding(size, r)
+    gaussian = gaussian_psf(size, sigma)
+    if shift == 0:
+        return gaussian
+    margin = abs(shift)
+    footprint = np.zeros((size + 2 * margin,) * 2)
+    start = margin + shift
+    footprint[start:start + size, start:start + size] = gaussian[::-1, ::-1]  # correlation form: where it reads
+    return footprint[::-1, ::-1].copy()
+
+
+def spatial_degrade(cube, psf, r):
+    """Y = X P: each band blurred by ``psf`` (a K x K convolution kernel, K >= r) and sampled every r pixels,
+    an H x W x ... cube to (H // r) x (W // r) x ... (trailing rows and columns that fill no r x r block
+    are dropped first).
+
+    For K = r (the papers' PSF) the windows are the disjoint r x r blocks, and the result equals
+    ``scipy.signal.convolve2d(band, psf, 'valid')[::r, ::r]`` for every band, computed for all bands at
+    once as a reshape and one contraction. For K > r the windows overlap and reach ``psf_padding(K, r)``
+    pixels beyond the block, the image's edges replicated: equal to ``convolve2d`` of the edge-padded
+    band, 'valid', sampled every r pixels (one strided slice per kernel tap, for all bands at once).
+    Raises ValueError for a PSF that is not square or smaller than r.
     """
     psf = np.asarray(psf)
-    if psf.shape != (r, r):
-        raise ValueError(f"PSF shape {psf.shape} does not match the scale factor {r}: expected ({r}, {r})")
+    if psf.ndim != 2 or psf.shape[0] != psf.shape[1]:
+        raise ValueError(f"the PSF must be a square K x K kernel; got shape {psf.shape}")
+    size = psf.shape[0]
+    before, after = psf_padding(size, r)
     h, w = cube.shape[:2]
     hl, wl = h // r, w // r
-    blocks = cube[:hl * r, :wl * r].reshape(hl, r, wl, r, *cube.shape[2:])
-    return np.einsum("aibj...,ij->ab...", blocks, psf[::-1, ::-1])
+    cube = cube[:hl * r, :wl * r]
+    correlation = psf[::-1, ::-1]
+    if size == r:
+        blocks = cube.reshape(hl, r, wl, r, *cube.shape[2:])
+        return np.einsum("aibj...,ij->ab...", blocks, correlation)
+    padded = np.pad(cube, [(before, after), (before, after)] + [(0, 0)] * (cube.ndim - 2), mode="edge")
+    out = np.zeros((hl, wl) + cube.shape[2:], dtype=np.result_type(cube, psf))
+    for i, j in np.ndindex(size, size):
+        if correlation[i, j]:
+            out += correlation[i, j] * padded[i:i + hl * r:r, j:j + wl * r:r]
+    return out
 
 
 def spectral_degrade(cube, srf):
@@ -180,7 +239,8 @@ class Dataset(torch.utils.data.Dataset):
     """The cubes in ``<default_datapath>/<data_name>/``, each turned into a simulated LR-HSI / HR-MSI pair.
 
     Upstream-compatible attributes: hsi_channel, msi_channel, sp_matrix (C x Cm, columns sum to 1),
-    sp_range (Cm x 2, first and last HSI band of each MSI band), PSF (r x r Gaussian, FWHM = r).
+    sp_range (Cm x 2, first and last HSI band of each MSI band), PSF (the convolution kernel of
+    ``simulation_psf``: r x r Gaussian, FWHM = r, unless --sim_psf_size / --sim_psf_shift say otherwise).
     Items are dicts of C x H x W float32 tensors with keys lhsi, hmsi, hhsi, lrmsi_frommsi,
     lrmsi_fromlrhsi, plus ``factor`` (the scaling rule's factor, imagery.radiometry), ``hr_valid`` /
     ``lr_valid`` / ``out_valid`` (H x W and h x w bool masks, None when every pixel is valid) and
@@ -210,7 +270,8 @@ class Dataset(torch.utils.data.Dataset):
             raise DataError(f"--image_index {index}: the data folder has {len(self.imgpath_list)} cube(s) "
                             f"({', '.join(self.imgpath_list)})")
         self.srf_path = find_srf_file(args.sp_root_path, args.data_name)
-        self.PSF = gaussian_psf(args.scale_factor, args.sigma)
+        self.PSF = simulation_psf(args.scale_factor, args.sigma, getattr(args, "sim_psf_size", 0) or None,
+                                  getattr(args, "sim_psf_shift", 0))
         self.items = {}
         self[index]
         self.sp_range = support_range(self.sp_matrix)

@@ -147,9 +147,10 @@ def write_results(args, pair, nets, monitor, run, seconds):
     run.append_precision("\n".join(lines + [f"total time:{seconds}"]))
     for name, module in nets.checkpoints().items():
         run.save_module(name, module)
-    save_quicklook(run.file("quicklook.png"), hwc(pair.Y), hwc(pair.Z), fused.image, monitor.estimated_psf(),
+    psf, true_psf = monitor.psf_comparison()
+    save_quicklook(run.file("quicklook.png"), hwc(pair.Y), hwc(pair.Z), fused.image, psf,
                    monitor.estimated_srf(), hsi_wavelengths=None if pair.source is None else pair.source.wavelengths,
-                   reference=pair.X, true_psf=pair.psf[::-1, ::-1] if pair.known_degradations else None,
+                   reference=pair.X, true_psf=true_psf if pair.known_degradations else None,
                    true_srf=pair.srf if pair.known_degradations else None,
                    msi_band_names=None if pair.source is None else pair.source.msi_band_names,
                    title=os.path.basename(run.target or run.path))

@@ -6,6 +6,7 @@ import time
 import numpy as np
 import torch
 
+from data_loader import on_support
 from evaluation import evaluate, format_metrics
 from func import log
 from fusion.pair import mosaic
@@ -33,16 +34,23 @@ class Monitor:
     def estimated_psf(self):
         return self.nets.spa.kernel.cpu().numpy()
 
+    def psf_comparison(self):
+        """The learned PSF and the true (or a real pair's nominal) one, both in correlation form and on the
+        larger of their two supports (data_loader.on_support): PSFs of different sizes (--psf_size,
+        --sim_psf_size) are compared on the HR pixels each LR pixel reads. float64 K x K arrays."""
+        estimated, truth = self.estimated_psf(), self.pair.psf[::-1, ::-1]
+        size = max(estimated.shape[0], truth.shape[0])
+        return on_support(estimated, size, self.pair.scale), on_support(truth, size, self.pair.scale)
+
     def estimated_srf(self):
         return self.nets.spe.srf().detach().cpu().numpy()
 
     def degradation_errors(self):
         """Relative Frobenius errors of the estimated PSF and SRF against the truth (simulated pairs), and
         the PSF's sum (a learned PSF summing far from 1 has absorbed a radiometric difference)."""
-        psf = self.estimated_psf()
+        psf, true_psf = self.psf_comparison()
         errors = {"psf_sum": float(psf.sum())}
         if self.pair.known_degradations:
-            true_psf = self.pair.psf[::-1, ::-1]  # correlation form, as SpaDnet stores it
             srf = self.estimated_srf()
             errors["psf_rel_error"] = float(np.linalg.norm(psf - true_psf) / np.linalg.norm(true_psf))
             errors["srf_rel_error"] = float(np.linalg.norm(srf - self.pair.srf) / np.linalg.norm(self.pair.srf))

@@ -73,7 +73,7 @@ class Pair:
     X: np.ndarray                       # reference HR-HSI, H x W x C (None for a real pair)
     lrmsi_frommsi: np.ndarray           # true Z P (None for a real pair)
     lrmsi_fromlrhsi: np.ndarray         # true Y S (None for a real pair)
-    psf: np.ndarray                     # true PSF (r x r); for a real pair the nominal Gaussian (FWHM r)
+    psf: np.ndarray                     # true PSF, K x K convolution kernel; a real pair's: nominal (r x r, FWHM r)
     srf: np.ndarray                     # SRF (C x Cm, columns sum to 1): true, or the sensor's nominal one
     sp_range: np.ndarray                # support of each MSI band (Cm x 2)
     scale: int
@@ -94,11 +94,12 @@ class Pair:
 
     @classmethod
     def from_item(cls, item, psf, srf, sp_range, device):
-        """From a simulated pair: a dict of C x H x W tensors with the data_loader.Dataset keys."""
+        """From a simulated pair: a dict of C x H x W tensors with the data_loader.Dataset keys (the HR-MSI r
+        times the LR-HSI's size, which gives r); ``psf``: the simulation's convolution kernel, K x K."""
         return cls(Y=item["lhsi"].unsqueeze(0).to(device), Z=item["hmsi"].unsqueeze(0).to(device),
                    X=hwc(item["hhsi"].unsqueeze(0)), lrmsi_frommsi=hwc(item["lrmsi_frommsi"].unsqueeze(0)),
                    lrmsi_fromlrhsi=hwc(item["lrmsi_fromlrhsi"].unsqueeze(0)), psf=psf, srf=srf,
-                   sp_range=sp_range, scale=int(psf.shape[0]), lr_valid=item.get("lr_valid"),
+                   sp_range=sp_range, scale=item["hmsi"].shape[1] // item["lhsi"].shape[1], lr_valid=item.get("lr_valid"),
                    hr_valid=item.get("hr_valid"), out_valid=item.get("out_valid"), hsi_factor=item.get("factor", 1.0),
                    info=item.get("info", {}))
 

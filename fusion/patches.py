@@ -207,16 +207,26 @@ def validation_patches(args, pair, count=VALIDATION_PATCHES):
     return sampler.distinct(count)
 
 
-def by_lr_rows(module, image, factor, rows=LR_TILE_ROWS):
-    """``module(image)`` for a module that maps each r x r block (or pixel) on its own to one LR pixel
-    (SpaDnet with ``factor`` r, SpeDnet with 1), computed ``rows`` LR rows at a time: the same result,
-    with the temporaries of one band of rows only. ``image``: 1 x c x (factor h) x W -> 1 x c' x h x w'.
-    A module marked ``whole_image`` (its output depends on whole-image statistics) runs on the whole image."""
+def by_lr_rows(module, image, factor, rows=LR_TILE_ROWS, context=None):
+    """``module(image)`` for a module that maps each LR pixel's window on its own (SpaDnet with ``factor``
+    r, SpeDnet with 1), computed ``rows`` LR rows at a time: the same result, with the temporaries of one
+    band of rows only. ``image``: 1 x c x (factor h) x W -> 1 x c' x h x w'. ``context``: the LR rows
+    above and below that a window reads (SpaDnet.context_rows, for a PSF larger than r; default: the
+    module's ``context_rows``, else 0): each band is computed with that many more rows on each side
+    inside the image, which are then dropped, so the module's edge padding acts at the image's borders
+    only. A module marked ``whole_image`` (its output depends on whole-image statistics) runs on the
+    whole image."""
     if getattr(module, "whole_image", False):
         return module(image)
+    context = getattr(module, "context_rows", 0) if context is None else context
     height = image.shape[2] // factor
-    return torch.cat([module(image[:, :, top * factor:(top + rows) * factor])
-                      for top in range(0, height, rows)], dim=2)
+    parts = []
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        first, last = max(top - context, 0), min(bottom + context, height)
+        part = module(image[:, :, first * factor:last * factor])
+        parts.append(part[:, :, top - first:part.shape[2] - (last - bottom)])
+    return torch.cat(parts, dim=2)
 
 
 def choose_training_mode(args, pair):

@@ -304,7 +304,7 @@ def draw_run_figures(run, pair, nets, monitor, fused):
         save_consistency_figure(run.file("fig2_consistency.png"), hwc(pair.Y), hwc(nets.spa(x_hat)), hwc(pair.Z),
                                 hwc(nets.to_msi(x_hat)), wavelengths=wavelengths, srf=pair.srf, msi_band_names=names,
                                 lr_valid=pair.lr_valid, hr_valid=pair.out_valid, scores=fused.quality, title=title)
-    save_degradation_figure(run.file("psf_srf.png"), monitor.estimated_psf(), pair.psf[::-1, ::-1],
+    save_degradation_figure(run.file("psf_srf.png"), *monitor.psf_comparison(),
                             monitor.estimated_srf(), pair.srf, wavelengths=wavelengths, msi_band_names=names,
                             truth_label="true" if pair.known_degradations else "nominal", title=title)
     if monitor.loss_history:

@@ -6,8 +6,16 @@ returns them with its three stages (``common.Stage``: optimisers, loss factory, 
 train_all_special.py runs in order. ``METHODS`` maps each ``--method`` name to its builder;
 ``check_options`` refuses, before anything is written, options that cannot run on the pair.
 """
+from methods.common import check_psf_size
 from methods.pfs2c2 import pfs2c2
 from methods.udaln import udaln
-from methods.uds2c2 import check_options, uds2c2
+from methods.uds2c2 import check_scf_place, uds2c2
 
 METHODS = {"udaln": udaln, "pfs2c2": pfs2c2, "uds2c2": uds2c2}
+
+
+def check_options(args, pair, streamed):
+    """Refuse options the pair or the run cannot use (``streamed``: the output is written tile by tile),
+    before anything is written. Raises DataError."""
+    check_psf_size(args, pair, streamed)
+    check_scf_place(args, pair, streamed)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fusion.patches import by_lr_rows
+from imagery.errors import DataError
 from model import MSIGain, SpaDnet, SpeDnet
 
 
@@ -64,15 +65,34 @@ class Nets:
 def degradation_nets(args, pair, spa=None):
     """SpaDnet and SpeDnet, learned (blind) or fixed to the known PSF / SRF (--isCal_PSF/--isCal_SRF No);
     with --degradation normalised the learned PSF sums to 1 (model.SpaDnet). ``spa``: a method's own
-    spatial degradation network (UDS2C2's SCFSpaDnet) instead of SpaDnet."""
+    spatial degradation network (UDS2C2's SCFSpaDnet) instead of SpaDnet. The learned PSF is
+    --psf_size pixels a side (r when 0)."""
     known_psf = args.isCal_PSF == "No"
     known_srf = args.isCal_SRF == "No"
     if spa is None:
         spa = SpaDnet(pair.scale, known_psf=pair.psf if known_psf else None, trainable=not known_psf,
-                      normalised=normalised(args))
+                      normalised=normalised(args), size=getattr(args, "psf_size", 0) or None)
     spe = SpeDnet(pair.sp_range, pair.hsi_channels, known_srf=pair.srf if known_srf else None,
                   trainable=not known_srf)
     return spa.to(pair.Y.device), spe.to(pair.Y.device)
+
+
+def check_psf_size(args, pair, streamed):
+    """Refuse a --psf_size that the pair or the run cannot use: smaller than the pair's r (a real pair's r
+    is known only now), or larger than r with patch training or streamed output, whose patches and tiles
+    are cut on the r x r blocks and do not carry the rows and columns such a PSF reads beyond them.
+    Raises DataError."""
+    size = getattr(args, "psf_size", 0)
+    if not size:
+        return
+    if size < pair.scale:
+        raise DataError(f"--psf_size {size} is smaller than the pair's scale factor r = {pair.scale}: give at "
+                        f"least {pair.scale}, or 0 for r")
+    if size > pair.scale and (args.training_mode == "patches" or streamed):
+        why = "patch training" if args.training_mode == "patches" else "a scene this large (its output is streamed)"
+        raise DataError(f"--psf_size {size} reads HR pixels beyond each LR pixel's {pair.scale} x {pair.scale} "
+                        f"block, which {why} does not provide at the patches' edges; drop --psf_size, or fuse a "
+                        "smaller scene (--training_mode whole)")
 
 
 def normalised(args):

@@ -67,12 +67,12 @@ def pfs2c2(args, pair):
             return joint_loss
         # Patch mode: the fixed targets are computed once, over the whole LR grid (a band of LR rows at a
         # time, so memory stays bounded), then each batch takes its patches of them. Both networks map
-        # pixels (SpeDnet) and r x r blocks (SpaDnet) on their own, so these are exactly the targets of
+        # pixels (SpeDnet) and LR-pixel windows (SpaDnet) on their own, so these are exactly the targets of
         # whole-image training, from the networks as they are when stage 3 begins (a resumed run calls
         # this with those states loaded); one LR-sized pass, instead of two more forward passes a step
         # through frozen copies.
         with torch.no_grad():
-            z_l1, z_l2 = by_lr_rows(nets.spe, Y, 1), by_lr_rows(nets.lr_msi, Z, pair.scale)
+            z_l1, z_l2 = by_lr_rows(nets.spe, Y, 1), by_lr_rows(nets.lr_msi, Z, pair.scale, context=nets.spa.context_rows)
 
         def patch_loss():
             v = sampler.draw()

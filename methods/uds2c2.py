@@ -43,7 +43,7 @@ def upsampler_layers(args):
     return lambda cin, cout: nn.Conv2d(cin, cout, k, padding=k // 2)
 
 
-def check_options(args, pair, streamed):
+def check_scf_place(args, pair, streamed):
     """Refuse what --scf_place spatial cannot do exactly: its per-band PSF needs each band's mean over the
     whole image, which patch training (one patch at a time) and streamed output (tile by tile) do not see.
     Raises DataError."""

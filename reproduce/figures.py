@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data_loader import DataError, crop_to_multiple
+from data_loader import DataError, crop_to_multiple, on_support
 from evaluation import SAM_EPS, evaluate
 from func import _atomic_write
 from imagery import quicklook as ql
@@ -574,7 +574,7 @@ def save_run_figures(run_folder):
     """Redraw psf_srf.png and loss_curves.png in a finished run folder from its metrics.json alone
     (fig2_consistency.png needs the networks and is written by the run itself). Returns the paths
     written. The true PSF (or a real pair's nominal one) is flipped into SpaDnet's correlation form
-    before it is compared; band centres as ``run_metadata``. A run without a loss history (older
+    and both are placed on the larger support (data_loader.on_support) before they are compared; band centres as ``run_metadata``. A run without a loss history (older
     runs) gets no loss_curves.png (logged). Raises DataError for a folder that is not a finished run
     or a metrics.json without the estimated PSF and SRF."""
     metrics = read_metrics(run_folder)
@@ -583,9 +583,13 @@ def save_run_figures(run_folder):
     truth = "true" if metrics.get("true_psf") is not None else "nominal"
     psf_true = metrics.get(f"{truth}_psf")
     srf_true = metrics.get(f"{truth}_srf")
+    if psf_true is not None:
+        psf_true = np.flip(np.asarray(psf_true, dtype=np.float64))
+        size = max(psf.shape[0], psf_true.shape[0])  # a --psf_size or --sim_psf_size run: one support for both
+        psf, psf_true = (on_support(k, size, metrics["scale_factor"]) for k in (psf, psf_true))
     name = os.path.basename(os.path.normpath(run_folder))
     written = [save_degradation_figure(
-        os.path.join(run_folder, RUN_FIGURES[0]), psf, None if psf_true is None else np.flip(psf_true),
+        os.path.join(run_folder, RUN_FIGURES[0]), psf, psf_true,
         srf, srf_true, wavelengths=run_metadata(metrics, srf.shape[0])[0],
         msi_band_names=(metrics.get("data") or {}).get("msi_band_names"), truth_label=truth, title=name).path]
     if metrics.get("loss_history"):

@@ -91,6 +91,7 @@ REAL_PAIR_ERRORS = [
     (["--reduced_resolution"], "--reduced_resolution needs a real pair"),
     (["--lr_hsi", "y.npy", "--hr_msi", "z.npy", "--cube_key", "REF"], "drop --cube_key"),
     (["--nodata", "nan"], "--nodata must be a finite value"),
+    (["--lr_hsi", "y.npy", "--hr_msi", "z.npy", "--sim_psf_shift", "1"], "a real pair (--lr_hsi) has none"),
 ]
 
 
@@ -126,6 +127,12 @@ def test_real_pair_options_are_checked(argv, message, files, tmp_path, monkeypat
     (["--image_index", "-1"], "--image_index must be at least 0"),
     (["--scf_kernel", "2"], "--scf_kernel must be a positive odd number"),
     (["--method", "uds2c2", "--scfconv", "yes", "--scf_place", "spatial", "--isCal_PSF", "No"], "--scf_place spatial learns a per-band PSF"),
+    (["--psf_size", "3"], "--psf_size must be at least the scale factor r = 5"),
+    (["--scale_factor", "3", "--sim_psf_size", "2"], "--sim_psf_size must be at least the scale factor r = 3"),
+    (["--psf_size", "-1"], "--psf_size must be at least the scale factor"),
+    (["--psf_size", "7", "--isCal_PSF", "No"], "the known PSF, which has its own size: drop --psf_size"),
+    (["--method", "uds2c2", "--scfconv", "yes", "--scf_place", "spatial", "--psf_size", "7"],
+     "--scf_place spatial learns a per-band r x r PSF"),
 ])
 def test_bad_options_are_refused_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

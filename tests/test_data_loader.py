@@ -182,9 +182,65 @@ def test_spatial_degrade_is_a_convolution_for_a_non_symmetric_kernel(rng, r, sha
     assert not np.allclose(out, convolve_reference(cube, psf[::-1, ::-1], r))
 
 
-def test_spatial_degrade_rejects_psf_whose_size_differs_from_scale(rng):
-    with pytest.raises(ValueError, match="does not match the scale factor"):
+def test_spatial_degrade_rejects_a_psf_smaller_than_the_scale_or_not_square(rng):
+    with pytest.raises(ValueError, match="smaller than the scale factor 5"):
         dl.spatial_degrade(rng.random((10, 10, 2)), np.ones((3, 3)) / 9, 5)
+    with pytest.raises(ValueError, match="square K x K"):
+        dl.spatial_degrade(rng.random((10, 10, 2)), np.ones((5, 6)) / 30, 5)
+
+
+@pytest.mark.parametrize("size, shape", [(5, (19, 16, 2)), (7, (18, 21, 2)), (4, (12, 12, 1)), (8, (20, 13, 2))])
+def test_a_psf_wider_than_r_reads_beyond_the_block_with_the_edges_replicated(rng, size, shape):
+    # K x K windows every r = 3 pixels from (3 a - (K - 3) // 2, 3 b - (K - 3) // 2), the cube's edge pixels
+    # repeated beyond its borders; against scipy's convolution, one band at a time.
+    r, cube, psf = 3, rng.random(shape), rng.random((size, size))
+    before, after = dl.psf_padding(size, r)
+    assert (before, after) == ((size - r) // 2, size - r - (size - r) // 2)
+    h, w = shape[0] // r * r, shape[1] // r * r
+    padded = np.pad(cube[:h, :w], [(before, after), (before, after), (0, 0)], mode="edge")
+    expected = np.stack([scipy.signal.convolve2d(padded[..., b], psf, "valid")[::r, ::r] for b in range(shape[2])], -1)
+    out = dl.spatial_degrade(cube, psf, r)
+    assert out.shape == (shape[0] // r, shape[1] // r, shape[2])
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_the_simulations_shifted_psf_is_the_gaussian_moved_by_the_shift():
+    r, sigma = 3, 3 / 2.35482
+    assert np.array_equal(dl.simulation_psf(r, sigma), dl.gaussian_psf(3, sigma))  # the papers' PSF
+    for shift in (1, -1, 2):
+        psf = dl.simulation_psf(r, sigma, size=5, shift=shift)
+        assert psf.shape == (5 + 2 * abs(shift),) * 2 and psf.sum() == pytest.approx(1.0)
+        # Where the LR pixel reads (correlation form): the Gaussian's centre of mass, HR pixels from the
+        # block's centre, is the shift along both axes.
+        reads = psf[::-1, ::-1]
+        offsets = np.arange(psf.shape[0]) - dl.psf_padding(psf.shape[0], r)[0] - (r - 1) / 2
+        assert reads.sum(1) @ offsets == pytest.approx(shift) and reads.sum(0) @ offsets == pytest.approx(shift)
+        nonzero = np.argwhere(reads > 0)
+        assert nonzero.max(0) - nonzero.min(0) == pytest.approx([4, 4])  # still the 5 x 5 Gaussian
+    with pytest.raises(ValueError, match="smaller than the scale factor 3"):
+        dl.simulation_psf(r, sigma, size=2)
+
+
+def test_on_support_places_a_psf_on_the_footprint_a_wider_one_shares():
+    # An r x r PSF on a 7 x 7 support at r = 3 is the centre block: both read the same 3 x 3 block there.
+    box = np.full((3, 3), 1 / 9)
+    placed = dl.on_support(box, 7, 3)
+    assert placed.sum() == pytest.approx(1.0) and np.array_equal(placed[2:5, 2:5], box)
+    cube = np.random.default_rng(1).random((15, 12, 2))
+    np.testing.assert_allclose(dl.spatial_degrade(cube, placed, 3), dl.spatial_degrade(cube, box, 3), rtol=1e-12)
+    # 4 x 4 at r = 3 reads one pixel after the block, 6 x 6 one before and two after: offset 1.
+    assert np.array_equal(dl.on_support(np.ones((4, 4)), 6, 3)[1:5, 1:5], np.ones((4, 4)))
+
+
+def test_a_simulation_with_a_shifted_psf_degrades_the_lr_hsi_with_it(tmp_path):
+    args = get_args(["--scale_factor", "3", "--sim_psf_size", "5", "--sim_psf_shift", "1"])
+    data = dl.Dataset(args)
+    assert data.PSF.shape == (7, 7)
+    np.testing.assert_array_equal(data.PSF, dl.simulation_psf(3, args.sigma, 5, 1))
+    item = data[0]
+    reference = item["hhsi"].numpy().transpose(1, 2, 0).astype(np.float64)
+    np.testing.assert_allclose(item["lhsi"].numpy().transpose(1, 2, 0), dl.spatial_degrade(reference, data.PSF, 3),
+                               rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- crop_to_multiple

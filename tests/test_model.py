@@ -1,11 +1,12 @@
 """The networks against straightforward per-band computations (the original code's structure)."""
 import numpy as np
 import pytest
+import scipy.signal
 import scipy.special
 import torch
 import torch.nn.functional as F
 
-from data_loader import gaussian_psf, spatial_degrade, spectral_degrade, srf_from_bands, support_range
+from data_loader import gaussian_psf, simulation_psf, spatial_degrade, spectral_degrade, srf_from_bands, support_range
 from fusion.patches import by_lr_rows
 from model import GCE, MSIGain, SCFConv, SCFSpaDnet, SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
 from model.spectral_downsample import gaussian_support_weights
@@ -126,6 +127,58 @@ def test_spadnet_forward_and_gradients_equal_per_band_convolutions():
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(got_x, x.grad)
     torch.testing.assert_close(got_w, net.psf.weight.grad)
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_a_psf_wider_than_r_equals_spatial_degrade_with_edges_replicated(rng, normalised):
+    # --psf_size 7 at r = 3: each LR pixel reads a 7 x 7 window, 2 HR pixels beyond its block on every
+    # side; against scipy's convolution of the edge-padded band (data_loader.spatial_degrade's definition).
+    torch.manual_seed(0)
+    net = SpaDnet(3, normalised=normalised, size=7).double()
+    with torch.no_grad():
+        (net.psf_logits if normalised else net.psf.weight).normal_()
+    cube = rng.random((20, 17, 3)).astype(np.float32).astype(np.float64)  # chw gives float32
+    kernel = net.kernel.numpy()
+    got = net(chw(cube).double())[0].permute(1, 2, 0).detach().numpy()
+    padded = np.pad(cube[:18, :15], [(2, 2), (2, 2), (0, 0)], mode="edge")
+    expected = np.stack([scipy.signal.correlate2d(padded[..., b], kernel, "valid")[::3, ::3] for b in range(3)], -1)
+    assert got.shape == (6, 5, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    np.testing.assert_allclose(got, spatial_degrade(cube, kernel[::-1, ::-1], 3), rtol=1e-10)
+    x = chw(cube).double().requires_grad_()
+    net(x).sum().backward()  # both the image and the kernel receive a gradient
+    assert x.grad.abs().sum() > 0 and all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_a_psf_wider_than_r_starts_as_the_papers_box(normalised):
+    wide, box = SpaDnet(3, normalised=normalised, size=7).kernel.double(), SpaDnet(3, normalised=normalised).kernel
+    assert float(wide.sum()) == pytest.approx(1.0, abs=1e-6) and wide.min() > 0
+    assert float(wide[2:5, 2:5].sum()) == pytest.approx(0.95 + 0.05 * 9 / 49, abs=1e-6)  # 95 % as the r x r start
+    torch.testing.assert_close(box, torch.full((3, 3), 1 / 9))
+    if normalised:
+        assert torch.equal(SpaDnet(3, normalised=True).psf_logits, torch.zeros(3, 3))  # K = r: as before
+
+
+def test_a_known_psf_wider_than_r_is_used_at_its_own_size(rng):
+    psf = simulation_psf(3, 3 / 2.35482, size=5, shift=1)
+    net = SpaDnet(3, known_psf=psf, trainable=False).double()
+    assert net.size == 7 and net.padding == (2, 2)
+    cube = rng.random((15, 12, 2))
+    np.testing.assert_allclose(net(chw(cube).double())[0].permute(1, 2, 0).numpy(), spatial_degrade(cube, psf, 3),
+                               rtol=1e-6)
+
+
+def test_by_lr_rows_with_a_wide_psf_equals_the_whole_image(rng):
+    net = SpaDnet(3, normalised=True, size=8).double()
+    with torch.no_grad():
+        net.psf_logits.normal_()
+    x = chw(rng.random((31, 20, 2))).double()
+    assert net.context_rows == 1
+    for rows in (1, 2, 4):
+        torch.testing.assert_close(by_lr_rows(net, x, 3, rows=rows), net(x))
+    # A callable around SpaDnet (Nets.lr_msi) is told its context.
+    torch.testing.assert_close(by_lr_rows(lambda z: 2 * net(z), x, 3, rows=2, context=net.context_rows), 2 * net(x))
 
 
 def test_spednet_initialisation_is_the_original_gaussian(srf):

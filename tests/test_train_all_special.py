@@ -192,6 +192,34 @@ def test_uds2c2_with_scfconv_in_the_spatial_degradation(short_run_args, tmp_path
     assert set(os.listdir(tmp_path / "checkpoints")) == folders
 
 
+def test_a_psf_wider_than_r_learns_a_shifted_psf_that_an_r_x_r_one_cannot(short_run_args, tmp_path):
+    # The simulated PSF is a 5 x 5 Gaussian at r = 3, one HR pixel off the block's centre: a 3 x 3 PSF leaves
+    # out the part of it outside the block (its error is at least that part's norm); --psf_size 7 covers it.
+    # Stage 1 at 10 x the published rate for 1,000 epochs: as far as the full schedule's 20,000 go at 1e-3.
+    def run(*options):
+        folder = train_all_special.fuse(short_run_args("--threads", "1", "--scale_factor", "3", "--sim_psf_size", "5",
+                                                       "--sim_psf_shift", "1", "--degradation", "normalised",
+                                                       "--lr_stage1", "0.01", "--epoch_stage1", "1000",
+                                                       "--decay_begin_epoch_stage1", "500", *options))
+        return json.load(open(folder.file("metrics.json")))
+
+    box, wide = run(), run("--psf_size", "7")
+    truth = np.flip(np.array(wide["true_psf"]))
+    assert truth.shape == (7, 7) and np.array(wide["estimated_psf"]).shape == (7, 7)
+    outside = truth.copy()
+    outside[2:5, 2:5] = 0
+    floor = np.linalg.norm(outside) / np.linalg.norm(truth)
+    assert box["psf_rel_error"] >= floor > 0.3
+    assert wide["psf_rel_error"] < floor / 4
+    assert wide["final"]["PSNR"] > box["final"]["PSNR"] + 2
+    # Patch training cuts patches on the r x r blocks and has no rows beyond them: refused before any file.
+    folders = set(os.listdir(tmp_path / "checkpoints"))
+    with pytest.raises(train_all_special.DataError, match="--psf_size 7 reads HR pixels beyond"):
+        train_all_special.fuse(short_run_args("--scale_factor", "3", "--psf_size", "7", "--training_mode", "patches",
+                                              "--patch_size", "4"))
+    assert set(os.listdir(tmp_path / "checkpoints")) == folders
+
+
 # ----------------------------------------------------------------------------- inputs as people have them
 
 TINY = TINY_SCHEDULE
