@@ -99,8 +99,9 @@ class Pair:
         return cls(Y=item["lhsi"].unsqueeze(0).to(device), Z=item["hmsi"].unsqueeze(0).to(device),
                    X=hwc(item["hhsi"].unsqueeze(0)), lrmsi_frommsi=hwc(item["lrmsi_frommsi"].unsqueeze(0)),
                    lrmsi_fromlrhsi=hwc(item["lrmsi_fromlrhsi"].unsqueeze(0)), psf=psf, srf=srf,
-                   sp_range=sp_range, scale=item["hmsi"].shape[1] // item["lhsi"].shape[1], lr_valid=item.get("lr_valid"),
-                   hr_valid=item.get("hr_valid"), out_valid=item.get("out_valid"), hsi_factor=item.get("factor", 1.0),
+                   sp_range=sp_range, scale=item["hmsi"].shape[1] // item["lhsi"].shape[1],
+                   lr_valid=item.get("lr_valid"), hr_valid=item.get("hr_valid"), out_valid=item.get("out_valid"),
+                   hsi_factor=item.get("factor", 1.0),
                    info=item.get("info", {}))
 
     @classmethod

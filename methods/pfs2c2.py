@@ -72,7 +72,8 @@ def pfs2c2(args, pair):
         # this with those states loaded); one LR-sized pass, instead of two more forward passes a step
         # through frozen copies.
         with torch.no_grad():
-            z_l1, z_l2 = by_lr_rows(nets.spe, Y, 1), by_lr_rows(nets.lr_msi, Z, pair.scale, context=nets.spa.context_rows)
+            z_l1 = by_lr_rows(nets.spe, Y, 1)
+            z_l2 = by_lr_rows(nets.lr_msi, Z, pair.scale, context=nets.spa.context_rows)
 
         def patch_loss():
             v = sampler.draw()

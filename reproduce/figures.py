@@ -574,8 +574,9 @@ def save_run_figures(run_folder):
     """Redraw psf_srf.png and loss_curves.png in a finished run folder from its metrics.json alone
     (fig2_consistency.png needs the networks and is written by the run itself). Returns the paths
     written. The true PSF (or a real pair's nominal one) is flipped into SpaDnet's correlation form
-    and both are placed on the larger support (data_loader.on_support) before they are compared; band centres as ``run_metadata``. A run without a loss history (older
-    runs) gets no loss_curves.png (logged). Raises DataError for a folder that is not a finished run
+    and both are placed on the larger support (data_loader.on_support) before they are compared; band
+    centres as ``run_metadata``. A run without a loss history (older runs) gets no loss_curves.png
+    (logged). Raises DataError for a folder that is not a finished run
     or a metrics.json without the estimated PSF and SRF."""
     metrics = read_metrics(run_folder)
     psf = _metrics_array(metrics, "estimated_psf", run_folder)
