@@ -46,13 +46,30 @@ def describe(options):
         name += f", MSI x{float(options['msi_gain']):g}"
     if float(options.get("msi_gamma", 1)) != 1 or float(options.get("msi_gain_jitter", 0)) != 0:
         name += ", mismatched MSI"
+    if int(options.get("psf_size", 0)):
+        name += f", learned PSF {options['psf_size']} x {options['psf_size']}"
     return name
+
+
+def simulation(options):
+    """The simulated pair's options besides the data: the true PSF's size and shift (runs older than these
+    options had the papers' r x r PSF)."""
+    return {k: options.get(k, "0") for k in ("sim_psf_size", "sim_psf_shift")}
+
+
+def describe_pair(options):
+    size, shift = (int(v) for v in simulation(options).values())
+    if not size and not shift:
+        return options["data_name"]
+    size = size or options["scale_factor"]
+    return f"{options['data_name']}, true PSF {size} x {size} shifted {shift}"
 
 
 def bicubic_metrics(options):
     """Bicubic upsampling of the run's LR-HSI, scored like the runs."""
     argv = ["--device", "cpu"] + [f"--{k}={options[k]}" for k in
                                   ("scale_factor", "default_datapath", "sp_root_path", "data_name", "image_index")]
+    argv += [f"--{k}={v}" for k, v in simulation(options).items()]
     args = get_args(argv)
     item = Dataset(args)[args.image_index]
     up = F.interpolate(item["lhsi"][None], scale_factor=args.scale_factor, mode="bicubic", align_corners=False)
@@ -81,11 +98,11 @@ def main(folders):
         if os.path.exists(path):
             options = read_options(folder)
             runs.append((options, json.load(open(path))))
-            key = (options["data_name"], options["scale_factor"])
+            key = (describe_pair(options), options["scale_factor"])
             if key not in baselines:
                 baselines[key] = bicubic_metrics(options)
-    for (data_name, scale), final in sorted(baselines.items()):
-        print(row(f"bicubic upsampling ({data_name})", scale, final, "- | - | - | - | - | -"))
+    for (pair, scale), final in sorted(baselines.items()):
+        print(row(f"bicubic upsampling ({pair})", scale, final, "- | - | - | - | - | -"))
     for options, metrics in runs:
         print(row(describe(options), metrics["scale_factor"], metrics["final"],
                   f"{metrics['psf_rel_error']:.4f} | {metrics['psf_sum']:.3f} | {metrics['srf_rel_error']:.4f} | "
