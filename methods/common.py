@@ -91,8 +91,8 @@ def check_psf_size(args, pair, streamed):
     if size > pair.scale and (args.training_mode == "patches" or streamed):
         why = "patch training" if args.training_mode == "patches" else "a scene this large (its output is streamed)"
         raise DataError(f"--psf_size {size} reads HR pixels beyond each LR pixel's {pair.scale} x {pair.scale} "
-                        f"block, which {why} does not provide at the patches' edges; drop --psf_size, or fuse a "
-                        "smaller scene (--training_mode whole)")
+                        f"block, and {why} cuts the image on those blocks; drop --psf_size, or fuse a smaller "
+                        "scene (--training_mode whole)")
 
 
 def normalised(args):

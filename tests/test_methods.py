@@ -8,7 +8,8 @@ from config import get_args
 from data_loader import Dataset
 from fusion.pair import Pair
 from func import set_seed
-from methods import METHODS
+from imagery.errors import DataError
+from methods import METHODS, check_options
 from model.spectral_upsample import LEAKY_SLOPE, widths
 
 
@@ -42,3 +43,20 @@ def test_the_seed_gives_the_originals_initial_inverse_mapping(crop_data, method,
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
+def test_a_psf_wider_than_r_is_refused_where_patches_or_tiles_would_cut_it():
+    # A real pair's r is known only once its files are read: --psf_size is checked against it then.
+    class Scaled:
+        scale = 3
+
+    wide = get_args(["--scale_factor", "3", "--psf_size", "7", "--training_mode", "whole"])
+    check_options(wide, Scaled, streamed=False)
+    with pytest.raises(DataError, match="a scene this large .* cuts the image on those blocks; drop --psf_size"):
+        check_options(wide, Scaled, streamed=True)
+    wide.training_mode = "patches"
+    with pytest.raises(DataError, match="patch training cuts the image"):
+        check_options(wide, Scaled, streamed=False)
+    small = get_args(["--scale_factor", "2", "--psf_size", "2"])
+    with pytest.raises(DataError, match="--psf_size 2 is smaller than the pair's scale factor r = 3"):
+        check_options(small, Scaled, streamed=False)
