@@ -88,11 +88,19 @@ def check_psf_size(args, pair, streamed):
     if size < pair.scale:
         raise DataError(f"--psf_size {size} is smaller than the pair's scale factor r = {pair.scale}: give at "
                         f"least {pair.scale}, or 0 for r")
-    if size > pair.scale and (args.training_mode == "patches" or streamed):
-        why = "patch training" if args.training_mode == "patches" else "a scene this large (its output is streamed)"
+    why = piecewise_run(args, streamed)
+    if size > pair.scale and why:
         raise DataError(f"--psf_size {size} reads HR pixels beyond each LR pixel's {pair.scale} x {pair.scale} "
                         f"block, and {why} cuts the image on those blocks; drop --psf_size, or fuse a smaller "
                         "scene (--training_mode whole)")
+
+
+def piecewise_run(args, streamed):
+    """What makes the run see the image one piece at a time ('patch training', or streamed output for a
+    scene this large), for the refusals of options that need the whole image; None for neither."""
+    if args.training_mode == "patches":
+        return "patch training"
+    return "a scene this large (its output is streamed)" if streamed else None
 
 
 def normalised(args):

@@ -8,7 +8,7 @@ abstract (README "Faithfulness notes", the ablation under "UDS2C2").
 from torch import nn
 
 from imagery.errors import DataError
-from methods.common import Nets, degradation_nets, msi_gain, normalised
+from methods.common import Nets, degradation_nets, msi_gain, normalised, piecewise_run
 from methods.udaln import udaln_stages
 from model import GCE, SCFConv, SCFSpaDnet, SpeUnet
 
@@ -47,10 +47,8 @@ def check_scf_place(args, pair, streamed):
     """Refuse what --scf_place spatial cannot do exactly: its per-band PSF needs each band's mean over the
     whole image, which patch training (one patch at a time) and streamed output (tile by tile) do not see.
     Raises DataError."""
-    if args.method != "uds2c2" or scfconv_place(args) != "spatial":
-        return
-    if args.training_mode == "patches" or streamed:
-        why = "patch training" if args.training_mode == "patches" else "a scene this large (its output is streamed)"
+    why = piecewise_run(args, streamed)
+    if args.method == "uds2c2" and scfconv_place(args) == "spatial" and why:
         raise DataError(f"--scf_place spatial computes each band's PSF from the band's mean over the whole "
                         f"image, which {why} does not see; use --scf_place inverse, or a smaller scene "
                         "(--training_mode whole)")
