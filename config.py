@@ -41,7 +41,7 @@ FWHM_TO_SIGMA = 2.35482
 
 # CPU threads per stage when --threads is not given (None: every core this process may use).
 # CPU threads per stage when --threads is not given (None: all usable cores), measured with
-# benchmarks/threads.py on the embedded default (145 x 145 x 68, r = 5), 2-core machine, ms per step at
+# benchmarks/threads.py at the size of the first default data set (145 x 145 x 68, r = 5), 2-core machine, ms per step at
 # 1 / 2 threads. Idle machine: UDALN stage 1 1.59 / 0.91, stage 2 2.05 / 1.50, stage 3 41.2 / 25.0;
 # PFS2C2 stage 1 38.6 / 25.5. With the other core busy: UDALN stage 1 1.16 / 4.96, stage 2 2.29 / 6.30,
 # stage 3 43.5 / 82.7; PFS2C2 stage 1 43.7 / 94.4. Stages on LR-sized tensors gain under 1 ms a step
@@ -161,7 +161,7 @@ def build_parser():
     g.add_argument("--default_datapath", default=None,
                    help="folder holding one sub-folder of reference cubes per data set "
                         "(default: data/ in the repository folder)")
-    g.add_argument("--data_name", default="indian_pines",
+    g.add_argument("--data_name", default="houston18",
                    help="data set: cubes in <default_datapath>/<data_name>/, SRF <sp_root_path>/<data_name>.*")
     g.add_argument("--cube_key", default=None, metavar="NAME",
                    help="variable of the reference cube in a .mat/.h5 file (default: REF, else the only 3-D array)")
@@ -191,7 +191,7 @@ def build_parser():
                    help="variable of the HR-MSI in a .mat/.h5 file (default: REF, else the only 3-D array)")
     g.add_argument("--hsi_wavelengths", metavar="FILE", default=None,
                    help="the HSI band centres in nm, one per band, with an optional second column FWHM "
-                        "(default: those the LR-HSI file declares, if any)")
+                        "(default: those the LR-HSI file, or a simulated pair's reference cube file, declares, if any)")
     g.add_argument("--srf", metavar="FILE", default=None,
                    help="spectral response table: rows = HSI bands, or its own wavelength grid (nm) in a "
                         "first column; one column per MSI band")

@@ -149,7 +149,15 @@ def add_noise(cube, snr_db, rng):
 # ----------------------------------------------------------------------------- cubes
 
 def load_cube(path, key=None, nodata=None, mask_invalid=False):
-    """Read an H x W x C reference cube (rows, columns, bands; float64, values as stored).
+    """Read an H x W x C reference cube (rows, columns, bands; float64, values as stored): the data of
+    ``read_cube``, which says what is read and refused."""
+    return read_cube(path, key, nodata, mask_invalid).data
+
+
+def read_cube(path, key=None, nodata=None, mask_invalid=False):
+    """Read a reference cube file into an ``imagery.readers.Image``: ``data`` the H x W x C cube (rows,
+    columns, bands; float64, values as stored), with the file's metadata (band centres and FWHM in nm
+    when it declares them, e.g. a .mat file's 'wavelengths' vector; its no-data value).
 
     Any format of ``imagery.readers.read_image``: MATLAB .mat (v5/v7 or v7.3), HDF5, .npy, ENVI,
     GeoTIFF. In a .mat/HDF5 file the variable is ``key`` (--cube_key) if given, else 'REF' (the
@@ -167,10 +175,10 @@ def load_cube(path, key=None, nodata=None, mask_invalid=False):
     nodata = image.nodata if nodata is None else nodata
     bad = invalid_values(cube, nodata)
     if not bad.any():
-        return cube
+        return image
     if mask_invalid:
         cube[bad] = np.nan
-        return cube
+        return image
     count, finite = int(bad.sum()), np.isfinite(cube)
     fill = np.count_nonzero(np.abs(cube[finite]) > FILL_MAGNITUDE)
     kinds = {"NaN or Inf": np.count_nonzero(~finite), f"fill values of magnitude above {FILL_MAGNITUDE:g}": fill}
@@ -240,12 +248,15 @@ class Dataset(torch.utils.data.Dataset):
 
     Upstream-compatible attributes: hsi_channel, msi_channel, sp_matrix (C x Cm, columns sum to 1),
     sp_range (Cm x 2, first and last HSI band of each MSI band), PSF (the convolution kernel of
-    ``simulation_psf``: r x r Gaussian, FWHM = r, unless --sim_psf_size / --sim_psf_shift say otherwise).
+    ``simulation_psf``: r x r Gaussian, FWHM = r, unless --sim_psf_size / --sim_psf_shift say otherwise);
+    msi_band_names (the SRF table's header, or None); wavelengths, fwhm: the C HSI band centres and
+    widths in nm (--hsi_wavelengths, else the first cube file's own, e.g. a .mat file's 'wavelengths'
+    vector; None when unknown) and wavelength_source (the file they come from, or None).
     Items are dicts of C x H x W float32 tensors with keys lhsi, hmsi, hhsi, lrmsi_frommsi,
     lrmsi_fromlrhsi, plus ``factor`` (the scaling rule's factor, imagery.radiometry), ``hr_valid`` /
     ``lr_valid`` / ``out_valid`` (H x W and h x w bool masks, None when every pixel is valid) and
-    ``info`` (crop offsets, masked pixels, constant bands, for metrics.json). Optional noise
-    (``snr_hsi``/``snr_msi`` in dB) is added to the LR-HSI / HR-MSI only; an optional radiometric
+    ``info`` (crop offsets, masked pixels, constant bands, the band centres' source, for metrics.json).
+    Optional noise (``snr_hsi``/``snr_msi`` in dB) is added to the LR-HSI / HR-MSI only; an optional radiometric
     mismatch (``msi_gain``, ``msi_gamma``, ``msi_gain_jitter``, ``msi_offset_jitter``) makes the HR-MSI come from a
     sensor whose radiometry differs from the HSI's.
 
@@ -285,27 +296,42 @@ class Dataset(torch.utils.data.Dataset):
             self.items[index] = self._simulate(self.imgpath_list[index])
         return self.items[index]
 
-    def _spectral_response(self, cube, path):
-        """The SRF, read and checked against the first cube read (the others must have as many bands)."""
+    def _spectral_response(self, image):
+        """The SRF, read and checked against the first cube read (the others must have as many bands),
+        and with it the band centres (``_band_centres``)."""
+        cube, path = image.data, image.path
         if not hasattr(self, "sp_matrix"):
-            args = self.args
-            wavelengths = fwhm = None
-            if getattr(args, "hsi_wavelengths", None):
-                wavelengths, fwhm = read_wavelengths(args.hsi_wavelengths, cube.shape[2])
-            table = load_srf(self.srf_path, getattr(args, "srf_key", None), cube.shape[2])
-            self.sp_matrix, self.msi_band_names = srf_for_hsi(table, cube.shape[2], wavelengths, fwhm,
+            self.wavelengths, self.fwhm, self.wavelength_source = self._band_centres(image)
+            table = load_srf(self.srf_path, getattr(self.args, "srf_key", None), cube.shape[2])
+            self.sp_matrix, self.msi_band_names = srf_for_hsi(table, cube.shape[2], self.wavelengths, self.fwhm,
                                                               cube_path=path, cube_shape=cube.shape)
         elif cube.shape[2] != self.sp_matrix.shape[0]:
             raise DataError(f"{path}: {cube.shape[2]} bands, but the other cubes and the SRF have "
                             f"{self.sp_matrix.shape[0]}; keep one sensor per data folder")
         return self.sp_matrix
 
+    def _band_centres(self, image):
+        """(centres, FWHM, source) of the cube ``image`` (imagery.readers.Image), as for a real pair's
+        LR-HSI: the file --hsi_wavelengths when given (logged when the cube's file declares its own),
+        else the cube file's (e.g. a .mat file's 'wavelengths' vector); float64 vectors of C values in
+        nm, or None, and the file they come from (None when unknown)."""
+        hsi_wavelengths = getattr(self.args, "hsi_wavelengths", None)
+        if hsi_wavelengths:
+            if image.wavelengths is not None:
+                log.info("%s: using the band centres of --hsi_wavelengths %s, not the file's own", image.path,
+                         hsi_wavelengths)
+            return (*read_wavelengths(hsi_wavelengths, image.data.shape[2]), hsi_wavelengths)
+        if image.wavelengths is not None:
+            return image.wavelengths, image.fwhm, image.path
+        return None, None, None
+
     def _simulate(self, path):
         args, r = self.args, self.args.scale_factor
         nodata = getattr(args, "nodata", None)
-        cube = load_cube(path, key=getattr(args, "cube_key", None), nodata=nodata,
-                         mask_invalid=getattr(args, "mask_invalid", False))
-        srf = self._spectral_response(cube, path)  # first: it tells a channels-first cube by the SRF's rows
+        image = read_cube(path, key=getattr(args, "cube_key", None), nodata=nodata,
+                          mask_invalid=getattr(args, "mask_invalid", False))
+        cube = image.data
+        srf = self._spectral_response(image)  # first: it tells a channels-first cube by the SRF's rows
         if min(cube.shape[:2]) < MIN_LR_PIXELS * r:
             raise DataError(f"{path}: the cube is {cube.shape[0]} x {cube.shape[1]} pixels, which gives an LR-HSI "
                             f"smaller than {MIN_LR_PIXELS} x {MIN_LR_PIXELS} pixels at scale factor {r}; use a "
@@ -335,6 +361,7 @@ class Dataset(torch.utils.data.Dataset):
                     info={"cube": path, "crop": dict(zip(("top", "bottom", "left", "right"), offsets)),
                           "scale": factor, "masked_hr_pixels": int(invalid.sum()),
                           "masked_lr_pixels": int((~lr_valid).sum()),
+                          "wavelength_source": self.wavelength_source,
                           "constant_bands": warn_constant_bands(cube, valid, path)})
         if masked:
             log.info("%s: %d of %d pixels have no data (NaN, fill or no-data values, or 0 in every band); they "

@@ -5,6 +5,9 @@ of an optional H x W boolean mask (True = valid pixel) and over the bands that v
 the reference that are constant over the valid pixels (zeroed water-absorption bands, a blank
 channel) are left out of every metric, SAM's spectra included; ``constant_bands`` lists them.
 
+Per pixel: ``spectral_angles`` and ``pixel_rmse``, the maps that SAM (their mean) and RMSE (the root of
+their mean square) summarise, drawn as the error maps of reproduce.figures.
+
 Without a reference: the QNR of Alparone et al. (2008) in its hyperspectral-multispectral form
 (``qnr``), built on the universal image quality index of Wang and Bovik (2002) (``uiqi``).
 
@@ -197,6 +200,29 @@ def _band_sum(a, b):
     return np.einsum("ijk,ijk->k", a, b)
 
 
+def spectral_angles(t, p):
+    """Per-pixel spectral angle in degrees between the reference t and the estimate p, float64 (H, W, K)
+    or gathered (N, 1, K) cubes: ``compute_sam``'s formula (UDALN's),
+    arccos(clip(<t, p> / (||t|| ||p|| + 1e-7), -1, 1)), 0 where the two spectra are bit-identical, NaN
+    where either holds a NaN. Returns (H, W) or (N, 1); ``compute_sam`` is the mean over the valid
+    pixels of these angles over the reference's varying bands."""
+    dot = np.einsum("ijk,ijk->ij", t, p)
+    norm_prod = np.sqrt(np.einsum("ijk,ijk->ij", t, t)) * np.sqrt(
+        np.einsum("ijk,ijk->ij", p, p)
+    )
+    cos = np.clip(dot / (norm_prod + SAM_EPS), -1.0, 1.0)
+    angles = np.degrees(np.arccos(cos))
+    return np.where(np.all(t == p, axis=2), 0.0, angles)
+
+
+def pixel_rmse(t, p):
+    """Per-pixel root mean squared error over the bands, sqrt(mean_k (t - p)^2), of two float64 (H, W, K)
+    or (N, 1, K) cubes, in their units; NaN where either holds a NaN. Returns (H, W) or (N, 1);
+    ``compute_rmse`` is the square root of the mean over the valid pixels of its square, over the
+    reference's varying bands."""
+    return np.sqrt(np.mean((t - p) ** 2, axis=2))
+
+
 class _AngleSum:
     """SAM: the sum of the per-pixel spectral angles (degrees) and the number of pixels."""
 
@@ -205,13 +231,7 @@ class _AngleSum:
         self.count = 0
 
     def add(self, t, p):
-        dot = np.einsum("ijk,ijk->ij", t, p)
-        norm_prod = np.sqrt(np.einsum("ijk,ijk->ij", t, t)) * np.sqrt(
-            np.einsum("ijk,ijk->ij", p, p)
-        )
-        cos = np.clip(dot / (norm_prod + SAM_EPS), -1.0, 1.0)
-        angles = np.degrees(np.arccos(cos))
-        angles = np.where(np.all(t == p, axis=2), 0.0, angles)
+        angles = spectral_angles(t, p)
         self.total += float(angles.sum())
         self.count += angles.size
         return self

@@ -125,8 +125,8 @@ def run_stage(args, stage, monitor, session):
 def write_results(args, pair, nets, monitor, run, seconds):
     """The run folder's results: precision.txt's last lines, the modules, My_Out.mat (and My_Out.tif or
     My_Out.hdr for a georeferenced pair) in the input's units, quicklook.png, the reduced-resolution
-    protocol when asked, the figures (fig2_consistency.png, psf_srf.png, loss_curves.png) and
-    metrics.json last (it marks the run complete). A whole scene is fused,
+    protocol when asked, the figures (fig2_consistency.png, fig3_error_maps.png, psf_srf.png,
+    loss_curves.png) and metrics.json last (it marks the run complete). A whole scene is fused,
     written and scored tile by tile (fusion.results.fuse_and_write). Returns the metrics."""
     start = time.perf_counter()
     fused = fuse_and_write(run, pair, nets, pair.hsi_factor)
@@ -149,10 +149,9 @@ def write_results(args, pair, nets, monitor, run, seconds):
         run.save_module(name, module)
     psf, true_psf = monitor.psf_comparison()
     save_quicklook(run.file("quicklook.png"), hwc(pair.Y), hwc(pair.Z), fused.image, psf,
-                   monitor.estimated_srf(), hsi_wavelengths=None if pair.source is None else pair.source.wavelengths,
+                   monitor.estimated_srf(), hsi_wavelengths=pair.wavelengths,
                    reference=pair.X, true_psf=true_psf if pair.known_degradations else None,
-                   true_srf=pair.srf if pair.known_degradations else None,
-                   msi_band_names=None if pair.source is None else pair.source.msi_band_names,
+                   true_srf=pair.srf if pair.known_degradations else None, msi_band_names=pair.msi_band_names,
                    title=os.path.basename(run.target or run.path))
     draw_run_figures(run, pair, nets, monitor, fused)
     results.update({
@@ -167,13 +166,12 @@ def write_results(args, pair, nets, monitor, run, seconds):
 
 
 def data_facts(pair):
-    """metrics.json's "data": the loading facts, and for a real pair what the figures need to redraw it
-    (band centres in nm, MSI band names, the output's no-data value)."""
-    if pair.source is None:
-        return pair.info
-    real = pair.source
-    return {**pair.info, "wavelengths": real.wavelengths, "msi_band_names": real.msi_band_names,
-            "nodata": real.nodata}
+    """metrics.json's "data": the loading facts and what the figures need to redraw the run (band centres
+    in nm or None, MSI band names or None; for a real pair the output's no-data value)."""
+    facts = {**pair.info, "wavelengths": pair.wavelengths, "msi_band_names": pair.msi_band_names}
+    if pair.source is not None:
+        facts["nodata"] = pair.source.nodata
+    return facts
 
 
 def reduced_resolution(args, pair, run):

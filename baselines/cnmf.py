@@ -44,7 +44,7 @@ from data_loader import DataError
 
 VD_FALSE_ALARM = 5e-2
 # Eigenvalues below bands x this x the largest are rounding noise: the threshold scales with them, so
-# on noiseless low-rank data (the embedded cube: 17 spectra) the test would count dozens of them.
+# on noiseless low-rank data (the synthetic class-mean test cube: 17 spectra) the test would count dozens of them.
 VD_RANK_TOLERANCE = np.finfo(np.float64).eps
 INNER_ITERATIONS = 200
 # The first HSI unmixing's H-only phase may run this many times the inner iterations (CNMF_init.m).

@@ -1,11 +1,11 @@
-"""The classical baselines: quality on the embedded data set (Wald's protocol, true PSF and SRF given,
+"""The classical baselines: quality on the default data set (Wald's protocol, true PSF and SRF given,
 as the papers' comparisons did) and wall time at the UDALN paper's size. One JSON line per method and
 case, then a Markdown table.
 
     python benchmarks/baselines.py [--methods gsa,mtf_glp_hs,...] [--scales 5,8] [--threads 1]
 
-Quality: the embedded Indian Pines VNIR cube with its WorldView-2-like SRF (the same simulation as
-train_all_special.py). Time: a 240 x 240 x 46 smooth random cube (a random field blurred with a
+Quality: the default data set (the real Houston 2018 crop with its WorldView-2 SRF; --data_name chooses
+another of data/), simulated as train_all_special.py simulates it. Time: a 240 x 240 x 46 smooth random cube (a random field blurred with a
 Gaussian of 4 pixels, per band) with the Houston-2018 WorldView-2 SRF, r = 5, timed once after the
 quality runs. BLAS threads are set before numpy loads (default 1: the solvers lose badly to
 contention on a shared 2-core machine).
@@ -22,6 +22,7 @@ def parse(argv):
     parser.add_argument("--methods", default="bicubic,gsa,mtf_glp_hs,cnmf,hysure,fuse,cstf")
     parser.add_argument("--scales", default="5,8")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data_name", default=None, help="a data set of data/ (default: train_all_special.py's)")
     parser.add_argument("--no_timing", action="store_true", help="skip the 240 x 240 x 46 timing case")
     return parser.parse_args(argv)
 
@@ -43,7 +44,8 @@ def main(argv=None):
 
     rows = []
     for scale in map(int, opts.scales.split(",")):
-        data = Dataset(get_args(["--device", "cpu", "--scale_factor", str(scale)]))
+        data_options = ["--data_name", opts.data_name] if opts.data_name else []
+        data = Dataset(get_args(["--device", "cpu", "--scale_factor", str(scale), *data_options]))
         item = {k: v.numpy().transpose(1, 2, 0).astype(np.float64) for k, v in data[0].items()
                 if k in ("lhsi", "hmsi", "hhsi")}
         for name in opts.methods.split(","):
@@ -51,7 +53,7 @@ def main(argv=None):
             x_hat = fuse_with(name, item["lhsi"], item["hmsi"], scale, data.PSF, data.sp_matrix)
             seconds = time.perf_counter() - start
             metrics = evaluate(item["hhsi"], x_hat, scale)
-            rows.append({"method": name, "case": f"indian_pines_r{scale}", "seconds": round(seconds, 2),
+            rows.append({"method": name, "case": f"{data.args.data_name}_r{scale}", "seconds": round(seconds, 2),
                          **{k: round(v, 5) for k, v in metrics.items()}})
             print(json.dumps(rows[-1]), flush=True)
     timing = {}

@@ -62,15 +62,15 @@ FIXTURE = os.path.join(ROOT, "tests", "fixtures", "octave_baselines.json")
 OCTAVE_DIR = os.path.join(ROOT, "benchmarks", "octave")
 MODES = ("authors", "project")
 
-# The shared case: a 60 x 60 crop of the embedded cube (12 of its 17 distinct spectra), r = 5, the
+# The shared case: a 60 x 60 crop of the synthetic class-mean test fixture (12 of its 17 distinct spectra), r = 5, the
 # Gaussian PSF of FWHM r and the WorldView-2-like SRF of the simulations (Wald's protocol).
 CASE = {
-    "cube": "data/indian_pines/indian_pines_vnir.mat",
+    "cube": "tests/fixtures/synthetic_class_mean/indian_pines_class_mean.mat",
     "rows": [20, 80],
     "cols": [20, 80],
     "r": 5,
     "psf": "data_loader.gaussian_psf(5, 5 / 2.35482): 5 x 5, FWHM r",
-    "srf": "data/spectral_response/indian_pines.csv",
+    "srf": "tests/fixtures/synthetic_class_mean/indian_pines_class_mean.csv",
     "simulation": "data_loader.simulate_pair (Y = block blur and decimation by the PSF, Z = X @ srf), no noise",
 }
 
@@ -120,9 +120,9 @@ METRIC_DIGITS = 6
 
 def build_case(root=ROOT):
     """The shared case: dict with X (60 x 60 x 68 reference), Y (12 x 12 x 68 LR-HSI), Z (60 x 60 x 8
-    HR-MSI), r (5), psf (5 x 5), srf (68 x 8), all float64 (reflectance as stored in the embedded cube).
+    HR-MSI), r (5), psf (5 x 5), srf (68 x 8), all float64 (reflectance as stored in the fixture).
 
-    Rebuilt identically by the test (a few ms). Raises DataError if the embedded data are missing.
+    Rebuilt identically by the test (a few ms). Raises DataError if the fixture is missing.
     """
     rows, cols, r = slice(*CASE["rows"]), slice(*CASE["cols"]), CASE["r"]
     cube = load_cube(os.path.join(root, CASE["cube"]))[rows, cols].astype(np.float64)

@@ -1,60 +1,126 @@
-"""The real-pair example of README ("Fuse your own pair") for each method: reference-based scores next
-to the no-reference indices, wall time and peak memory. One training process at a time.
+"""The real pair of README ("Fuse your own pair"), Houston 2018, fused blind by each method and judged
+by classification (UDS2C2's real-data evaluation), with each training's no-reference indices,
+reduced-resolution scores, wall time and peak memory. One training process at a time.
 
     python benchmarks/real_pair_example.py [--methods udaln,pfs2c2,uds2c2] [--threads 1]
-                                           [--checkpoints_dir checkpoints/real_pair_example] [extra options]
+        [--checkpoints_dir checkpoints/real_pair_example] [--seeds 0,1,2,3,4]
+        [--output checkpoints/real_pair_example_results] [extra options of train_all_special.py]
 
-Each method runs as `train_all_special.py --lr_hsi ... --hr_msi ... --msi_sensor worldview2
---reference data/indian_pines/indian_pines_vnir.mat --reduced_resolution` with its full schedule
-(extra options are passed on, e.g. a shorter schedule). The peak resident memory is the child
-process's (os.wait4). Prints a Markdown table, with bicubic upsampling of the LR-HSI as the floor.
+Each method runs, in turn, as `train_all_special.py --lr_hsi data/real_pair_example/houston18_lr_hsi.tif
+--hr_msi data/real_pair_example/houston18_hr_rgb.tif --msi_sensor worldview2 --msi_bands_select
+red,green,blue --reduced_resolution --method M --threads 1 --checkpoints_dir DIR` with its full
+schedule (hours each on a 2-core CPU; extra options are passed on, e.g. a shorter schedule
+`--epoch_stage1 20 --decay_begin_epoch_stage1 10 ...`). The RGB camera's SRF is unknown: the SRF is
+WorldView-2's red, green and blue band ranges (a nominal SRF), and the fusion is blind. The child's log
+goes to --output/train_M.log; its peak resident memory is the child process's (os.wait4).
+
+Then ``reproduce.classification`` classifies, with the labels data/ground_truth/houston18_labels.tif
+(12 classes on the RGB grid; the RGB's no-data patch and the labels under it are left out), each
+run's fused cube, bicubic upsampling of the LR-HSI (the HSI upsampled), the RGB image alone and the
+RGB stacked with bicubic, with an SVM and a random forest, one stratified 10 % split per seed; its
+classification.md/.csv/.json go to --output (about half a minute per image and seed on the 2-core
+CPU: some 15 minutes for the six images and five seeds). Bicubic upsampling of the reduced-resolution pair gives
+the floor of the reduced-resolution scores.
+
+Prints one Markdown table (rows: bicubic, RGB, RGB + bicubic, each method; OA and AA in %, kappa as a
+fraction, mean ± standard deviation over the seeds) and writes it to --output/real_pair_example.md,
+with the numbers behind it in real_pair_example.json.
 """
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
 
 import numpy as np
+import sklearn
 import torch
-from torch.nn import functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from baselines import bicubic  # noqa: E402
 from config import get_args  # noqa: E402
-from data_loader import load_real_pair  # noqa: E402
 from evaluation import evaluate  # noqa: E402
+from fusion.pair import hwc, reduced_resolution_pair  # noqa: E402
+from reproduce import classification  # noqa: E402
 
-EXAMPLE = ["--lr_hsi", "data/real_pair_example/indian_pines_lr_hsi.tif",
-           "--hr_msi", "data/real_pair_example/indian_pines_hr_msi.tif", "--msi_sensor", "worldview2",
-           "--reference", "data/indian_pines/indian_pines_vnir.mat"]
+PAIR = ["--lr_hsi", os.path.join(ROOT, "data", "real_pair_example", "houston18_lr_hsi.tif"),
+        "--hr_msi", os.path.join(ROOT, "data", "real_pair_example", "houston18_hr_rgb.tif"),
+        "--msi_sensor", "worldview2", "--msi_bands_select", "red,green,blue"]
+LABELS = os.path.join(ROOT, "data", "ground_truth", "houston18_labels.tif")
+# The classification's rows other than the runs, as this table names them.
+BASELINE_ROWS = {"bicubic": "bicubic upsampling", "HR-MSI": "RGB alone", "HR-MSI + bicubic": "RGB + bicubic"}
+HEADER = ("| image | D_lambda | D_s | QNR | LR-HSI consistency PSNR | HR-MSI consistency PSNR | "
+          "reduced-res. PSNR / SAM | SVM OA (%) / AA (%) / kappa | RF OA (%) / AA (%) / kappa | time (s) | "
+          "peak RSS (MiB) |")
+
+log = logging.getLogger("fusion")
 
 
-def run(method, threads, checkpoints_dir, extra):
-    """Train one method in a child process; returns its run folder, wall seconds and peak RSS (MiB)."""
-    argv = [sys.executable, os.path.join(ROOT, "train_all_special.py"), *EXAMPLE, "--method", method,
-            "--reduced_resolution", "--checkpoints_dir", checkpoints_dir, *extra]
-    if threads:
-        argv += ["--threads", str(threads)]
+def train(method, threads, checkpoints_dir, output, extra):
+    """Fuse the pair with one method in a child process (its stderr in ``output``/train_METHOD.log);
+    returns {'folder': its run folder, 'seconds': wall time, 'peak_rss_mib': the child's peak resident
+    memory}. Exits with the log's text when the training fails."""
+    argv = [sys.executable, os.path.join(ROOT, "train_all_special.py"), *PAIR, "--method", method,
+            "--reduced_resolution", "--threads", str(threads), "--checkpoints_dir", checkpoints_dir, *extra]
+    log_path = os.path.join(output, f"train_{method}.log")
     start = time.perf_counter()
-    child = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
+    with open(log_path, "w") as log_file:
+        child = subprocess.Popen(argv, cwd=ROOT, stderr=log_file, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
-    log = child.stderr.read()
+    with open(log_path) as log_file:
+        text = log_file.read()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{method} failed:\n{log}")
-    folder = next(line.split("run folder: ", 1)[1] for line in log.splitlines() if "run folder: " in line)
-    return folder.strip(), seconds, usage.ru_maxrss / 1024
+        raise SystemExit(f"{method} failed (log: {log_path}):\n{text}")
+    folder = next(line.split("run folder: ", 1)[1] for line in text.splitlines() if "run folder: " in line)
+    return {"folder": os.path.join(ROOT, folder.strip()), "seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
-def bicubic_row():
-    """Bicubic upsampling of the example's LR-HSI, scored against the reference over the valid pixels."""
-    pair = load_real_pair(get_args(EXAMPLE + ["--device", "cpu"]))
-    y = torch.from_numpy(pair.lhsi.transpose(2, 0, 1)[None].copy())
-    up = F.interpolate(y, scale_factor=pair.scale, mode="bicubic", align_corners=False)[0].numpy().transpose(1, 2, 0)
-    return evaluate(pair.reference, up, pair.scale, mask=pair.out_valid)
+def bicubic_reduced_resolution(extra):
+    """Bicubic upsampling of the reduced-resolution pair (``fusion.pair.reduced_resolution_pair``)
+    scored against the LR-HSI over its valid pixels, as the runs' reduced-resolution protocol scores
+    their output: ``evaluation.evaluate``'s dict (PSNR in dB, SAM in degrees, ...)."""
+    from train_all_special import load_pair  # the training script's imports are needed only here
+
+    pair, _ = load_pair(get_args(PAIR + extra + ["--device", "cpu"]))
+    rr = reduced_resolution_pair(pair)
+    upsampled = bicubic.fuse(hwc(rr.Y).astype(np.float64), hwc(rr.Z).astype(np.float64), rr.scale, rr.psf, rr.srf)
+    return evaluate(rr.X, upsampled, rr.scale, mask=rr.out_valid)
+
+
+def scores_cell(image, name):
+    """'OA / AA / kappa' of one classifier for one image of the classification results, each as
+    ``classification.table_cell`` writes it (mean ± standard deviation over the seeds)."""
+    return " / ".join(classification.table_cell(image["mean"][name][s], image["std"][name][s], s)
+                      for s in classification.SCORES)
+
+
+def table(results, runs, bicubic_rr):
+    """The Markdown table's lines: one row per image of the classification ``results`` (in their
+    order), the runs' (``runs``: {method: train's dict plus its metrics.json as 'metrics'}) with their
+    no-reference indices, reduced-resolution PSNR (dB) / SAM (degrees), time and peak memory, bicubic
+    with its reduced-resolution scores ``bicubic_rr``."""
+    methods = {run["folder"]: method for method, run in runs.items()}
+    lines = [HEADER, "|---" * HEADER.count(" | ") + "|---|"]
+    for image in results["images"]:
+        scores = f"{scores_cell(image, 'svm')} | {scores_cell(image, 'rf')}"
+        method = methods.get(image["source"])
+        if method is None:
+            rr = (f"{bicubic_rr['PSNR']:.2f} / {bicubic_rr['SAM']:.3f}" if image["name"] == "bicubic" else "-")
+            lines.append(f"| {BASELINE_ROWS.get(image['name'], image['name'])} | - | - | - | - | - | {rr} | "
+                         f"{scores} | - | - |")
+            continue
+        run = runs[method]
+        q, rr = run["metrics"]["no_reference"], run["metrics"]["reduced_resolution"]
+        lines.append(f"| {method} | {q['D_lambda']:.4f} | {q['D_s']:.4f} | {q['QNR']:.4f} | "
+                     f"{q['lrhsi_consistency']['PSNR']:.2f} | {q['hrmsi_consistency']['PSNR']:.2f} | "
+                     f"{rr['PSNR']:.2f} / {rr['SAM']:.3f} | {scores} | {run['seconds']:.0f} | "
+                     f"{run['peak_rss_mib']:.0f} |")
+    return lines
 
 
 def main(argv=None):
@@ -62,24 +128,35 @@ def main(argv=None):
     parser.add_argument("--methods", default="udaln,pfs2c2,uds2c2")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoints_dir", default=os.path.join(ROOT, "checkpoints", "real_pair_example"))
+    parser.add_argument("--seeds", type=classification.seed_list, default=classification.DEFAULT_SEEDS)
+    parser.add_argument("--output", default=os.path.join(ROOT, "checkpoints", "real_pair_example_results"))
     args, extra = parser.parse_known_args(argv)
-    header = ("| method | PSNR | SAM | ERGAS | SSIM | D_lambda | D_s | QNR | LR-HSI consistency PSNR | "
-              "HR-MSI consistency PSNR | reduced-res. PSNR / SAM | time (s) | peak RSS (MiB) |")
-    lines = [header, "|---" * header.count(" | ") + "|---|"]
-    ref = bicubic_row()
-    lines.append(f"| bicubic upsampling | {ref['PSNR']:.2f} | {ref['SAM']:.3f} | {ref['ERGAS']:.3f} | "
-                 f"{ref['SSIM']:.4f} | - | - | - | - | - | - | - | - |")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.makedirs(args.output, exist_ok=True)
+    bicubic_rr = bicubic_reduced_resolution(extra)
+    runs = {}
     for method in args.methods.split(","):
-        folder, seconds, rss = run(method, args.threads, args.checkpoints_dir, extra)
-        m = json.load(open(os.path.join(folder, "metrics.json")))
-        f, q, rr = m["final"], m["no_reference"], m["reduced_resolution"]
-        lines.append(f"| {method} | {f['PSNR']:.2f} | {f['SAM']:.3f} | {f['ERGAS']:.3f} | {f['SSIM']:.4f} | "
-                     f"{q['D_lambda']:.4f} | {q['D_s']:.4f} | {q['QNR']:.4f} | "
-                     f"{q['lrhsi_consistency']['PSNR']:.2f} | {q['hrmsi_consistency']['PSNR']:.2f} | "
-                     f"{rr['PSNR']:.2f} / {rr['SAM']:.3f} | {seconds:.0f} | {rss:.0f} |")
-        print(lines[-1], flush=True)
+        runs[method] = run = train(method, args.threads, args.checkpoints_dir, args.output, extra)
+        with open(os.path.join(run["folder"], "metrics.json")) as f:
+            run["metrics"] = json.load(f)
+        log.info("%s: %.0f s, peak RSS %.0f MiB, run folder %s", method, run["seconds"], run["peak_rss_mib"],
+                 run["folder"])
+    results = classification.evaluate_runs([run["folder"] for run in runs.values()], LABELS, seeds=args.seeds)
+    classification.write_tables(results, args.output)
+    lines = table(results, runs, bicubic_rr)
+    facts = {"threads": args.threads, "extra": extra, "seeds": list(args.seeds),
+             "labelled_pixels": results["labelled_pixels"], "train_pixels": results["train_pixels"],
+             "masked_labelled_pixels": results["masked_labelled_pixels"],
+             "numpy": np.__version__, "torch": torch.__version__, "sklearn": sklearn.__version__}
+    with open(os.path.join(args.output, "real_pair_example.md"), "w") as f:
+        f.write("\n".join(lines) + "\n\n" + json.dumps(facts) + "\n")
+    with open(os.path.join(args.output, "real_pair_example.json"), "w") as f:
+        json.dump({**facts, "bicubic_reduced_resolution": bicubic_rr,
+                   "runs": {method: {k: run[k] for k in ("folder", "seconds", "peak_rss_mib")}
+                            | {k: run["metrics"][k] for k in ("no_reference", "reduced_resolution")}
+                            for method, run in runs.items()}}, f, indent=2)
     print("\n".join(lines))
-    print(json.dumps({"threads": args.threads, "extra": extra, "numpy": np.__version__, "torch": torch.__version__}))
+    print(json.dumps(facts))
 
 
 if __name__ == "__main__":

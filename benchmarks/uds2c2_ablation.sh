@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The UDS2C2 ablation reported in README ("UDS2C2: the reconstruction and its ablation"): UDS2C2's
-# variants on the embedded data set under the normalised degradation model, full schedule, seed 2; the
+# variants on the default data set under the normalised degradation model, full schedule, seed 2; the
 # default (GCE, no SCFConv) and the SCFConv-in-SpaDnet variant at r = 8 and on the radiometric
 # mismatch; the default on an HR-MSI 1.5 times brighter. The comparison's UDALN and PFS2C2 runs are
 # benchmarks/degradation.sh's and `python train_all_special.py [--method pfs2c2] --degradation

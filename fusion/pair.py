@@ -67,7 +67,8 @@ def masked_l1(a, b, mask):
 @dataclass
 class Pair:
     """The image pair on the training device (scaled by the rule of imagery.radiometry, no-data filled
-    with 0), the valid-pixel masks, and, for a simulated pair, the truth that Wald's protocol gives."""
+    with 0), the valid-pixel masks, the band centres and MSI band names when known (for the figures and
+    metrics.json), and, for a simulated pair, the truth that Wald's protocol gives."""
     Y: torch.Tensor                     # LR-HSI, 1 x C x h x w
     Z: torch.Tensor                     # HR-MSI, 1 x Cm x H x W
     X: np.ndarray                       # reference HR-HSI, H x W x C (None for a real pair)
@@ -84,25 +85,29 @@ class Pair:
     info: dict = field(default_factory=dict)  # loading facts for metrics.json (masks, crop, factors, bands)
     source: object = None               # data_loader.RealPair for a real pair (metadata for the outputs)
     known_degradations: bool = True     # the true PSF and SRF are known (Wald's protocol)
+    wavelengths: np.ndarray = None      # the C HSI band centres, nm, float64 (None: unknown)
+    msi_band_names: list = None         # the Cm MSI band names (None: unknown)
 
     @classmethod
     def from_dataset(cls, dataset, index, device):
         if not 0 <= index < len(dataset):
             raise DataError(f"--image_index {index}: the data folder has {len(dataset)} cube(s) "
                             f"({', '.join(dataset.imgpath_list)})")
-        return cls.from_item(dataset[index], dataset.PSF, dataset.sp_matrix, dataset.sp_range, device)
+        return cls.from_item(dataset[index], dataset.PSF, dataset.sp_matrix, dataset.sp_range, device,
+                             wavelengths=dataset.wavelengths, msi_band_names=dataset.msi_band_names)
 
     @classmethod
-    def from_item(cls, item, psf, srf, sp_range, device):
+    def from_item(cls, item, psf, srf, sp_range, device, wavelengths=None, msi_band_names=None):
         """From a simulated pair: a dict of C x H x W tensors with the data_loader.Dataset keys (the HR-MSI r
-        times the LR-HSI's size, which gives r); ``psf``: the simulation's convolution kernel, K x K."""
+        times the LR-HSI's size, which gives r); ``psf``: the simulation's convolution kernel, K x K;
+        ``wavelengths``: the C band centres in nm and ``msi_band_names`` the Cm MSI band names, when known."""
         return cls(Y=item["lhsi"].unsqueeze(0).to(device), Z=item["hmsi"].unsqueeze(0).to(device),
                    X=hwc(item["hhsi"].unsqueeze(0)), lrmsi_frommsi=hwc(item["lrmsi_frommsi"].unsqueeze(0)),
                    lrmsi_fromlrhsi=hwc(item["lrmsi_fromlrhsi"].unsqueeze(0)), psf=psf, srf=srf,
                    sp_range=sp_range, scale=item["hmsi"].shape[1] // item["lhsi"].shape[1],
                    lr_valid=item.get("lr_valid"), hr_valid=item.get("hr_valid"), out_valid=item.get("out_valid"),
                    hsi_factor=item.get("factor", 1.0),
-                   info=item.get("info", {}))
+                   info=item.get("info", {}), wavelengths=wavelengths, msi_band_names=msi_band_names)
 
     @classmethod
     def from_real(cls, real, device):
@@ -117,7 +122,7 @@ class Pair:
                    srf=real.srf, sp_range=support_range(real.srf), scale=real.scale, lr_valid=real.lr_valid,
                    hr_valid=real.hr_valid, out_valid=real.out_valid, hsi_factor=real.hsi_factor, info=real.info,
                    source=real,
-                   known_degradations=False)
+                   known_degradations=False, wavelengths=real.wavelengths, msi_band_names=real.msi_band_names)
 
     def __post_init__(self):
         def as_mask(valid, shape):
@@ -231,4 +236,5 @@ def reduced_resolution_pair(pair):
     return Pair(Y=to_tensor(spatial_degrade(y, psf, r))[None].to(device),
                 Z=to_tensor(spatial_degrade(z, psf, r))[None].to(device), X=y.astype(np.float64),
                 lrmsi_frommsi=None, lrmsi_fromlrhsi=None, psf=psf, srf=pair.srf, sp_range=pair.sp_range, scale=r,
-                lr_valid=lr_valid, hr_valid=hr_valid, out_valid=hr_valid, known_degradations=False)
+                lr_valid=lr_valid, hr_valid=hr_valid, out_valid=hr_valid, known_degradations=False,
+                wavelengths=pair.wavelengths, msi_band_names=pair.msi_band_names)

@@ -29,8 +29,8 @@ PATCH_MODE_HR_PIXELS = 1024 * 1024
 # the evaluation and other processes.
 MEMORY_FRACTION = 0.5
 # --patch_size 0 (automatic): patches of about this many HR pixels a side, P = this // r LR pixels. With
-# the default 4 patches a step, a step's batch holds about as many HR pixels (16,384) as the embedded
-# 145 x 145 image (21,025), so a step costs about what a step of the papers' setting costs and the
+# the default 4 patches a step, a step's batch holds about as many HR pixels (16,384) as the papers'
+# 120-145 pixel images (14,400-21,025), so a step costs about what a step of the papers' setting costs and the
 # full schedule stays within reach of a CPU (benchmarks/scale.py).
 AUTO_PATCH_HR_SIZE = 64
 # A patch position is drawn only when at least this share of its LR pixels, and of its HR pixels, is

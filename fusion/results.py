@@ -180,8 +180,8 @@ class _StreamedFusion:
         self.tiler = TiledForward(nets.inverse_network(), pair.Z, align=align, context=context, side=side,
                                   memory=memory, group=group)
         self.cell = self.tiler.side if group is None else max(self.tiler.side, group)
-        wavelengths = None if pair.source is None else pair.source.wavelengths
-        self.composite = CompositeCollector(self.height, self.width, self.bands, wavelengths) if composite else None
+        self.composite = (CompositeCollector(self.height, self.width, self.bands, pair.wavelengths)
+                          if composite else None)
 
     def _summaries(self):
         """The first pass: the reference's and the inputs' ConstantBands summaries, tile by tile."""
@@ -293,12 +293,18 @@ def write_georeferenced(run, pair, x_out):
 def draw_run_figures(run, pair, nets, monitor, fused):
     """The run folder's figures (reproduce.figures): fig2_consistency.png (the UDALN paper's Fig. 2, only
     when the fused image was held whole: it needs SpaDnet(X_hat) and SpeDnet(X_hat) of every band),
-    psf_srf.png (learned PSF and SRF over the true or nominal ones) and loss_curves.png."""
-    from reproduce.figures import save_consistency_figure, save_degradation_figure, save_loss_curves
+    fig3_error_maps.png (the per-pixel SAM and RMSE maps against the reference, the UDALN paper's
+    Fig. 3 for this run: when there is a reference and the fused image was held whole), psf_srf.png
+    (learned PSF and SRF over the true or nominal ones, against the band centres in nm when known) and
+    loss_curves.png."""
+    from reproduce.figures import (save_consistency_figure, save_degradation_figure, save_error_maps_figure,
+                                   save_loss_curves)
 
     title = os.path.basename(run.target or run.path)
-    wavelengths = None if pair.source is None else pair.source.wavelengths
-    names = None if pair.source is None else pair.source.msi_band_names
+    wavelengths, names = pair.wavelengths, pair.msi_band_names
+    if isinstance(fused.image, np.ndarray) and pair.has_reference:
+        save_error_maps_figure(run.file("fig3_error_maps.png"), pair.X, fused.image, wavelengths=wavelengths,
+                               mask=pair.out_valid, factor=pair.hsi_factor, title=title)
     if isinstance(fused.image, np.ndarray) and fused.quality is not None:
         x_hat = torch.from_numpy(np.ascontiguousarray(fused.image.transpose(2, 0, 1)))[None].to(pair.Y.device)
         save_consistency_figure(run.file("fig2_consistency.png"), hwc(pair.Y), hwc(nets.spa(x_hat)), hwc(pair.Z),

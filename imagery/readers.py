@@ -4,7 +4,8 @@ Every image comes back as a C-contiguous H x W x C array (axis order rows, colum
 floating-point type the caller asks for (``read_image``'s ``dtype``), holding the values as stored: no
 radiometric scaling (an ENVI ``reflectance scale factor`` is not applied) and no masking;
 ``invalid_values`` finds NaN/Inf, fill values and the declared no-data value. Wavelengths and FWHM
-are in nanometres (declared micrometres are converted).
+(ENVI and GeoTIFF metadata, a MAT/HDF5 file's 'wavelengths' and 'fwhm' vectors) are in nanometres
+(declared micrometres are converted).
 
 Precision: float64 (the default) holds every stored type exactly but 64-bit integers beyond 2^53;
 reference cubes for Wald's protocol are read so. The real-pair path (``data_loader.load_real_pair``)
@@ -51,6 +52,10 @@ GEOTIFF_CACHE_MB = 64
 # reflectance comes near 1e30, in any unit or scaling.
 FILL_MAGNITUDE = 1e30
 UPSTREAM_CUBE_KEY = "REF"
+# Variables of a MAT/HDF5 file that hold the band centres (the first found) and the FWHM, in nm, of the
+# image beside them.
+MAT_WAVELENGTH_KEYS = ("wavelengths", "wavelength")
+MAT_FWHM_KEY = "fwhm"
 MATLAB_V73_HEADER = b"MATLAB 7.3 MAT-file"
 ENVI_DATA_EXTENSIONS = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
 SUPPORTED_FORMATS = ("MATLAB .mat (v5/v7 or v7.3), HDF5 .h5/.hdf5, NumPy .npy, ENVI (.hdr, or a data file "
@@ -337,7 +342,9 @@ def read_image(path, key=None, role="image", key_option="--key", allow_2d=False,
         (C) order (fmt 'hdf5').
         The variable is ``key`` if given; else 'REF' (the upstream name) if it is 3-D; else the only
         numeric 3-D array (with ``allow_2d`` also 2-D arrays with both sides > 1; 1 x N and N x 1
-        vectors never count).
+        vectors never count). A numeric vector 'wavelengths' (or 'wavelength') beside it (in the
+        same HDF5 group), one value per band, gives the band centres in nm, and 'fwhm' the FWHM in nm
+        (``_mat_wavelengths``).
       - ``.npy``: an H x W x C array.
       - ENVI: a ``.hdr``, or a data file (.img/.dat/.raw/.bsq/.bil/.bip or no extension) next to its
         .hdr; read with ``spectral``. ``wavelength``/``fwhm`` (converted to nm from the declared
@@ -355,7 +362,8 @@ def read_image(path, key=None, role="image", key_option="--key", allow_2d=False,
     Raises DataError (naming the file) when the file is missing (or a folder), of an unknown format,
     unreadable (truncated, damaged, not what its extension says; an ENVI header with a field spectral
     would misread), when the variable cannot be chosen (or ``key`` is given for a format without
-    variables), and when the array is empty, not numeric or not 3-D (2-D with allow_2d).
+    variables), when the array is empty, not numeric or not 3-D (2-D with allow_2d), and when the
+    band centres or FWHM the file declares are not one valid value per band.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -378,7 +386,46 @@ def read_image(path, key=None, role="image", key_option="--key", allow_2d=False,
         image = _read_geotiff(path, dtype)
     image.dtype = image.dtype or np.asarray(image.data).dtype.name
     image.data = _as_cube(image.data, path, role, allow_2d, dtype)
+    if fmt in ("mat", "hdf5"):
+        image.wavelengths, image.fwhm = _mat_wavelengths(container, name, image.data.shape, role)
     return image
+
+
+def _mat_wavelengths(container, name, shape, role):
+    """The band centres and FWHM (float64 vectors of C values, nm) that a MAT/HDF5 file keeps beside
+    its image variable ``name`` (in the same HDF5 group), the image being H x W x C (``shape``): the
+    variable of MAT_WAVELENGTH_KEYS found first, and MAT_FWHM_KEY; (None, None) when the file has no
+    such variable. Values are taken as nm, as ``check_wavelength_units`` checks them (micrometres
+    refused with a message). Raises DataError naming the file when one is not a numeric vector of C
+    values, and as ``check_wavelength_units`` and ``_check_fwhm``."""
+    group = name.rpartition("/")[0]
+    prefix = group + "/" if group else ""
+    found = [prefix + key for key in MAT_WAVELENGTH_KEYS if prefix + key in container.variables]
+    if not found:
+        return None, None
+    centres = _mat_vector(container, found[0], name, shape, role, "band centre")
+    fwhm = prefix + MAT_FWHM_KEY
+    fwhm = _mat_vector(container, fwhm, name, shape, role, "FWHM") if fwhm in container.variables else None
+    return _declared_wavelengths(container.path, centres, fwhm, "", shape[2])
+
+
+def _mat_vector(container, vector, name, shape, role, what):
+    """The variable ``vector`` of ``container`` as a float64 vector of C values, one ``what`` (nm) per
+    band of the H x W x C (``shape``) image variable ``name``; DataError when it is something else."""
+    variable, bands = container.variables[vector], shape[2]
+    count = int(np.prod(variable.shape, dtype=np.int64))
+    if not variable.numeric or count == 0 or sum(side > 1 for side in variable.shape) > 1:
+        raise DataError(f"{container.path}: {variable.describe()} is not a numeric vector; store one {what} "
+                        f"(nm) per band of the {role} {name!r} as a 1 x {bands} vector, or rename the variable")
+    if count != bands:
+        hint = ""
+        if count == shape[0]:
+            hint = (f". Note: {name!r} was read as {' x '.join(map(str, shape))} (H x W x C) and its first axis has "
+                    f"{count}: the image looks channels-first (saved bands-first by numpy or h5py); store it "
+                    "bands-last, H x W x C (numpy: np.moveaxis(a, 0, -1))")
+        raise DataError(f"{container.path}: {vector!r} holds {count} values but the {role} {name!r} has {bands} "
+                        f"bands; store one {what} (nm) per band, in band order, or rename the variable{hint}")
+    return np.asarray(container.read(vector), dtype=np.float64).ravel()
 
 
 def row_blocks(shape):

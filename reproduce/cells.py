@@ -37,7 +37,8 @@ class Cell:
     baselines.BASELINES key; ``scale``: r; ``stages``: "123", "12" or "3" (UDALN ablation; "123" for
     the others); ``folder``: where its metrics.json goes; ``argv``: the command that makes it from
     scratch; ``threads``: CPU threads it may use; ``pair_sha256``: for a baseline, the digest of the
-    pair it must be scored on (``pair_digest``)."""
+    pair it must be scored on (``pair_digest``); ``variant``: what else tells it from its row's other cells
+    (e.g. "seed3", "normalised"; "" when nothing)."""
     kind: str
     method: str
     scale: int
@@ -46,18 +47,21 @@ class Cell:
     argv: tuple
     threads: int
     pair_sha256: str = ""
+    variant: str = ""
 
     @property
     def label(self):
-        """e.g. 'udaln r=5', 'udaln stages 12 r=5', 'gsa r=8'."""
+        """e.g. 'udaln r=5', 'udaln stages 12 r=5', 'gsa r=8', 'udaln r=5 seed3 normalised'."""
         stages = f" stages {self.stages}" if self.stages != "123" else ""
-        return f"{self.method}{stages} r={self.scale}"
+        variant = f" {self.variant}" if self.variant else ""
+        return f"{self.method}{stages} r={self.scale}{variant}"
 
     @property
     def key(self):
-        """A file-name-safe identifier, e.g. 'udaln_s12_r5'."""
+        """A file-name-safe identifier, e.g. 'udaln_s12_r5', 'udaln_r5_seed3_normalised'."""
         stages = f"_s{self.stages}" if self.stages != "123" else ""
-        return f"{self.method}{stages}_r{self.scale}"
+        variant = f"_{self.variant.replace(' ', '_')}" if self.variant else ""
+        return f"{self.method}{stages}_r{self.scale}{variant}"
 
 
 @dataclass(frozen=True)

@@ -6,22 +6,28 @@ data by how well the fused image classifies. The paper does not publish its clas
 protocol here is the usual one of the hyperspectral literature, with every choice stated:
 
 * Images scored, all on the HR grid (H x W x bands, rows, columns, bands): the LR-HSI upsampled by
-  ``baselines.bicubic``, the HR-MSI, each run folder's fused image (``My_Out.mat``, variable 'Out',
+  ``baselines.bicubic`` (row "bicubic": this is the HSI upsampled, the spectral floor), the HR-MSI
+  (for the Houston pair, the RGB image alone), the two stacked band after band ("HR-MSI + bicubic":
+  feature-level stacking, no fusion), each run folder's fused image (``My_Out.mat``, variable 'Out',
   divided by the run's radiometric factor to the pair's scale) and, when the pair has one, the
   reference (Wald's simulation, or a real pair's --reference).
-* Pixels: the labelled pixels of the ground truth (label 0 = unlabelled) where the output is defined
-  (the pair's valid-pixel mask). Features: each pixel's spectrum, nothing spatial.
+* Pixels: the labelled pixels of the ground truth (label 0 = unlabelled) where every image is defined
+  (``scored_mask``: the pair's valid-pixel masks, which leave out the no-data pixels of either input,
+  such as the black patch of the Houston RGB image). Features: each pixel's spectrum, nothing spatial.
 * Split: ``sklearn.model_selection.train_test_split``, stratified by class, ``train_fraction`` of the
   labelled pixels (default 10 %, about that share of each class) for training, the rest for testing,
-  ``random_state`` = seed (default 0). The same split for every image. Classes with fewer than
-  ``MIN_CLASS_PIXELS`` labelled pixels cannot be split and are left out (named in the outputs).
+  ``random_state`` = seed; one split per seed (default seeds 0 to 4), the same for every image.
+  Classes with fewer than ``MIN_CLASS_PIXELS`` labelled pixels cannot be split and are left out
+  (named in the outputs).
 * Classifiers, hyperparameters fixed (no search), so every image is scored by the same models:
   SVM = StandardScaler then ``sklearn.svm.SVC`` with an RBF kernel, C = 100, gamma = 'scale' (on the
   standardised features 1 / bands); RF = ``sklearn.ensemble.RandomForestClassifier``, 200 trees,
-  sqrt(bands) features per split, random_state = seed.
+  sqrt(bands) features per split, random_state = seed. The SVM is deterministic: its spread over the
+  seeds is the split's alone.
 * Scores from the confusion matrix (``confusion_matrix``): overall accuracy OA, per-class accuracy
   (each class's recall, the producer's accuracy), average accuracy AA (their mean) and Cohen's kappa
-  (J. Cohen, "A coefficient of agreement for nominal scales", Educ. Psychol. Meas. 20, 1960).
+  (J. Cohen, "A coefficient of agreement for nominal scales", Educ. Psychol. Meas. 20, 1960), for
+  each seed; the tables give their mean and sample standard deviation (ddof = 1) over the seeds.
 
 The pair is rebuilt exactly as the run saw it: the run's options (metrics.json "options", else
 opt.txt, whose relative paths are taken from the current folder) go through ``config.get_args`` and
@@ -31,16 +37,17 @@ crop recorded in the run's metrics.json "data" (``crop``: top, bottom, left, rig
 removed from the cube; ``hr_crop``: rows and columns removed at the bottom and right of the HR-MSI)
 aligns it with the fused image.
 
-The embedded Indian Pines cube is a class-mean image (17 distinct spectra, one per class of this
-ground truth, data/README.md): its reference classifies almost perfectly, and so, nearly, does any
-image that keeps the class spectra apart. The outputs say so whenever the reference (or, without
-one, the HR-MSI) holds no more distinct spectra than classes.
+A class-mean image (such as the synthetic test fixture, 17 distinct spectra, one per class of its
+ground truth) classifies almost perfectly whatever the method, as long as the class spectra stay
+apart. The outputs say so whenever the reference (or, without one, the HR-MSI) holds no more distinct
+spectra than classes.
 
-    python -m reproduce.classification [--gt FILE] [--gt_key NAME] [--train_fraction F] [--seed N]
-                                       [--output DIR] RUN_FOLDER ...
+    python -m reproduce.classification [--gt FILE] [--gt_key NAME] [--train_fraction F]
+                                       [--seeds 0,1,2,3,4] [--output DIR] RUN_FOLDER ...
 
-writes ``classification.md`` and ``classification.csv`` (rows: images; OA, AA, kappa of SVM and RF)
-and ``classification.json`` (the protocol, class counts, per-class accuracies, confusion matrices)
+writes ``classification.md`` and ``classification.csv`` (rows: images; mean and standard deviation
+over the seeds of SVM and RF OA, AA, kappa) and ``classification.json`` (the protocol, class counts,
+each seed's split and, per image and seed, the scores, per-class accuracies and confusion matrices)
 into ``--output``. Bad input raises ``data_loader.DataError``; the command prints it and exits with 1.
 """
 import argparse
@@ -66,11 +73,11 @@ from imagery.readers import read_image
 
 log = logging.getLogger("fusion")
 
-# Not data/indian_pines/: Dataset takes every .mat there for a cube, sorted by name, and the label map
-# would become --image_index 0 ahead of the cube, breaking the default run.
-DEFAULT_GT = os.path.join(ROOT, "data", "ground_truth", "indian_pines_gt.mat")
+# The land-cover labels of the Houston 2018 real pair, on its RGB image's grid (data/README.md).
+DEFAULT_GT = os.path.join(ROOT, "data", "ground_truth", "houston18_labels.tif")
 DEFAULT_TRAIN_FRACTION = 0.1
 DEFAULT_SEED = 0
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 DEFAULT_OUTPUT = "classification_results"
 SVM_C = 100.0
 SVM_GAMMA = "scale"
@@ -78,13 +85,14 @@ RF_TREES = 200
 # A stratified split needs at least one pixel of a class on each side.
 MIN_CLASS_PIXELS = 2
 CLASSIFIERS = ("svm", "rf")
+SCORES = ("OA", "AA", "kappa")
 # Options that do not change the pair, or that get_args would check against files that may be gone.
 IGNORED_OPTIONS = {"device", "gpu_ids", "threads", "resume", "overwrite", "checkpoints_dir", "checkpoint_every"}
 NOTE_CLASS_MEANS = ("The {what} holds only {distinct} distinct spectra over the labelled pixels of {classes} "
-                    "classes: the scene is a class-mean (piecewise-constant) image, as the embedded Indian Pines "
-                    "cube is (data/README.md). The reference therefore classifies almost perfectly, and the scores "
-                    "rank how well each image keeps the class spectra apart, not how it would classify real, "
-                    "variable pixels.")
+                    "classes: the scene is a class-mean (piecewise-constant) image, as the synthetic class-mean "
+                    "test fixture is (tests/fixtures/README.md). The reference therefore classifies almost "
+                    "perfectly, and the scores rank how well each image keeps the class spectra apart, not how it "
+                    "would classify real, variable pixels.")
 
 
 # ----------------------------------------------------------------------------- scores
@@ -173,6 +181,21 @@ def classify(features, labels, train, test, seed=DEFAULT_SEED):
         model.fit(features[train], labels[train])
         scores[name] = accuracy_scores(labels[test], model.predict(features[test]))
     return scores
+
+
+def seed_statistics(per_seed):
+    """Mean and sample standard deviation (ddof = 1) over the seeds of each classifier's scores.
+
+    per_seed: one ``classify`` result per seed ({'svm': accuracy_scores, 'rf': ...}). Returns
+    (mean, std), each {'svm': {'OA': ..., 'AA': ..., 'kappa': ...}, 'rf': {...}} of fractions; every
+    standard deviation is None for a single seed, where it is undefined.
+    """
+    mean, std = {}, {}
+    for name in CLASSIFIERS:
+        values = {score: np.array([scores[name][score] for scores in per_seed]) for score in SCORES}
+        mean[name] = {score: float(v.mean()) for score, v in values.items()}
+        std[name] = {score: float(v.std(ddof=1)) if v.size > 1 else None for score, v in values.items()}
+    return mean, std
 
 
 # ----------------------------------------------------------------------------- ground truth
@@ -336,14 +359,28 @@ def fused_image(run, pair):
 
 
 def images_to_score(pair, runs):
-    """[(row name, what it is, H x W x bands float64)]: bicubic, the HR-MSI, each run, the reference."""
-    y, z = hwc(pair.Y).astype(np.float64), hwc(pair.Z).astype(np.float64)
-    upsampled = bicubic.fuse(y, z, pair.scale, pair.psf, pair.srf)
-    images = [("bicubic", "the LR-HSI upsampled by baselines.bicubic", upsampled), ("HR-MSI", "the HR-MSI's bands", z)]
-    images += [(run.name, os.path.abspath(run.folder), fused_image(run, pair)) for run in runs]
+    """The images to classify, in table order, one at a time: yields (row name, what it is, H x W x bands
+    float64 on the HR grid, in the pair's scaled units) for bicubic (the LR-HSI upsampled by
+    ``baselines.bicubic``), the HR-MSI, the HR-MSI's bands followed by bicubic's, each run's fused
+    image and, when the pair has one, the reference."""
+    z = hwc(pair.Z).astype(np.float64)
+    upsampled = bicubic.fuse(hwc(pair.Y).astype(np.float64), z, pair.scale, pair.psf, pair.srf)
+    yield "bicubic", "the LR-HSI upsampled by baselines.bicubic (the HSI upsampled)", upsampled
+    yield "HR-MSI", "the HR-MSI's bands alone", z
+    yield ("HR-MSI + bicubic", "the HR-MSI's bands stacked with the bicubic-upsampled LR-HSI's (no fusion)",
+           np.concatenate([z, upsampled], axis=2))
+    for run in runs:
+        yield run.name, os.path.abspath(run.folder), fused_image(run, pair)
     if pair.X is not None:
-        images.append(("reference", "the reference HR-HSI", np.asarray(pair.X, dtype=np.float64)))
-    return images
+        yield "reference", "the reference HR-HSI", np.asarray(pair.X, dtype=np.float64)
+
+
+def scored_mask(pair):
+    """H x W bool, True where every image scored is defined, or None when all pixels are: the fused
+    image's (``out_valid``: the HR-MSI, and a reference where given, have data) and the inputs'
+    (``hr_valid``: the LR-HSI pixel above has data too, so that bicubic is not made of fill values)."""
+    masks = [mask for mask in (pair.out_valid, pair.hr_valid) if mask is not None]
+    return np.logical_and.reduce(masks) if masks else None
 
 
 def labelled_pixels(gt, valid, gt_path):
@@ -371,72 +408,111 @@ def distinct_spectra(cube, indices):
 
 # ----------------------------------------------------------------------------- the evaluation
 
+def pixel_features(name, source, cube, indices):
+    """The spectra (N x bands) of the pixels ``indices`` (row-major) of an H x W x bands cube; DataError
+    (naming the image) when one of them holds NaN or Inf."""
+    features = cube.reshape(-1, cube.shape[2])[indices]
+    bad = ~np.isfinite(features).all(axis=1)
+    if bad.any():
+        raise DataError(f"{source}: {name} has NaN or Inf values at {int(bad.sum())} labelled pixels; it cannot "
+                        "be classified there")
+    return features
+
+
 def evaluate_runs(folders, gt_path=DEFAULT_GT, gt_key=None, train_fraction=DEFAULT_TRAIN_FRACTION,
-                  seed=DEFAULT_SEED):
-    """Classify every image of ``images_to_score`` for the run folders' common pair; returns the
-    results dict written to classification.json (protocol, classes, note, and per image: name,
-    source, SVM and RF ``accuracy_scores``). Raises DataError for bad runs or ground truth."""
+                  seeds=DEFAULT_SEEDS):
+    """Classify every image of ``images_to_score`` for the run folders' common pair, once per seed of
+    ``seeds`` (each seed its own split and random forest); returns the results dict written to
+    classification.json: the protocol, the labelled pixels per class, each seed's split, the note, and
+    per image its name, source, bands, "mean" and "std" (``seed_statistics``) and "seeds" (per seed:
+    seed, SVM and RF ``accuracy_scores``). Raises DataError for bad runs or ground truth."""
     runs = [load_run(folder) for folder in folders]
     pair, offsets = load_runs_pair(runs)
     gt = align_ground_truth(read_ground_truth(gt_path, gt_key), offsets, pair.Z.shape[2:], gt_path)
-    indices, labels, left_out = labelled_pixels(gt, pair.out_valid, gt_path)
-    train, test = stratified_split(labels, train_fraction, seed, source=gt_path)
-    images = images_to_score(pair, runs)
+    valid = scored_mask(pair)
+    indices, labels, left_out = labelled_pixels(gt, valid, gt_path)
+    splits = [(seed, *stratified_split(labels, train_fraction, seed, source=gt_path)) for seed in seeds]
     classes = np.unique(labels)
     kind = ("reference", pair.X) if pair.X is not None else ("HR-MSI", hwc(pair.Z))
     distinct = distinct_spectra(np.asarray(kind[1]), indices)
     note = (NOTE_CLASS_MEANS.format(what=kind[0], distinct=distinct, classes=classes.size)
             if distinct <= classes.size + 1 else None)
+
+    def per_class(part):
+        return {int(c): int((labels[part] == c).sum()) for c in classes}
+
     results = {
         "protocol": {
             "paper": "Yu et al., IEEE TGRS 62, 2024, doi 10.1109/TGRS.2024.3472226 (real-data evaluation by "
                      "classification); classifier settings are this project's, the paper gives none",
             "ground_truth": os.path.abspath(gt_path), "crop_top_bottom_left_right": list(offsets),
-            "train_fraction": train_fraction, "seed": seed,
-            "split": "sklearn train_test_split, stratified by class, the same for every image",
+            "train_fraction": train_fraction, "seeds": [int(seed) for seed in seeds],
+            "split": "sklearn train_test_split, stratified by class, random_state = the seed; one split per seed, "
+                     "the same for every image",
             "svm": f"StandardScaler + SVC(kernel='rbf', C={SVM_C:g}, gamma='{SVM_GAMMA}'), fixed, no search",
-            "rf": f"RandomForestClassifier(n_estimators={RF_TREES}, max_features='sqrt', random_state={seed}), fixed",
+            "rf": f"RandomForestClassifier(n_estimators={RF_TREES}, max_features='sqrt', random_state=the seed), "
+                  "fixed",
             "scores": "OA, AA (mean per-class recall), Cohen's kappa, per-class recall; fractions in [0, 1]",
+            "statistics": "mean and sample standard deviation (ddof = 1) over the seeds",
         },
-        "classes": {int(c): {"train": int((labels[train] == c).sum()), "test": int((labels[test] == c).sum())}
-                    for c in classes},
+        "classes": per_class(slice(None)),
         "classes_left_out": left_out,
-        "labelled_pixels": int(labels.size), "train_pixels": int(train.size), "test_pixels": int(test.size),
+        "labelled_pixels": int(labels.size),
+        "masked_labelled_pixels": 0 if valid is None else int(((gt > 0) & ~valid).sum()),
+        "train_pixels": int(splits[0][1].size), "test_pixels": int(splits[0][2].size),
+        "splits": [{"seed": int(seed), "train": per_class(train), "test": per_class(test)}
+                   for seed, train, test in splits],
         "distinct_spectra": {"of": kind[0], "count": distinct},
         "note": note,
         "images": [],
     }
-    for name, source, cube in images:
-        features = cube.reshape(-1, cube.shape[2])[indices]
-        if not np.isfinite(features).all():
-            raise DataError(f"{source}: {name} has NaN or Inf values at {int((~np.isfinite(features)).any(1).sum())} "
-                            "labelled pixels; it cannot be classified there")
-        log.info("classifying %s (%d bands)", name, cube.shape[2])
+    for name, source, cube in images_to_score(pair, runs):
+        features = pixel_features(name, source, cube, indices)
+        log.info("classifying %s (%d bands) with seeds %s", name, cube.shape[2], ",".join(map(str, seeds)))
+        per_seed = [{"seed": int(seed), **classify(features, labels, train, test, seed)}
+                    for seed, train, test in splits]
+        mean, std = seed_statistics(per_seed)
         results["images"].append({"name": name, "source": source, "bands": int(cube.shape[2]),
-                                  **classify(features, labels, train, test, seed)})
+                                  "mean": mean, "std": std, "seeds": per_seed})
     return results
 
 
-TABLE_COLUMNS = [(c, s) for c in CLASSIFIERS for s in ("OA", "AA", "kappa")]
+TABLE_COLUMNS = [(c, s) for c in CLASSIFIERS for s in SCORES]
+
+
+def table_cell(mean, std, score):
+    """A Markdown cell of one score over the seeds: OA and AA in % (2 decimals), kappa as a fraction
+    (4 decimals), the mean followed by '± standard deviation' unless ``std`` is None (one seed)."""
+    scale, digits = (1.0, 4) if score == "kappa" else (100.0, 2)
+    text = f"{scale * mean:.{digits}f}"
+    return text if std is None else f"{text} ± {scale * std:.{digits}f}"
 
 
 def write_tables(results, output):
-    """classification.md (OA and AA in %, kappa as a fraction), classification.csv (all as fractions)
-    and classification.json into the folder ``output`` (created); returns the three paths."""
+    """classification.md (mean ± standard deviation over the seeds; OA and AA in %, kappa as a
+    fraction), classification.csv (means and standard deviations as fractions, the standard deviation
+    empty for one seed) and classification.json (everything, per seed) into the folder ``output``
+    (created); returns the three paths."""
     os.makedirs(output, exist_ok=True)
     paths = [os.path.join(output, f"classification.{ext}") for ext in ("md", "csv", "json")]
     protocol = results["protocol"]
+    seeds = protocol["seeds"]
     header = "| image | " + " | ".join(f"{c.upper()} {s}{' (%)' if s != 'kappa' else ''}"
                                        for c, s in TABLE_COLUMNS) + " |"
+    spread = ("mean ± sample standard deviation over the seeds" if len(seeds) > 1
+              else "a single seed, so no standard deviation")
     lines = ["# Classification of the fused images (UDS2C2's real-data evaluation)", "",
              f"Ground truth {protocol['ground_truth']}: {len(results['classes'])} classes, "
-             f"{results['labelled_pixels']} labelled pixels under the fused image, {results['train_pixels']} for "
-             f"training ({protocol['train_fraction']:g}, stratified by class, seed {protocol['seed']}), "
-             f"{results['test_pixels']} for testing. SVM: {protocol['svm']}. RF: {protocol['rf']}.", "",
+             f"{results['labelled_pixels']} labelled pixels under the fused image where every image has data "
+             f"({results['masked_labelled_pixels']} labelled no-data pixels left out), {results['train_pixels']} "
+             f"for training ({protocol['train_fraction']:g}, stratified by class), {results['test_pixels']} for "
+             f"testing. Seeds {', '.join(map(str, seeds))} (split and random forest): {spread}. "
+             f"SVM: {protocol['svm']}. RF: {protocol['rf']}.", "",
              header, "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
     for image in results["images"]:
-        cells = [f"{image[c][s]:.4f}" if s == "kappa" else f"{100 * image[c][s]:.2f}" for c, s in TABLE_COLUMNS]
+        cells = [table_cell(image["mean"][c][s], image["std"][c][s], s) for c, s in TABLE_COLUMNS]
         lines.append(f"| {image['name']} | " + " | ".join(cells) + " |")
+    lines += ["", "Images:"] + [f"- {image['name']}: {image['source']}" for image in results["images"]]
     if results["classes_left_out"]:
         lines += ["", f"Classes left out (fewer than {MIN_CLASS_PIXELS} labelled pixels): "
                       f"{results['classes_left_out']}."]
@@ -446,9 +522,11 @@ def write_tables(results, output):
         f.write("\n".join(lines) + "\n")
     with open(paths[1], "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["image", "source"] + [f"{c}_{s}" for c, s in TABLE_COLUMNS])
+        writer.writerow(["image", "source"] + [f"{c}_{s}_{stat}" for c, s in TABLE_COLUMNS for stat in ("mean", "std")])
         for image in results["images"]:
-            writer.writerow([image["name"], image["source"]] + [f"{image[c][s]:.6f}" for c, s in TABLE_COLUMNS])
+            values = [(image["mean"][c][s], image["std"][c][s]) for c, s in TABLE_COLUMNS]
+            writer.writerow([image["name"], image["source"]]
+                            + [f"{v:.6f}" if v is not None else "" for stats in values for v in stats])
     with open(paths[2], "w") as f:
         json.dump(results, f, indent=2)
     return paths
@@ -461,21 +539,34 @@ def _fraction(text):
     return value
 
 
+def seed_list(text):
+    """The seeds of ``--seeds``: comma-separated distinct integers in [0, 2^32) (scikit-learn's
+    random_state range), e.g. '0,1,2,3,4', as a tuple in the order given."""
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give comma-separated integers, e.g. 0,1,2,3,4 (got {text!r})") from None
+    if len(set(seeds)) != len(seeds) or not all(0 <= seed < 2 ** 32 for seed in seeds):
+        raise argparse.ArgumentTypeError(f"give distinct integers from 0 to 2^32 - 1, e.g. 0,1,2,3,4 (got {text!r})")
+    return seeds
+
+
 def build_arg_parser():
     p = argparse.ArgumentParser(prog="python -m reproduce.classification",
-                                description="Classify the fused images of run folders (and the bicubic, HR-MSI "
-                                            "and reference images of their pair) with an SVM and a random forest; "
-                                            "write OA, AA and kappa tables.")
+                                description="Classify the fused images of run folders (and the bicubic, HR-MSI, "
+                                            "HR-MSI + bicubic and reference images of their pair) with an SVM and "
+                                            "a random forest over several seeds; write OA, AA and kappa tables.")
     p.add_argument("runs", nargs="+", metavar="RUN_FOLDER", help="finished run folders of the same pair")
     p.add_argument("--gt", default=DEFAULT_GT, metavar="FILE",
                    help="label map on the reference cube's (or HR-MSI's) grid, 0 = unlabelled "
-                        "(default: the embedded Indian Pines ground truth)")
+                        "(default: the labels of the Houston 2018 real pair)")
     p.add_argument("--gt_key", default=None, metavar="NAME",
                    help="variable of the label map in a .mat/.h5 file (default: the only 2-D array)")
     p.add_argument("--train_fraction", type=_fraction, default=DEFAULT_TRAIN_FRACTION,
                    help="share of the labelled pixels used for training, stratified by class (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                   help="seed of the split and of the random forest (default: %(default)s)")
+    p.add_argument("--seeds", type=seed_list, default=DEFAULT_SEEDS, metavar="LIST",
+                   help="seeds of the splits and random forests, comma-separated; the tables give the mean and "
+                        "standard deviation over them (default: 0,1,2,3,4)")
     p.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
                    help="folder for classification.md/.csv/.json (default: %(default)s in the current folder)")
     return p
@@ -486,7 +577,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = build_arg_parser().parse_args(argv)
     try:
-        results = evaluate_runs(args.runs, args.gt, args.gt_key, args.train_fraction, args.seed)
+        results = evaluate_runs(args.runs, args.gt, args.gt_key, args.train_fraction, args.seeds)
     except DataError as exc:
         log.error("error: %s", exc)
         return 1

@@ -7,6 +7,9 @@
 - ``save_comparison_figure``: the papers' Fig. 3 layout for one table: per method the fused image,
   its per-pixel SAM map and its per-pixel mean relative absolute error (MRAE) map, on one colour
   scale per row, the reference in the first column.
+- ``save_error_maps_figure``: Fig. 3 for one run against its reference: the reference and the fused
+  image, the per-pixel SAM map and the per-pixel RMSE-over-bands map with colour bars
+  (fig3_error_maps.png in a run folder with a reference; ``error_maps`` computes the maps).
 - ``save_degradation_figure``: the learned PSF next to the true one and the learned SRF of every
   MSI band over the true one (psf_srf.png).
 - ``save_loss_curves``: the training loss of each stage (loss_curves.png), from metrics.json's
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data_loader import DataError, crop_to_multiple, on_support
-from evaluation import SAM_EPS, evaluate
+from evaluation import evaluate, pixel_rmse, spectral_angles
 from func import _atomic_write
 from imagery import quicklook as ql
 from imagery.radiometry import invalid_pixels, power_of_ten_scale
@@ -247,16 +250,6 @@ def _reference_statistics(ref, valid):
     return keep, max(peaks)
 
 
-def sam_map(t, p):
-    """Per-pixel spectral angle in degrees of two h x w x K float64 cubes (reference t, estimate p), the
-    formula of ``evaluation.compute_sam`` (UDALN's): arccos(clip(<t, p> / (|t| |p| + 1e-7), -1, 1)), 0
-    where the two spectra are identical; NaN where either holds a NaN. Returns h x w."""
-    dot = np.einsum("ijk,ijk->ij", t, p)
-    norms = np.sqrt(np.einsum("ijk,ijk->ij", t, t)) * np.sqrt(np.einsum("ijk,ijk->ij", p, p))
-    angles = np.degrees(np.arccos(np.clip(dot / (norms + SAM_EPS), -1.0, 1.0)))
-    return np.where(np.all(t == p, axis=2), 0.0, angles)
-
-
 def mrae_map(t, p, zero):
     """Per-pixel mean over bands of |p - t| / |t| of two h x w x K float64 cubes (reference t, estimate
     p), leaving out the values where |t| <= ``zero`` (or t is NaN); NaN for a pixel with no band left,
@@ -268,19 +261,22 @@ def mrae_map(t, p, zero):
     return np.divide(ratios.sum(axis=2), count, out=np.full(count.shape, np.nan), where=count > 0)
 
 
-def _error_maps(ref, est, keep, zero, valid):
-    """SAM (degrees) and MRAE maps of the shown estimate against the shown reference (h x w x C views),
-    over the bands ``keep``, in blocks of rows; NaN where ``valid`` is False."""
-    sam, mrae = np.empty(ref.shape[:2]), np.empty(ref.shape[:2])
+def _error_maps(ref, est, keep, valid, kinds):
+    """Per-pixel maps of the shown estimate against the shown reference (h x w x C views) over the bands
+    ``keep``, computed in blocks of rows: {name: h x w float64 map} for each (name, function) of ``kinds``,
+    a function of two float64 (rows, w, K) cubes (reference, estimate) giving (rows, w); NaN where
+    ``valid`` (h x w bool) is False."""
+    maps = {name: np.empty(ref.shape[:2]) for name, _ in kinds}
     for rows in row_blocks(ref.shape):
         t = np.asarray(ref[rows], dtype=np.float64)[:, :, keep]
         p = np.asarray(est[rows], dtype=np.float64)[:, :, keep]
         with np.errstate(invalid="ignore"):  # NaN spectra (no data) give NaN pixels
-            sam[rows], mrae[rows] = sam_map(t, p), mrae_map(t, p, zero)
+            for name, function in kinds:
+                maps[name][rows] = function(t, p)
     if valid is not None:
-        sam[~valid] = np.nan
-        mrae[~valid] = np.nan
-    return sam, mrae
+        for values in maps.values():
+            values[~valid] = np.nan
+    return maps
 
 
 def _shared_scale(maps):
@@ -333,7 +329,9 @@ def save_comparison_figure(path, reference, outputs, wavelengths=None, mask=None
     for name, x in outputs.items():
         x = _cube(x() if callable(x) else x, f"outputs[{name!r}]")
         _same_shape(reference, x, "reference", f"outputs[{name!r}]")
-        sam, mrae = _error_maps(ref, x[::step, ::step], keep, zero, valid)
+        maps = _error_maps(ref, x[::step, ::step], keep, valid,
+                           (("SAM", spectral_angles), ("MRAE", lambda t, p: mrae_map(t, p, zero))))
+        sam, mrae = maps["SAM"], maps["MRAE"]
         drawn.panels[name] = {"composite": _shown(x, bands, step, mask), "SAM": sam, "MRAE": mrae}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN map has no mean
@@ -369,6 +367,96 @@ def save_comparison_figure(path, reference, outputs, wavelengths=None, mask=None
         fig.colorbar(image, cax=fig.add_subplot(grid[i, n]))
     if title:
         fig.suptitle(title)
+    drawn.path = _write(fig, path)
+    return drawn
+
+
+# ----------------------------------------------------------------------------- a run's error maps
+
+def error_maps(reference, estimate, mask=None):
+    """Per-pixel SAM and RMSE of ``estimate`` against ``reference`` (H x W x C, the same units), as
+    fig3_error_maps.png shows them: (sam, rmse, step), h x w float64 maps of every step-th row and
+    column (step > 1 only above 1000 pixels a side, ``imagery.quicklook``'s display step). SAM in
+    degrees (``evaluation.spectral_angles``), RMSE over the bands in the cubes' units
+    (``evaluation.pixel_rmse``), both over the bands that vary in the reference's valid pixels shown,
+    as evaluation's metrics; NaN where ``mask`` (H x W bool, True = valid pixel; None: all) is False or
+    a value is NaN. At step 1 the SAM map's mean over the valid pixels is ``evaluation.compute_sam`` and
+    the root of the RMSE map's mean square ``evaluation.compute_rmse``. Computed in blocks of rows,
+    never copying a cube. Raises ValueError for cubes of different shapes, a wrong mask or a reference
+    whose bands are all constant."""
+    reference, estimate = _cube(reference, "reference"), _cube(estimate, "estimate")
+    _same_shape(reference, estimate, "reference", "estimate")
+    mask = _mask(mask, reference.shape, "mask")
+    step = ql._display_step(*reference.shape[:2])
+    ref = reference[::step, ::step]
+    valid = None if mask is None else mask[::step, ::step]
+    keep, _ = _reference_statistics(ref, valid)
+    if not keep.any():
+        raise ValueError("every band of the reference is constant over the valid pixels: no SAM or RMSE is defined")
+    maps = _error_maps(ref, estimate[::step, ::step], keep, valid, (("SAM", spectral_angles), ("RMSE", pixel_rmse)))
+    return maps["SAM"], maps["RMSE"], step
+
+
+def save_error_maps_figure(path, reference, fused, wavelengths=None, mask=None, factor=1.0, units="input units",
+                           title=None):
+    """Write a run's per-pixel error maps against its reference (the UDALN paper's Fig. 3 for one run) and
+    return a ``Drawn``.
+
+    reference, fused: the reference HR-HSI X and the fused X_hat, H x W x C, in the same (scaled) units;
+    ``factor`` multiplies them back to the input's units (the RMSE map is shown in those, named by
+    ``units``: reflectance for a reflectance cube). wavelengths: the C band centres in nm, or None.
+    mask: H x W bool, True = pixel to show and score (others black or grey), None for all.
+
+    Panels: the reference and the fused image as colour composites (``imagery.quicklook``'s bands, true
+    colour when the wavelengths cover 470-640 nm; one stretch, the reference's); the SAM map (degrees
+    per pixel) and the RMSE-over-bands map (per pixel, in ``units``) of ``error_maps``, each on a colour
+    scale from 0 to the 99th percentile of its values with a colour bar, titled with the SAM's mean
+    (metrics.json's final SAM) and the image's RMSE (the root of the map's mean square: metrics.json's
+    final RMSE times ``factor``). Above 1000 pixels a side the maps are computed on the pixels shown.
+    ``panels``: 'reference' {'composite'}, 'fused' {'composite', 'SAM', 'RMSE'}; ``numbers``: 'fused'
+    {'SAM', 'RMSE'}, 'scale' {'SAM', 'RMSE'} (the colour scales' upper ends). PNG of 1300 x 380 pixels.
+    Raises ValueError as ``error_maps`` and for wrong wavelengths; OSError when ``path`` cannot be written.
+    """
+    reference, fused = _cube(reference, "reference"), _cube(fused, "fused")
+    mask = _mask(mask, reference.shape, "mask")
+    sam, rmse, step = error_maps(reference, fused, mask)
+    rmse *= factor
+    wl = _wavelengths(wavelengths, reference.shape[2])
+    bands, _ = ql._hsi_bands(wl, reference.shape[2])
+    drawn = Drawn(path=path, step=step)
+    drawn.panels["reference"] = {"composite": _shown(reference, bands, step, mask)}
+    drawn.panels["fused"] = {"composite": _shown(fused, bands, step, mask), "SAM": sam, "RMSE": rmse}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN map has no mean
+        drawn.numbers["fused"] = {"SAM": float(np.nanmean(sam)), "RMSE": float(np.sqrt(np.nanmean(rmse ** 2)))}
+    drawn.numbers["scale"] = {"SAM": _shared_scale([sam]), "RMSE": _shared_scale([rmse])}
+
+    import matplotlib
+
+    colours = matplotlib.colormaps[ERROR_COLOURMAP].with_extremes(bad="0.5")
+    fig = _figure(4 * COMPARISON_PANEL_INCHES + COLOURBAR_INCHES, 3.8)
+    # Columns: the two composites, the SAM map and its colour bar, room for the bar's labels, the RMSE
+    # map and its colour bar.
+    grid = fig.add_gridspec(1, 7, width_ratios=[1.0, 1.0, 1.0, 0.06, 0.3, 1.0, 0.06], left=0.01, right=0.93,
+                            bottom=0.03, top=0.78 if title else 0.84, wspace=0.1)
+    bounds = ql._bounds(drawn.panels["reference"]["composite"])
+    subsampled = f" (subsampled by {step})" if step > 1 else ""
+    band_label = ql._band_label(bands, wl)
+    for j, name in enumerate(("reference", "fused")):
+        _image_axes(fig.add_subplot(grid[0, j]), ql._stretch(drawn.panels[name]["composite"], bounds),
+                    f"{name}{subsampled}\n{band_label}")
+    numbers = drawn.numbers["fused"]
+    maps = (("SAM", 2, f"SAM per pixel\nmean {numbers['SAM']:.3f} deg", "SAM (degrees)"),
+            ("RMSE", 5, f"RMSE over bands per pixel\nimage RMSE {numbers['RMSE']:.4g} ({units})", f"RMSE ({units})"))
+    for kind, column, heading, bar_label in maps:
+        ax = fig.add_subplot(grid[0, column])
+        image = ax.imshow(drawn.panels["fused"][kind], cmap=colours, vmin=0.0, vmax=drawn.numbers["scale"][kind],
+                          interpolation="nearest")
+        ax.set_title(heading, fontsize=8)
+        ax.set_axis_off()
+        fig.colorbar(image, cax=fig.add_subplot(grid[0, column + 1])).set_label(bar_label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     drawn.path = _write(fig, path)
     return drawn
 

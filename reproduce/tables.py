@@ -5,7 +5,13 @@ the wall time (s), for any data set, all on one Wald pair per scale (Li et al., 
 Tables I-III; the same protocol for PFS2C2 and UDS2C2).
 
     python -m reproduce.tables [--scales 5,8] [--methods LIST] [--tables ablation,comparison]
+        [--seeds 2,3] [--degradations original,normalised]
         [--jobs N] [--threads T] [--executor pool|local|slurm] [--out DIR] [train_all_special.py options]
+
+With ``--degradations``, each deep method has a row per degradation model ("papers' model" is
+``original``, the UDALN paper's free PSF; ``normalised`` is this project's, README "Degradation model").
+With ``--seeds``, each deep row is the mean over one run per seed and shows the spread (half the range,
+"±") beside each value; a row with fewer complete seeds than asked says so in its label.
 
 Each cell (``reproduce.cells``) is a subprocess: ``train_all_special.py --method M --scale_factor S
 [--stages 12|3] --threads T`` plus the train_all_special.py options given here (data set, schedule,
@@ -28,6 +34,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from baselines import BASELINES
 from config import METHODS as DEEP_METHODS
 from config import build_parser, get_args, usable_cpus
@@ -43,6 +51,9 @@ TABLE_KINDS = ("ablation", "comparison")
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X")
 # Options of train_all_special.py that the sweep sets per cell itself, or that give no reference to score.
 SET_PER_CELL = ("method", "scale_factor", "stages", "resume", "overwrite")
+# Options the sweep sets per cell when their plural form (--seeds, --degradations) is given.
+PLURAL_OPTIONS = {"seeds": "seed", "degradations": "degradation"}
+DEGRADATION_LABELS = {"original": "papers' model", "normalised": "normalised model"}
 NO_REFERENCE = ("lr_hsi", "hr_msi", "reference", "reduced_resolution")
 
 
@@ -65,10 +76,14 @@ COLUMNS = (Column("SAM", "SAM", "{:.3f}", min), Column("ERGAS", "ERGAS", "{:.3f}
 @dataclass
 class Row:
     """One line of a table: its ``label``, ``values`` {column key: float, or None when the cell is not
-    complete} and the cell's ``folder``."""
+    complete; over several seeds, the mean}, the cell's ``folder`` (the first seed's), ``spread``
+    {column key: half the range over the seeds} (empty for one seed) and ``seeds`` (the number of
+    complete runs the values come from)."""
     label: str
     values: dict
     folder: str = ""
+    spread: dict = field(default_factory=dict)
+    seeds: int = 1
 
 
 @dataclass
@@ -106,22 +121,30 @@ def best_rows(table):
     return best
 
 
-def _cells(table, bold):
-    """Each row's label and printed values, with ``bold(text)`` around the best ones and '-' for none."""
+def _cells(table, bold, plus_minus="±"):
+    """Each row's label and printed values, with ``bold(text)`` around the best ones, '-' for none, and the
+    spread over seeds after the value (``plus_minus`` and the spread in the column's format)."""
     best = best_rows(table)
     lines = []
     for i, row in enumerate(table.rows):
         texts = []
         for column in COLUMNS:
             text = _shown(column, row.values.get(column.key))
-            texts.append("-" if text is None else bold(text) if i in best.get(column.key, ()) else text)
+            if text is None:
+                texts.append("-")
+                continue
+            text = bold(text) if i in best.get(column.key, ()) else text
+            spread = _shown(column, row.spread.get(column.key))
+            texts.append(f"{text} {plus_minus}{spread}" if spread is not None else text)
         lines.append((row.label, texts))
     return lines
 
 
 def provenance_line(provenance):
-    """'Seed 2, git commit 0123abc...' (with ', with uncommitted changes' when the checkout was dirty)."""
-    return f"Seed {provenance['seed']}, git commit {provenance['commit']}"
+    """'Seed 2, git commit 0123abc...' or 'Seeds 2, 3, ...' (with ', with uncommitted changes' when the
+    checkout was dirty)."""
+    seeds = str(provenance["seed"])
+    return f"Seed{'s' if ',' in seeds else ''} {seeds}, git commit {provenance['commit']}"
 
 
 def markdown(tables, provenance):
@@ -160,26 +183,31 @@ def latex(tables, provenance):
                 " & ".join([latex_escape(table.first)] + [latex_escape(c.header) for c in COLUMNS]) + r" \\",
                 r"\hline"]
         out += [" & ".join([latex_escape(label)] + texts) + r" \\"
-                for label, texts in _cells(table, lambda t: rf"\textbf{{{t}}}")]
+                for label, texts in _cells(table, lambda t: rf"\textbf{{{t}}}", r"$\pm$")]
         out += [r"\hline", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(out)
 
 
 def csv_text(tables, provenance):
     """The tables as one CSV: a row per table line with the table id, r, the label, the unrounded values
-    (empty when missing), ``best`` (the columns where the line is best, ';'-separated: the bold of the
-    other formats), the seed and the commit."""
+    (empty when missing; means over seeds), ``best`` (the columns where the line is best, ';'-separated:
+    the bold of the other formats), the seed(s), the commit, the number of seeds averaged and the spread
+    of each value over them (half the range; empty for one seed)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["table", "r", "row"] + [c.key if c.key != "time" else "time_s" for c in COLUMNS]
-                    + ["best", "seed", "commit"])
+    keys = [c.key if c.key != "time" else "time_s" for c in COLUMNS]
+    writer.writerow(["table", "r", "row"] + keys + ["best", "seed", "commit", "seeds"] + [f"{k}_spread" for k in keys])
+
+    def number(value):
+        return "" if value is None else repr(float(value))
+
     for table in tables:
         best = best_rows(table)
         for i, row in enumerate(table.rows):
-            values = [row.values.get(c.key) for c in COLUMNS]
-            writer.writerow([table.id, table.scale, row.label] + ["" if v is None else repr(float(v)) for v in values]
+            writer.writerow([table.id, table.scale, row.label] + [number(row.values.get(c.key)) for c in COLUMNS]
                             + [";".join(c.key for c in COLUMNS if i in best.get(c.key, ())),
-                               provenance["seed"], provenance["commit"]])
+                               provenance["seed"], provenance["commit"], row.seeds]
+                            + [number(row.spread.get(c.key)) for c in COLUMNS])
     return buffer.getvalue()
 
 
@@ -201,7 +229,8 @@ def write_tables(tables, folder, provenance, extra=None):
     record = {**provenance, **(extra or {}), "tables": [
         {"id": t.id, "number": t.number, "title": t.title, "scale": t.scale,
          "best": {k: sorted(t.rows[i].label for i in v) for k, v in best_rows(t).items()},
-         "rows": [{"label": r.label, "folder": r.folder, "values": r.values} for r in t.rows]} for t in tables]}
+         "rows": [{"label": r.label, "folder": r.folder, "values": r.values, "spread": r.spread, "seeds": r.seeds}
+                  for r in t.rows]} for t in tables]}
     _atomic_text(paths["json"], json.dumps(record, indent=2))
     return paths
 
@@ -238,6 +267,12 @@ def parse(argv):
     parser.add_argument("--tables", default=",".join(TABLE_KINDS),
                         help="ablation (Table I: UDALN stages 12 / 3 / 123) and/or comparison (Tables II-III) "
                              "(default: both)")
+    parser.add_argument("--seeds", default=None,
+                        help="seeds of the deep cells, comma-separated: each deep row is their mean and spread "
+                             "(default: one run, the --seed of the cells' options)")
+    parser.add_argument("--degradations", default=None,
+                        help="degradation models of the deep cells, comma-separated (original: the papers'; "
+                             "normalised): a row per model (default: one row, each method's default model)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="cells run at once (default: usable cores // --threads locally; every cell at once "
                              "on SLURM)")
@@ -268,6 +303,12 @@ def parse(argv):
         return values
 
     opts.scales = numbers(opts.scales, "scales", 2)
+    opts.seeds = None if opts.seeds is None else numbers(opts.seeds, "seeds", 0)
+    if opts.degradations is not None:
+        opts.degradations = [d for d in opts.degradations.split(",") if d]
+        if not opts.degradations or set(opts.degradations) - set(DEGRADATION_LABELS):
+            parser.error(f"--degradations {','.join(opts.degradations)}: choose from "
+                         f"{', '.join(DEGRADATION_LABELS)}")
     opts.methods = [m for m in opts.methods.split(",") if m]
     unknown = [m for m in opts.methods if m not in LABELS]
     if unknown or not opts.methods:
@@ -284,6 +325,9 @@ def parse(argv):
         parser.error(f"unrecognized arguments: {' '.join(unknown)} (python -m reproduce.tables -h lists this "
                      "command's options, python train_all_special.py -h those passed to the cells)")
     defaults = build_parser().parse_args([])
+    for plural, name in PLURAL_OPTIONS.items():
+        if getattr(opts, plural) is not None and getattr(given, name) != getattr(defaults, name):
+            parser.error(f"--{name} cannot be passed to the cells with --{plural}: the sweep sets it per cell")
     for name in SET_PER_CELL + NO_REFERENCE:
         if getattr(given, name) != getattr(defaults, name):
             why = ("the sweep sets it per cell (--scales, --methods, --tables)" if name in SET_PER_CELL
@@ -293,63 +337,100 @@ def parse(argv):
     return opts, train_argv, train
 
 
-def _cell_args(train_argv, method, scale, stages):
+def _cell_args(train_argv, method, scale, stages, seed=None, degradation=None):
     """train_all_special.py's options of a deep cell, without --threads (not part of the run's name)."""
     return list(train_argv) + ["--method", method, "--scale_factor", str(scale)] + (
-        ["--stages", stages] if stages != "123" else [])
+        ["--stages", stages] if stages != "123" else []) + (
+        ["--seed", str(seed)] if seed is not None else []) + (
+        ["--degradation", degradation] if degradation is not None else [])
+
+
+def _deep_label(method, degradation):
+    """'UDALN', or 'UDALN (papers' model)' when the tables compare degradation models."""
+    return LABELS[method] + (f" ({DEGRADATION_LABELS[degradation]})" if degradation else "")
 
 
 def plan(opts, train_argv, train, out):
-    """The cells and the tables: the Wald pair of each scale simulated once and saved to
-    ``<out>/pairs/<data_name>_r<S>.npz`` (the baselines' input; the deep runs simulate the same pair
-    with data_loader.Dataset), a deep cell per (method, scale, stages) named by func.run_folder_name
-    for exactly its options, a baseline cell per (baseline, scale). Returns (cells, layout, pairs):
-    the cells in the order they are started (baselines, then the longest deep runs), the tables as
-    (Table without rows, [(row label, Cell), ...]) and {scale: {"path", "sha256", "cube"}}. Raises
-    data_loader.DataError for a bad data set."""
+    """The cells and the tables: the Wald pair of each scale (and seed, where the seed changes the pair:
+    noise or a radiometric mismatch) simulated once and saved to ``<out>/pairs/<data_name>_r<S>.npz``
+    (the baselines' input; the deep runs simulate the same pair with data_loader.Dataset), a deep cell per
+    (method, scale, stages, seed, degradation model) named by func.run_folder_name for exactly its options,
+    a baseline cell per (baseline, scale, distinct pair). Returns (cells, layout, pairs): the cells in the
+    order they are started (baselines, then the longest deep runs), the tables as (Table without rows,
+    [(row label, [Cell, one per seed]), ...]) and {scale: {"path", "sha256", "cube"}} (the first seed's
+    pairs). Raises data_loader.DataError for a bad data set."""
     from func import run_folder_name
     from reproduce.cells import save_wald_pair, wald_pair
 
+    seeds = opts.seeds or [None]
+    degradations = opts.degradations or [None]
     cells, layout, pairs = {}, [], {}
 
-    def deep(method, scale, stages, cube):
-        argv = _cell_args(train_argv, method, scale, stages)
-        args = get_args(argv + ["--device", "cpu"])
-        folder = os.path.join(args.checkpoints_dir, run_folder_name(args, cube))
-        command = (sys.executable, TRAIN_SCRIPT, *argv, "--threads", str(opts.threads))
-        return cells.setdefault(folder, Cell("deep", method, scale, stages, folder, command, opts.threads))
+    def variant(seed, degradation):
+        return " ".join(([f"seed{seed}"] if opts.seeds and len(opts.seeds) > 1 else [])
+                        + ([degradation] if opts.degradations and len(opts.degradations) > 1 else []))
 
-    def baseline(method, scale):
-        folder = os.path.join(out, "baselines", f"{method}_r{scale}")
-        command = (sys.executable, "-m", "reproduce.cells", "--method", method, "--pair", pairs[scale]["path"],
+    def deep(method, scale, stages, seed, degradation):
+        argv = _cell_args(train_argv, method, scale, stages, seed, degradation)
+        args = get_args(argv + ["--device", "cpu"])
+        folder = os.path.join(args.checkpoints_dir, run_folder_name(args, pairs[scale, seed]["cube"]))
+        command = (sys.executable, TRAIN_SCRIPT, *argv, "--threads", str(opts.threads))
+        return cells.setdefault(folder, Cell("deep", method, scale, stages, folder, command, opts.threads,
+                                             variant=variant(seed, degradation)))
+
+    def baseline(method, scale, seed):
+        pair = pairs[scale, seed]
+        folder = os.path.join(out, "baselines", f"{method}_r{scale}{pair['suffix']}")
+        command = (sys.executable, "-m", "reproduce.cells", "--method", method, "--pair", pair["path"],
                    "--folder", folder)
         return cells.setdefault(folder, Cell("baseline", method, scale, "123", folder, command, opts.threads,
-                                             pairs[scale]["sha256"]))
+                                             pair["sha256"], pair["suffix"].lstrip("_")))
 
     for scale in opts.scales:
-        pair = wald_pair(get_args(train_argv + ["--scale_factor", str(scale), "--device", "cpu"]))
-        path = os.path.join(out, "pairs", f"{train.data_name}_r{scale}.npz")
-        pairs[scale] = {"path": path, "sha256": save_wald_pair(pair, path), "cube": pair["cube"]}
+        for seed in seeds:
+            seeded = ["--seed", str(seed)] if seed is not None else []
+            pair = wald_pair(get_args(train_argv + seeded + ["--scale_factor", str(scale), "--device", "cpu"]))
+            first = pairs.get((scale, seeds[0]))
+            suffix = "" if first is None else f"_seed{seed}"
+            path = os.path.join(out, "pairs", f"{train.data_name}_r{scale}{suffix}.npz")
+            record = {"path": path, "sha256": save_wald_pair(pair, path), "cube": pair["cube"], "suffix": suffix}
+            if first is not None and record["sha256"] == first["sha256"]:
+                os.remove(path)
+                record = first
+            pairs[scale, seed] = record
 
     def where(scale):
-        cube = f", cube {pairs[scale]['cube']}" if train.image_index != 0 else ""
+        cube = f", cube {pairs[scale, seeds[0]]['cube']}" if train.image_index != 0 else ""
         return f"{train.data_name}{cube}, r = {scale}"
+
+    def deep_row(method, scale, stages, degradation):
+        return [deep(method, scale, stages, seed, degradation) for seed in seeds]
+
+    def baseline_row(method, scale):
+        return list(dict.fromkeys(baseline(method, scale, seed) for seed in seeds))
 
     if "ablation" in opts.tables:
         for scale in opts.scales:
             table = Table(f"ablation_r{scale}", ROMAN[0], f"UDALN, ablation of its training stages ({where(scale)})",
                           "Stages", scale)
-            layout.append((table, [(label, deep("udaln", scale, stages, pairs[scale]["cube"]))
-                                   for stages, label in ABLATION_STAGES]))
+            layout.append((table, [(label + (f" ({DEGRADATION_LABELS[d]})" if d else ""),
+                                    deep_row("udaln", scale, stages, d))
+                                   for d in degradations for stages, label in ABLATION_STAGES]))
     if "comparison" in opts.tables:
         for i, scale in enumerate(opts.scales):
             table = Table(f"comparison_r{scale}", ROMAN[min(i + 1, len(ROMAN) - 1)],
                           f"Comparison of the methods ({where(scale)})", "Method", scale)
-            layout.append((table, [(LABELS[m], deep(m, scale, "123", pairs[scale]["cube"]) if m in DEEP_METHODS
-                                    else baseline(m, scale)) for m in opts.methods]))
+            rows = []
+            for m in opts.methods:
+                if m in DEEP_METHODS:
+                    rows += [(_deep_label(m, d), deep_row(m, scale, "123", d)) for d in degradations]
+                else:
+                    rows.append((LABELS[m], baseline_row(m, scale)))
+            layout.append((table, rows))
     order = {m: i for i, m in enumerate(DEFAULT_METHODS)}
     ordered = sorted(cells.values(), key=lambda c: (c.kind == "deep", order[c.method], c.stages != "123", c.scale))
-    return ordered, layout, pairs
+    firsts = {scale: {k: v for k, v in pairs[scale, seeds[0]].items() if k != "suffix"} for scale in opts.scales}
+    return ordered, layout, firsts
 
 
 def cell_values(cell):
@@ -452,11 +533,28 @@ def sweep(cells, opts, out, poll_seconds=0.5):
     return outcome
 
 
+def row_of(label, cells):
+    """A table Row from the cells of one line (one per seed): the mean of each value over the complete
+    cells, and with two or more, the spread (half the range); empty values when none is complete. A row
+    missing some seeds says how many it has in its label."""
+    complete = [v for v in map(cell_values, cells) if v is not None]
+    if len(complete) < len(cells) and complete:
+        label = f"{label} ({len(complete)} of {len(cells)} seeds)"
+    values, spread = {}, {}
+    for column in COLUMNS:
+        numbers = [v[column.key] for v in complete if v.get(column.key) is not None]
+        if numbers:
+            values[column.key] = float(np.mean(numbers))
+            if len(numbers) > 1:
+                spread[column.key] = (max(numbers) - min(numbers)) / 2
+    return Row(label, values, cells[0].folder, spread, len(complete))
+
+
 def build_tables(layout):
-    """The tables of ``layout`` (plan's) with each row's values read from its cell's metrics.json
-    (empty values for a cell not complete)."""
+    """The tables of ``layout`` (plan's) with each row's values read from its cells' metrics.json
+    (``row_of``; empty values for a row without a complete cell)."""
     return [Table(table.id, table.number, table.title, table.first, table.scale,
-                  [Row(label, cell_values(cell) or {}, cell.folder) for label, cell in rows]) for table, rows in layout]
+                  [row_of(label, cells) for label, cells in rows]) for table, rows in layout]
 
 
 def main(argv=None):
@@ -478,7 +576,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         interrupted, outcome = True, {}
     provenance = {
-        "data_name": train.data_name, "seed": train.seed, "commit": git_commit(),
+        "data_name": train.data_name, "seed": ", ".join(map(str, opts.seeds)) if opts.seeds else train.seed,
+        "commit": git_commit(),
         "note": (f"Wald's protocol (data_loader.simulate_pair), one pair per scale for every method. SAM in "
                  f"degrees, PSNR in dB, RMSE in the cube's units; time: wall time in seconds, {opts.threads} "
                  f"thread{'s' if opts.threads > 1 else ''} per cell (deep methods: training and results, "

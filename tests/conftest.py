@@ -11,6 +11,13 @@ sys.path.insert(0, ROOT)
 from config import get_args  # noqa: E402
 from data_loader import gaussian_psf, load_cube, simulate_pair, spatial_degrade  # noqa: E402
 
+# The synthetic class-mean cube (17 distinct spectra laid out like Indian Pines, 145 x 145 x 68, and its
+# WorldView-2-like SRF): a small, fast regression fixture that ranks no method (fixtures/README.md).
+SYNTHETIC = os.path.join(ROOT, "tests", "fixtures", "synthetic_class_mean")
+SYNTHETIC_CUBE = os.path.join(SYNTHETIC, "indian_pines_class_mean.mat")
+SYNTHETIC_SRF = os.path.join(SYNTHETIC, "indian_pines_class_mean.csv")
+SYNTHETIC_GT = os.path.join(SYNTHETIC, "indian_pines_gt.mat")
+
 # A few hundred epochs per stage: enough to beat bicubic, fast enough for the test suite.
 SHORT_SCHEDULE = ["--epoch_stage1", "300", "--decay_begin_epoch_stage1", "150",
                   "--epoch_stage2", "300", "--decay_begin_epoch_stage2", "150",
@@ -24,12 +31,12 @@ TINY_SCHEDULE = ["--epoch_stage1", "60", "--decay_begin_epoch_stage1", "30", "--
 
 @pytest.fixture(scope="session")
 def crop_data(tmp_path_factory):
-    """A 40 x 40 crop of the embedded Indian Pines VNIR cube and its WorldView-2-like SRF."""
+    """A 40 x 40 crop of the synthetic class-mean cube and its WorldView-2-like SRF."""
     root = tmp_path_factory.mktemp("data")
-    cube = load_cube(os.path.join(ROOT, "data", "indian_pines", "indian_pines_vnir.mat"))
+    cube = load_cube(SYNTHETIC_CUBE)
     os.makedirs(root / "crop")
     np.save(root / "crop" / "crop.npy", cube[50:90, 50:90].astype(np.float32))
-    srf = np.loadtxt(os.path.join(ROOT, "data", "spectral_response", "indian_pines.csv"), delimiter=",")
+    srf = np.loadtxt(SYNTHETIC_SRF, delimiter=",")
     np.save(root / "crop.npy", srf)
     return root
 
@@ -46,11 +53,11 @@ def short_run_args(crop_data, tmp_path):
     return lambda *extra: get_args(short_run_argv(crop_data, tmp_path / "checkpoints", *extra))
 
 
-def embedded_wald_pair(rows, cols, r=5):
-    """A crop (``rows``, ``cols``: slices) of the embedded cube, its WorldView-2-like SRF, the Gaussian PSF
+def synthetic_wald_pair(rows, cols, r=5):
+    """A crop (``rows``, ``cols``: slices) of the synthetic class-mean cube, its WorldView-2-like SRF, the Gaussian PSF
     of FWHM r and the Wald pair they give: (cube, pair dict of data_loader.simulate_pair, r, psf, srf)."""
-    cube = load_cube(os.path.join(ROOT, "data", "indian_pines", "indian_pines_vnir.mat"))[rows, cols]
-    srf = np.loadtxt(os.path.join(ROOT, "data", "spectral_response", "indian_pines.csv"), delimiter=",")
+    cube = load_cube(SYNTHETIC_CUBE)[rows, cols]
+    srf = np.loadtxt(SYNTHETIC_SRF, delimiter=",")
     psf = gaussian_psf(r, r / 2.35482)
     return cube, simulate_pair(cube, srf, psf, r), r, psf, srf
 

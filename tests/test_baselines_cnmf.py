@@ -1,5 +1,5 @@
 """baselines.cnmf: virtual dimensionality and SPA on a mixture with pure pixels, convergence to the exact
-cube of a noiseless linear mixture, and PSNR above bicubic on a Wald pair of the embedded cube."""
+cube of a noiseless linear mixture, and PSNR above bicubic on a Wald pair of the synthetic class-mean cube."""
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -7,16 +7,16 @@ from scipy.stats import norm
 
 from baselines import cnmf
 from baselines.operators import bicubic_upsample
-from conftest import embedded_wald_pair
+from conftest import synthetic_wald_pair
 from data_loader import DataError, gaussian_psf, spatial_degrade
 from evaluation import compute_psnr
 
 
 @pytest.fixture(scope="module")
-def indian_pines_pair():
-    """A 60 x 60 crop of the embedded cube (12 of its 17 spectra), its WorldView-2-like SRF, r = 5, Gaussian
+def synthetic_pair():
+    """A 60 x 60 crop of the synthetic class-mean cube (12 of its 17 spectra), its WorldView-2-like SRF, r = 5, Gaussian
     PSF of FWHM r."""
-    return embedded_wald_pair(slice(20, 80), slice(20, 80))
+    return synthetic_wald_pair(slice(20, 80), slice(20, 80))
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +65,8 @@ def test_a_noiseless_mixture_is_approached_as_the_iterations_grow(mixture):
     assert errors[0] < 1e-2 and errors[1] < 1e-3
 
 
-def test_beats_bicubic_on_the_embedded_cube(indian_pines_pair):
-    cube, pair, r, psf, srf = indian_pines_pair
+def test_beats_bicubic_on_the_synthetic_cube(synthetic_pair):
+    cube, pair, r, psf, srf = synthetic_pair
     floor = compute_psnr(cube, bicubic_upsample(pair["lhsi"], r))
     psnr = compute_psnr(cube, cnmf.fuse(pair["lhsi"], pair["hmsi"], r, psf, srf))
     assert psnr > floor + 10, f"CNMF {psnr:.2f} dB vs bicubic {floor:.2f} dB"

@@ -1,20 +1,20 @@
 """baselines.cstf (CSTF): the core step against a dense least-squares solve, the dictionary step's
 Sylvester solve, OMP and VCA on cases with a known answer, recovery of a cube that follows the
-Tucker model, and PSNR above bicubic on a Wald pair of the embedded cube."""
+Tucker model, and PSNR above bicubic on a Wald pair of the synthetic class-mean cube."""
 import numpy as np
 import pytest
 
 from baselines import cstf
 from baselines.operators import bicubic_upsample
-from conftest import embedded_wald_pair, low_rank_case
+from conftest import synthetic_wald_pair, low_rank_case
 from data_loader import DataError
 from evaluation import compute_psnr
 
 
 @pytest.fixture(scope="module")
-def indian_pines_pair():
-    """A 30 x 30 crop of the embedded cube, its WorldView-2-like SRF, r = 5, Gaussian PSF of FWHM r."""
-    return embedded_wald_pair(slice(50, 80), slice(50, 80))
+def synthetic_pair():
+    """A 30 x 30 crop of the synthetic class-mean cube, its WorldView-2-like SRF, r = 5, Gaussian PSF of FWHM r."""
+    return synthetic_wald_pair(slice(50, 80), slice(50, 80))
 
 
 def test_shape_and_dtype():
@@ -100,8 +100,8 @@ def test_cube_following_the_tucker_model_is_recovered():
     assert np.sqrt(np.mean((out - x) ** 2)) < 1e-3 * np.abs(x).max()
 
 
-def test_beats_bicubic_on_indian_pines(indian_pines_pair):
-    cube, pair, r, psf, srf = indian_pines_pair
+def test_beats_bicubic_on_the_synthetic_cube(synthetic_pair):
+    cube, pair, r, psf, srf = synthetic_pair
     out = cstf.fuse(pair["lhsi"], pair["hmsi"], r, psf, srf)
     floor = compute_psnr(cube, bicubic_upsample(pair["lhsi"], r))
     assert compute_psnr(cube, out) > floor + 10

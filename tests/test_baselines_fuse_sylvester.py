@@ -1,21 +1,21 @@
 """baselines.fuse_sylvester (FUSE): the closed form against a dense least-squares solve, exact recovery of
 a cube whose spectra span a low-dimensional subspace, and PSNR above bicubic on a Wald pair of the
-embedded cube."""
+synthetic class-mean cube."""
 import logging
 import numpy as np
 import pytest
 
 from baselines import fuse_sylvester
 from baselines.operators import bicubic_upsample
-from conftest import embedded_wald_pair, low_rank_case
+from conftest import synthetic_wald_pair, low_rank_case
 from data_loader import DataError, spatial_degrade
 from evaluation import compute_psnr
 
 
 @pytest.fixture(scope="module")
-def indian_pines_pair():
-    """A 40 x 40 crop of the embedded cube, its WorldView-2-like SRF, r = 5, Gaussian PSF of FWHM r."""
-    return embedded_wald_pair(slice(50, 90), slice(50, 90))
+def synthetic_pair():
+    """A 40 x 40 crop of the synthetic class-mean cube, its WorldView-2-like SRF, r = 5, Gaussian PSF of FWHM r."""
+    return synthetic_wald_pair(slice(50, 90), slice(50, 90))
 
 
 def test_shape_and_dtype():
@@ -70,8 +70,8 @@ def test_pca_subspace_is_the_authors_scaled_basis():
     np.testing.assert_allclose(dec @ basis, np.eye(3), atol=1e-12)
 
 
-def test_beats_bicubic_on_indian_pines(indian_pines_pair):
-    cube, pair, r, psf, srf = indian_pines_pair
+def test_beats_bicubic_on_the_synthetic_cube(synthetic_pair):
+    cube, pair, r, psf, srf = synthetic_pair
     out = fuse_sylvester.fuse(pair["lhsi"], pair["hmsi"], r, psf, srf)
     floor = compute_psnr(cube, bicubic_upsample(pair["lhsi"], r))
     assert compute_psnr(cube, out) > floor + 10

@@ -1,21 +1,21 @@
 """baselines.gsa: band grouping, the exact answer when every HSI band is affine in one MSI band, mean
-preservation, and PSNR above bicubic on a Wald pair of the embedded cube."""
+preservation, and PSNR above bicubic on a Wald pair of the synthetic class-mean cube."""
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
 from baselines import gsa
 from baselines.operators import bicubic_upsample, blur_decimate
-from conftest import embedded_wald_pair
+from conftest import synthetic_wald_pair
 from data_loader import DataError, gaussian_psf, spatial_degrade
 from evaluation import compute_psnr
 
 
 @pytest.fixture(scope="module")
-def indian_pines_pair():
-    """A 60 x 60 crop of the embedded cube (12 of its 17 spectra), its WorldView-2-like SRF, r = 5, Gaussian
+def synthetic_pair():
+    """A 60 x 60 crop of the synthetic class-mean cube (12 of its 17 spectra), its WorldView-2-like SRF, r = 5, Gaussian
     PSF of FWHM r."""
-    return embedded_wald_pair(slice(20, 80), slice(20, 80))
+    return synthetic_wald_pair(slice(20, 80), slice(20, 80))
 
 
 @pytest.fixture
@@ -58,15 +58,15 @@ def test_an_hsi_affine_in_its_group_msi_band_is_recovered_up_to_the_interpolatio
     assert np.abs(fused - x).max() < 0.01
 
 
-def test_each_band_keeps_the_mean_of_its_upsampled_band(indian_pines_pair):
-    _, pair, r, psf, srf = indian_pines_pair
+def test_each_band_keeps_the_mean_of_its_upsampled_band(synthetic_pair):
+    _, pair, r, psf, srf = synthetic_pair
     fused = gsa.fuse(pair["lhsi"], pair["hmsi"], r, psf, srf)
     np.testing.assert_allclose(fused.mean(axis=(0, 1)), bicubic_upsample(pair["lhsi"], r).mean(axis=(0, 1)),
                                rtol=0, atol=1e-12)
 
 
-def test_beats_bicubic_on_the_embedded_cube(indian_pines_pair):
-    cube, pair, r, psf, srf = indian_pines_pair
+def test_beats_bicubic_on_the_synthetic_cube(synthetic_pair):
+    cube, pair, r, psf, srf = synthetic_pair
     floor = compute_psnr(cube, bicubic_upsample(pair["lhsi"], r))
     psnr = compute_psnr(cube, gsa.fuse(pair["lhsi"], pair["hmsi"], r, psf, srf))
     assert psnr > floor + 10, f"GSA {psnr:.2f} dB vs bicubic {floor:.2f} dB"

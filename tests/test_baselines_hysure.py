@@ -1,21 +1,21 @@
 """baselines.hysure (HySure): the ADMM's limit against a dense least-squares solve, exact recovery of a
 low-rank cube without the total variation, the vector soft threshold, and PSNR above bicubic on a Wald
-pair of the embedded cube."""
+pair of the synthetic class-mean cube."""
 import numpy as np
 import pytest
 
 from baselines import hysure
 from baselines.fuse_sylvester import principal_directions
 from baselines.operators import bicubic_upsample
-from conftest import embedded_wald_pair, low_rank_case
+from conftest import synthetic_wald_pair, low_rank_case
 from data_loader import DataError, gaussian_psf, spatial_degrade
 from evaluation import compute_psnr
 
 
 @pytest.fixture(scope="module")
-def indian_pines_pair():
-    """A 40 x 40 crop of the embedded cube, its WorldView-2-like SRF, r = 5, Gaussian PSF of FWHM r."""
-    return embedded_wald_pair(slice(50, 90), slice(50, 90))
+def synthetic_pair():
+    """A 40 x 40 crop of the synthetic class-mean cube, its WorldView-2-like SRF, r = 5, Gaussian PSF of FWHM r."""
+    return synthetic_wald_pair(slice(50, 90), slice(50, 90))
 
 
 def test_shape_and_dtype():
@@ -74,8 +74,8 @@ def test_vector_soft_threshold_shrinks_each_pixels_joint_norm():
     np.testing.assert_allclose(sa[:, kept] / a[:, kept], sb[:, kept] / b[:, kept], atol=1e-12)
 
 
-def test_beats_bicubic_on_indian_pines(indian_pines_pair):
-    cube, pair, r, psf, srf = indian_pines_pair
+def test_beats_bicubic_on_the_synthetic_cube(synthetic_pair):
+    cube, pair, r, psf, srf = synthetic_pair
     out = hysure.fuse(pair["lhsi"], pair["hmsi"], r, psf, srf)
     floor = compute_psnr(cube, bicubic_upsample(pair["lhsi"], r))
     assert compute_psnr(cube, out) > floor + 10

@@ -1,21 +1,21 @@
 """baselines.mtf_glp_hs: exact recovery of a cube linear in the MSI (both injections), no blow-up where
-the low-pass pan overshoots to 0, and PSNR above bicubic on a Wald pair of the embedded cube."""
+the low-pass pan overshoots to 0, and PSNR above bicubic on a Wald pair of the synthetic class-mean cube."""
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
 from baselines import mtf_glp_hs
 from baselines.operators import bicubic_upsample
-from conftest import embedded_wald_pair
+from conftest import synthetic_wald_pair
 from data_loader import DataError, gaussian_psf, spatial_degrade
 from evaluation import compute_psnr
 
 
 @pytest.fixture(scope="module")
-def indian_pines_pair():
-    """A 60 x 60 crop of the embedded cube (12 of its 17 spectra), its WorldView-2-like SRF, r = 5, Gaussian
+def synthetic_pair():
+    """A 60 x 60 crop of the synthetic class-mean cube (12 of its 17 spectra), its WorldView-2-like SRF, r = 5, Gaussian
     PSF of FWHM r."""
-    return embedded_wald_pair(slice(20, 80), slice(20, 80))
+    return synthetic_wald_pair(slice(20, 80), slice(20, 80))
 
 
 @pytest.fixture
@@ -52,17 +52,17 @@ def test_synthetic_pans_fit_the_lr_bands_by_least_squares():
     np.testing.assert_allclose(design.T @ (design @ weights - y.reshape(-1, 7)), 0, atol=1e-12)
 
 
-def test_hpm_does_not_blow_up_where_the_low_pass_pan_overshoots_to_zero(indian_pines_pair):
+def test_hpm_does_not_blow_up_where_the_low_pass_pan_overshoots_to_zero(synthetic_pair):
     """On this crop the bicubic low-pass pan of some NIR band dips to about 0 at sharp field edges; a plain
     ratio there once turned a reflectance of 0.12 into 54."""
-    cube, pair, r, psf, srf = indian_pines_pair
+    cube, pair, r, psf, srf = synthetic_pair
     fused = mtf_glp_hs.fuse(pair["lhsi"], pair["hmsi"], r, psf, srf)
     assert np.abs(fused - cube).max() < 0.1
 
 
 @pytest.mark.parametrize("injection", mtf_glp_hs.INJECTIONS)
-def test_beats_bicubic_on_the_embedded_cube(indian_pines_pair, injection):
-    cube, pair, r, psf, srf = indian_pines_pair
+def test_beats_bicubic_on_the_synthetic_cube(synthetic_pair, injection):
+    cube, pair, r, psf, srf = synthetic_pair
     floor = compute_psnr(cube, bicubic_upsample(pair["lhsi"], r))
     psnr = compute_psnr(cube, mtf_glp_hs.fuse(pair["lhsi"], pair["hmsi"], r, psf, srf, injection=injection))
     assert psnr > floor + 10, f"MTF-GLP-HS ({injection}) {psnr:.2f} dB vs bicubic {floor:.2f} dB"

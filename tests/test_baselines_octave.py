@@ -1,7 +1,7 @@
 """The Python baselines against the authors' MATLAB code run under GNU Octave (issue #13).
 
 tests/fixtures/octave_baselines.json holds the metrics of the authors' implementations on one shared
-case, a 60 x 60 crop of the embedded cube at r = 5 (written by benchmarks/octave_reference.py, which
+case, a 60 x 60 crop of the synthetic class-mean cube at r = 5 (written by benchmarks/octave_reference.py, which
 says what to install, where the authors' code comes from and how to run it; Octave is not needed
 here). Each Python baseline is run on the same case, rebuilt here, and its PSNR, SAM and ERGAS are
 compared with the reference's 'project' run: the authors' code given the same spatial operators and

@@ -1,5 +1,7 @@
 """reproduce.classification: scores against scikit-learn, the split, the ground truth's alignment with a
-cropped cube, and the command on a tiny synthetic run folder."""
+cropped cube, the statistics over several seeds, the command on a tiny synthetic run folder, and a tiny
+real GeoTIFF pair whose HR image has a no-data patch over labelled pixels."""
+import argparse
 import csv
 import json
 import re
@@ -8,11 +10,13 @@ import warnings
 import numpy as np
 import pytest
 import scipy.io
+from affine import Affine
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score, recall_score
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from config import get_args
 from data_loader import DataError
+from imagery.writers import write_geotiff
 from reproduce import classification as cl
 
 CROP = {"top": 1, "bottom": 1, "left": 0, "right": 1}  # what crop_to_multiple removes from 22 x 21 at r = 5
@@ -124,11 +128,11 @@ def test_ground_truth_with_fractional_or_negative_labels_is_refused(tmp_path):
         cl.read_ground_truth(str(path))
 
 
-def test_embedded_ground_truth_matches_the_embedded_cube():
+def test_default_ground_truth_is_the_houston_pairs_labels_on_its_rgb_grid():
     gt = cl.read_ground_truth(cl.DEFAULT_GT)
-    assert gt.shape == (145, 145)
-    assert np.bincount(gt.ravel())[1:].tolist() == [46, 1428, 830, 237, 483, 730, 28, 478, 20, 972, 2455, 593,
-                                                    205, 1265, 386, 93]
+    assert gt.shape == (512, 512)
+    assert np.bincount(gt.ravel())[1:].tolist() == [2568, 10344, 2736, 68, 23320, 7596, 9644, 143, 5242, 2745,
+                                                    4483, 27296]
 
 
 # ----------------------------------------------------------------------------- run folders
@@ -174,28 +178,56 @@ def simulated_runs(tmp_path, rng):
 def test_command_scores_every_image_of_a_run_folder(simulated_runs, few_trees):
     tmp_path, gt, exact, _ = simulated_runs
     output = tmp_path / "out"
-    assert cl.main([exact, "--gt", str(tmp_path / "gt.mat"), "--train_fraction", "0.2", "--seed", "1",
+    assert cl.main([exact, "--gt", str(tmp_path / "gt.mat"), "--train_fraction", "0.2", "--seeds", "1,2",
                     "--output", str(output)]) == 0
     results = json.loads((output / "classification.json").read_text())
     names = [image["name"] for image in results["images"]]
-    assert names == ["bicubic", "HR-MSI", "udaln (exact)", "reference"]
+    assert names == ["bicubic", "HR-MSI", "HR-MSI + bicubic", "udaln (exact)", "reference"]
+    assert [image["bands"] for image in results["images"]] == [10, 3, 13, 10, 10]
     labels = gt[1:21, 0:20]
     labels = labels[labels > 0]
-    assert results["labelled_pixels"] == labels.size
+    assert results["labelled_pixels"] == labels.size and results["masked_labelled_pixels"] == 0
     assert results["train_pixels"] + results["test_pixels"] == labels.size
-    assert sorted(results["classes"]) == ["1", "2", "3"]
-    for image in results["images"][2:]:
+    assert results["classes"] == {str(c): int((labels == c).sum()) for c in (1, 2, 3)}
+    assert [split["seed"] for split in results["splits"]] == [1, 2] == results["protocol"]["seeds"]
+    for image in results["images"][3:]:
+        assert [seed["seed"] for seed in image["seeds"]] == [1, 2]
         for name in cl.CLASSIFIERS:
-            assert (image[name]["OA"], image[name]["AA"], image[name]["kappa"]) == (1.0, 1.0, 1.0)
-            assert image[name]["per_class"] == {"1": 1.0, "2": 1.0, "3": 1.0}
+            assert image["mean"][name] == {"OA": 1.0, "AA": 1.0, "kappa": 1.0}
+            assert image["std"][name] == {"OA": 0.0, "AA": 0.0, "kappa": 0.0}
+            assert all(seed[name]["per_class"] == {"1": 1.0, "2": 1.0, "3": 1.0} for seed in image["seeds"])
     assert results["distinct_spectra"] == {"of": "reference", "count": 3}
     with open(output / "classification.csv") as f:
         rows = list(csv.DictReader(f))
     assert [row["image"] for row in rows] == names
-    assert float(rows[1]["rf_OA"]) == pytest.approx(results["images"][1]["rf"]["OA"], abs=1e-6)
+    assert float(rows[1]["rf_OA_mean"]) == pytest.approx(results["images"][1]["mean"]["rf"]["OA"], abs=1e-6)
+    assert float(rows[1]["svm_kappa_std"]) == pytest.approx(results["images"][1]["std"]["svm"]["kappa"], abs=1e-6)
+    table = (output / "classification.md").read_text()
+    assert ("| udaln (exact) | 100.00 ± 0.00 | 100.00 ± 0.00 | 1.0000 ± 0.0000 | 100.00 ± 0.00 | 100.00 ± 0.00 | "
+            "1.0000 ± 0.0000 |") in table
+    assert "- bicubic: the LR-HSI upsampled by baselines.bicubic (the HSI upsampled)" in table
+    assert "Note: The reference holds only 3 distinct spectra over the labelled pixels of 3 classes" in table
+
+
+def test_one_seed_has_no_standard_deviation(simulated_runs, few_trees):
+    tmp_path, _, exact, _ = simulated_runs
+    output = tmp_path / "out"
+    assert cl.main([exact, "--gt", str(tmp_path / "gt.mat"), "--seeds", "4", "--output", str(output)]) == 0
+    results = json.loads((output / "classification.json").read_text())
+    assert results["protocol"]["seeds"] == [4]
+    assert all(std is None for image in results["images"] for name in cl.CLASSIFIERS
+               for std in image["std"][name].values())
+    with open(output / "classification.csv") as f:
+        assert {row["rf_OA_std"] for row in csv.DictReader(f)} == {""}
     table = (output / "classification.md").read_text()
     assert "| udaln (exact) | 100.00 | 100.00 | 1.0000 | 100.00 | 100.00 | 1.0000 |" in table
-    assert "Note: The reference holds only 3 distinct spectra over the labelled pixels of 3 classes" in table
+    assert "±" not in table
+
+
+@pytest.mark.parametrize("text", ["0,x", "1,1", "-1", ""])
+def test_bad_seed_lists_are_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        cl.seed_list(text)
 
 
 def test_runs_of_different_pairs_are_refused(simulated_runs):
@@ -218,3 +250,90 @@ def test_a_run_whose_recorded_crop_differs_from_its_data_now_is_refused(simulate
 def test_a_folder_without_metrics_is_refused(tmp_path):
     with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path))}: no metrics.json, so not a finished run folder"):
         cl.load_run(str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- a real pair with a no-data patch
+
+R = 4
+WAVELENGTHS = np.linspace(420.0, 1000.0, 16)
+HR = Affine(0.5, 0, 272000.0, 0, -0.5, 3290000.0)
+PATCH = (slice(10, 18), slice(20, 29))  # the HR image's black (no-data) patch, rows and columns
+LR_GAP = (7, 2)  # an LR-HSI pixel without data (0 in every band): HR rows 28-31, columns 8-11
+
+
+@pytest.fixture
+def real_pair_run(tmp_path):
+    """A tiny real GeoTIFF pair like the Houston one: an LR-HSI of 10 x 10 pixels and 16 bands, an RGB
+    HR image of 42 x 41 pixels (r = 4; loading crops 2 rows and 1 column, the run's hr_crop) with a
+    zero (no-data) patch, one LR-HSI pixel of zeros, and labels on the RGB image's 42 x 41 grid with
+    class 4 only under the patch. Noisy class spectra, so that the scores vary with the seed; the run
+    folder's output is the noise-free class spectra. Returns (tmp_path, labels, run folder)."""
+    rng = np.random.default_rng(5)
+    gt = rng.integers(0, 4, (42, 41))
+    gt[PATCH] = rng.choice([1, 4], size=gt[PATCH].shape)
+    spectra = class_spectra(gt, WAVELENGTHS.size)
+    noisy = np.clip(spectra + rng.normal(0, 0.08, spectra.shape), 0.02, 0.98)
+    lr = noisy[:40, :40].reshape(10, R, 10, R, -1).mean(axis=(1, 3))
+    lr[LR_GAP] = 0
+    rgb = np.clip(class_spectra(gt, 3, seed=2) + rng.normal(0, 0.08, (42, 41, 3)), 0.02, 0.98)
+    rgb[PATCH] = 0
+    lr_path, hr_path, gt_path = (str(tmp_path / name) for name in ("lr.tif", "rgb.tif", "labels.tif"))
+    write_geotiff(lr_path, lr, "EPSG:26915", HR @ Affine.scale(R), wavelengths=WAVELENGTHS)
+    write_geotiff(hr_path, rgb, "EPSG:26915", HR, nodata=0, band_names=["red", "green", "blue"])
+    write_geotiff(gt_path, gt[:, :, None], "EPSG:26915", HR, dtype="uint8")
+    argv = ["--lr_hsi", lr_path, "--hr_msi", hr_path, "--msi_sensor", "worldview2", "--msi_bands_select",
+            "red,green,blue", "--device", "cpu"]
+    options = {k: str(v) if k == "device" else v for k, v in vars(get_args(argv)).items()}
+    folder = tmp_path / "checkpoints" / "run"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"method": "udaln", "options": options,
+                                                      "data": {"hr_crop": [2, 1]}}))
+    scipy.io.savemat(folder / "My_Out.mat", {"Out": spectra[:40, :40].astype(np.float32)})
+    return tmp_path, gt, str(folder)
+
+
+def test_the_no_data_patch_of_a_real_pair_is_left_out_and_its_labels_with_it(real_pair_run, few_trees):
+    tmp_path, gt, folder = real_pair_run
+    results = cl.evaluate_runs([folder], str(tmp_path / "labels.tif"), seeds=(0,))
+    assert results["protocol"]["crop_top_bottom_left_right"] == [0, 2, 0, 1]  # the run's hr_crop
+    labels = gt[:40, :40].copy()  # the labels under the fused image
+    no_data = np.zeros(labels.shape, bool)
+    no_data[PATCH] = True
+    no_data[LR_GAP[0] * R:(LR_GAP[0] + 1) * R, LR_GAP[1] * R:(LR_GAP[1] + 1) * R] = True
+    assert (labels[no_data] > 0).sum() > 50 and (labels[PATCH] == 4).any()
+    kept = labels[~no_data & (labels > 0)]
+    assert results["labelled_pixels"] == kept.size
+    assert results["masked_labelled_pixels"] == (labels[no_data] > 0).sum()
+    assert results["classes"] == {c: int((kept == c).sum()) for c in (1, 2, 3)}  # class 4 lies only in the patch
+    assert [(image["name"], image["bands"]) for image in results["images"]] == [
+        ("bicubic", 16), ("HR-MSI", 3), ("HR-MSI + bicubic", 19), ("udaln (run)", 16)]
+    assert results["distinct_spectra"]["of"] == "HR-MSI" and results["note"] is None
+    # The labels line up with the cropped pair: the noise-free class spectra classify perfectly.
+    assert results["images"][3]["mean"]["svm"] == {"OA": 1.0, "AA": 1.0, "kappa": 1.0}
+
+
+def test_mean_and_std_over_seeds_are_those_of_the_per_seed_scores(real_pair_run, few_trees, tmp_path):
+    _, _, folder = real_pair_run
+    seeds = (0, 1, 2)
+    results = cl.evaluate_runs([folder], str(tmp_path / "labels.tif"), train_fraction=0.2, seeds=seeds)
+    paths = cl.write_tables(results, str(tmp_path / "out"))
+    assert [split["seed"] for split in results["splits"]] == list(seeds)
+    with open(paths[1]) as f:
+        rows = {row["image"]: row for row in csv.DictReader(f)}
+    table = open(paths[0]).read()
+    spread = False
+    for image in results["images"]:
+        assert [seed["seed"] for seed in image["seeds"]] == list(seeds)
+        cells = []
+        for name, score in cl.TABLE_COLUMNS:
+            values = np.array([seed[name][score] for seed in image["seeds"]])
+            mean, std = values.mean(), np.sqrt(((values - values.mean()) ** 2).sum() / (values.size - 1))
+            assert image["mean"][name][score] == pytest.approx(mean, abs=1e-12)
+            assert image["std"][name][score] == pytest.approx(std, abs=1e-12)
+            assert float(rows[image["name"]][f"{name}_{score}_mean"]) == pytest.approx(mean, abs=1e-6)
+            assert float(rows[image["name"]][f"{name}_{score}_std"]) == pytest.approx(std, abs=1e-6)
+            scale, digits = (1, 4) if score == "kappa" else (100, 2)
+            cells.append(f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}")
+            spread |= std > 0
+        assert f"| {image['name']} | " + " | ".join(cells) + " |" in table
+    assert spread  # the seeds give different scores, so the test compares real spreads

@@ -19,7 +19,7 @@ def test_defaults_are_the_original_udaln_options():
     assert (args.lr_stage2, args.epoch_stage2, args.decay_begin_epoch_stage2) == (1e-3, 30000, 20000)
     assert (args.lr_stage3, args.epoch_stage3, args.decay_begin_epoch_stage3) == (6e-5, 15000, 5000)
     assert args.sigma == pytest.approx(5 / 2.35482)
-    assert args.data_name == "indian_pines"
+    assert args.data_name == "houston18"
     assert (args.threads, args.checkpoint_every, args.resume, args.lr_hsi, args.nodata) == (None, 5.0, None, None, None)
 
 
@@ -162,8 +162,8 @@ def test_default_paths_are_the_repository_folders_from_any_current_folder(tmp_pa
     assert args.default_datapath == os.path.join(ROOT, "data", "")
     assert args.sp_root_path == os.path.join(ROOT, "data", "spectral_response", "")
     assert args.checkpoints_dir == os.path.join(ROOT, "checkpoints")
-    assert os.path.isfile(os.path.join(args.default_datapath, args.data_name, "indian_pines_vnir.mat"))
-    assert os.path.isfile(os.path.join(args.sp_root_path, args.data_name + ".csv"))
+    assert os.path.isfile(os.path.join(args.default_datapath, args.data_name, "houston18.mat"))
+    assert os.path.isfile(os.path.join(args.sp_root_path, args.data_name + ".xls"))
 
 
 def test_given_relative_paths_are_taken_from_the_current_folder(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 import data_loader as dl  # noqa: E402
 from config import get_args  # noqa: E402
+from conftest import SYNTHETIC_CUBE  # noqa: E402
 from data_loader import DataError  # noqa: E402
 
 # The true PSF for scale 5, sigma = 5 / 2.35482, as printed by the original UDALN run (MATLAB fspecial).
@@ -666,17 +667,49 @@ def test_dataset_noise_is_reproducible_for_a_seed(noise_args):
     assert not torch.equal(first["lhsi"], other["lhsi"])
 
 
-def test_dataset_embedded_default_indian_pines(monkeypatch):
+@pytest.mark.parametrize("r", [5, 8])
+def test_dataset_embedded_default_is_the_houston_crop_at_the_papers_scales(monkeypatch, r):
     monkeypatch.chdir(ROOT)
-    data = dl.Dataset(get_args([]))
+    data = dl.Dataset(get_args(["--scale_factor", str(r)]))
     assert len(data) == 1
-    assert data.hsi_channel == 68 and data.msi_channel == 8
+    assert data.hsi_channel == 46 and data.msi_channel == 8
     item = data[0]
-    assert tuple(item["hhsi"].shape) == (68, 145, 145)
-    assert tuple(item["lhsi"].shape) == (68, 29, 29)
-    assert tuple(item["hmsi"].shape) == (8, 145, 145)
+    assert item["info"]["crop"] == {"top": 0, "bottom": 0, "left": 0, "right": 0}
+    assert tuple(item["hhsi"].shape) == (46, 120, 120)
+    assert tuple(item["lhsi"].shape) == (46, 120 // r, 120 // r)
+    assert tuple(item["hmsi"].shape) == (8, 120, 120)
     np.testing.assert_allclose(data.sp_matrix.sum(axis=0), 1.0, rtol=1e-9)
     torch.testing.assert_close(item["lrmsi_frommsi"], item["lrmsi_fromlrhsi"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, distinct_share", [("houston18", 1.0), ("indian_pines_roi70", 1.0),
+                                                   ("cave_toy", 1.0), ("salinas_a", 0.65)])
+def test_embedded_scenes_are_sensor_pixels_not_class_means(name, distinct_share):
+    """A real scene has about as many distinct spectra as pixels (Salinas-A: neighbours duplicated by the
+    product's nearest-neighbour resampling, 4798 of 7138); the synthetic class-mean cube has 17."""
+    mat = scipy.io.loadmat(ROOT / "data" / name / f"{name}.mat")
+    cube = mat["REF"]
+    spectra = cube.reshape(-1, cube.shape[2])
+    assert len(np.unique(spectra, axis=0)) >= distinct_share * len(spectra)
+    assert cube.dtype == np.float32 and 0.1 < cube.max() <= 1 and cube.min() >= 0
+    assert mat["wavelengths"].size == cube.shape[2] and np.all(np.diff(mat["wavelengths"].ravel()) > 0)
+
+
+def test_synthetic_fixture_is_the_class_mean_cube():
+    spectra = dl.load_cube(SYNTHETIC_CUBE).reshape(-1, 68)
+    assert len(np.unique(spectra, axis=0)) == 17
+
+
+def test_houston_srf_fits_the_contests_bands_3_to_48():
+    """houston18.xls's responses, placed on the contest's 48 band centres (380-1050 nm), land closest to
+    WorldView-2's band centres when its 46 rows are bands 3-48, as data/houston18 keeps them."""
+    sys.path.insert(0, str(ROOT / "data"))
+    from build_real_scenes import houston_band_fit
+    srf = dl.load_srf(str(ROOT / "data" / "spectral_response" / "houston18.xls")).response
+    fit = houston_band_fit(srf)
+    assert min(fit, key=fit.get) == 3 and fit[3] < 10 < fit[2]
+    bands = scipy.io.loadmat(ROOT / "data" / "houston18" / "houston18.mat")["bands"].ravel()
+    assert bands.tolist() == list(range(3, 49))
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -12,7 +12,7 @@ import func
 import imagery.readers
 import train_all_special
 from conftest import TINY_SCHEDULE, short_run_argv
-from evaluation import compute_sam
+from evaluation import compute_rmse, compute_sam, spectral_angles
 from fusion.monitor import Monitor
 from imagery.quicklook import composite_bands
 from reproduce import figures
@@ -165,6 +165,45 @@ def test_comparison_refuses_what_cannot_be_compared(tmp_path, scene):
         figures.save_comparison_figure(tmp_path / "f.png", reference, {})
     with pytest.raises(ValueError, match=r"outputs\['gsa'\] must have the shape of reference"):
         figures.save_comparison_figure(tmp_path / "f.png", reference, {"gsa": reference[:, :8]})
+
+
+# ----------------------------------------------------------------------------- a run's error maps
+
+def test_error_maps_are_evaluations_per_pixel_sam_and_rmse(tmp_path, scene):
+    reference, outputs = scene
+    fused = outputs["udaln"]
+    mask = np.ones(reference.shape[:2], dtype=bool)
+    mask[0, :3] = False
+    sam, rmse, step = figures.error_maps(reference, fused, mask)
+    keep = np.arange(10) != 4  # the constant band is left out, as evaluation does
+    t, p = reference[:, :, keep], fused[:, :, keep]
+    expected = loop_sam(t, p)
+    expected[~mask] = np.nan
+    assert step == 1 and sam.shape == rmse.shape == (12, 9)
+    np.testing.assert_array_equal(sam, np.where(mask, spectral_angles(t, p), np.nan))
+    np.testing.assert_allclose(sam, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(rmse[mask], np.sqrt(np.mean((t - p) ** 2, axis=2))[mask], rtol=1e-12)
+    assert np.isnan(rmse[0, :3]).all()
+    assert np.nanmean(sam) == pytest.approx(compute_sam(reference, fused, mask=mask), rel=1e-12)
+    assert np.sqrt(np.nanmean(rmse ** 2)) == pytest.approx(compute_rmse(reference, fused, mask=mask), rel=1e-12)
+
+    drawn = figures.save_error_maps_figure(tmp_path / "fig3_error_maps.png", reference, fused,
+                                           wavelengths=WAVELENGTHS, mask=mask, factor=10.0)
+    assert png_shape(tmp_path / "fig3_error_maps.png") == (380, 1300)
+    np.testing.assert_array_equal(drawn.panels["fused"]["SAM"], sam)
+    np.testing.assert_allclose(drawn.panels["fused"]["RMSE"], 10.0 * rmse, rtol=1e-12)  # in the input's units
+    assert drawn.numbers["fused"]["SAM"] == pytest.approx(compute_sam(reference, fused, mask=mask), rel=1e-12)
+    assert drawn.numbers["fused"]["RMSE"] == pytest.approx(10.0 * compute_rmse(reference, fused, mask=mask))
+    shown = fused[:, :, list(composite_bands(WAVELENGTHS))]
+    np.testing.assert_array_equal(drawn.panels["fused"]["composite"][mask], shown[mask])
+    assert np.isnan(drawn.panels["fused"]["composite"][~mask]).all()
+    with pytest.raises(ValueError, match="estimate must have the shape of reference"):
+        figures.error_maps(reference, fused[:, :8], mask)
+
+
+def test_a_run_with_a_reference_writes_its_error_maps(uninterrupted):
+    folder, _, _ = uninterrupted
+    assert png_shape(os.path.join(folder, "fig3_error_maps.png")) == (380, 1300)
 
 
 # ----------------------------------------------------------------------------- PSF, SRF, loss curves

@@ -92,11 +92,11 @@ def test_train_stage_stops_on_nan():
 def test_run_folder_name_is_the_original_naming():
     args = get_args(["--device", "cpu"])
     assert run_folder_name(args) == \
-        "indian_pines_5_S1=0.001_20000_10000_S2=0.001_30000_20000_S3=6e-05_15000_5000"
+        "houston18_5_S1=0.001_20000_10000_S2=0.001_30000_20000_S3=6e-05_15000_5000"
     args = get_args(["--device", "cpu", "--data_name", "houston18", "--method", "pfs2c2", "--stages", "12"])
     assert run_folder_name(args) == "pfs2c2_houston18_5_S1=0.001_20000_10000_S2=0.001_30000_20000_stages12"
     args = get_args(["--device", "cpu", "--stages", "3"])
-    assert run_folder_name(args) == "indian_pines_5_S3=6e-05_15000_5000_stages3"
+    assert run_folder_name(args) == "houston18_5_S3=6e-05_15000_5000_stages3"
 
 
 SCHEDULE = "S1=0.001_20000_10000_S2=0.001_30000_20000_S3=6e-05_15000_5000"
@@ -115,14 +115,14 @@ SCHEDULE = "S1=0.001_20000_10000_S2=0.001_30000_20000_S3=6e-05_15000_5000"
     (["--eval_every", "10", "--threads", "1"], ""),  # do not change the result
 ])
 def test_run_folder_name_tokens(options, tokens):
-    assert run_folder_name(get_args(["--device", "cpu", *options])) == f"indian_pines_5_{SCHEDULE}{tokens}"
+    assert run_folder_name(get_args(["--device", "cpu", *options])) == f"houston18_5_{SCHEDULE}{tokens}"
 
 
 def test_run_folder_name_method_tokens_cube_and_real_pair():
     uds = get_args(["--device", "cpu", "--method", "uds2c2"])
     ablation = get_args(["--device", "cpu", "--method", "uds2c2", "--gce", "no"])
-    assert run_folder_name(uds) == f"uds2c2_indian_pines_5_{SCHEDULE}"
-    assert run_folder_name(ablation) == f"uds2c2_indian_pines_5_{SCHEDULE}_noGCE"
+    assert run_folder_name(uds) == f"uds2c2_houston18_5_{SCHEDULE}"
+    assert run_folder_name(ablation) == f"uds2c2_houston18_5_{SCHEDULE}_noGCE"
     args = get_args(["--device", "cpu", "--method", "uds2c2", "--scfconv", "yes", "--scf_kernel", "3"])
     assert run_folder_name(args).endswith(f"{SCHEDULE}_SCFConv_k3")
     args = get_args(["--device", "cpu", "--method", "uds2c2", "--scfconv", "yes", "--scf_place", "spatial",
@@ -131,12 +131,12 @@ def test_run_folder_name_method_tokens_cube_and_real_pair():
     # UDS2C2 uses the normalised degradation model by default, simulated pair or not.
     assert uds.degradation == "normalised"
     args = get_args(["--device", "cpu", "--method", "uds2c2", "--degradation", "original"])
-    assert run_folder_name(args) == f"uds2c2_indian_pines_5_{SCHEDULE}_originalDegradation"
+    assert run_folder_name(args) == f"uds2c2_houston18_5_{SCHEDULE}_originalDegradation"
     args = get_args(["--device", "cpu", "--method", "pfs2c2", "--pfs_lr_reset", "--stages", "12"])
     assert run_folder_name(args).endswith("_stages12_lrReset")
     args = get_args(["--device", "cpu", "--image_index", "2"])
-    assert run_folder_name(args, cube="scene_b") == f"indian_pines_5_{SCHEDULE}_scene_b"
-    assert run_folder_name(args) == f"indian_pines_5_{SCHEDULE}_image2"
+    assert run_folder_name(args, cube="scene_b") == f"houston18_5_{SCHEDULE}_scene_b"
+    assert run_folder_name(args) == f"houston18_5_{SCHEDULE}_image2"
     args = get_args(["--device", "cpu"])
     args.lr_hsi, args.scale_factor = "/data/flight 3/hyperion_lr.tif", 3
     assert run_folder_name(args).startswith("hyperion_lr_3_S1=")

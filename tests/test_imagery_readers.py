@@ -1,4 +1,4 @@
-"""Tests for imagery/readers.py and imagery/writers.py, and data_loader.load_cube on top of them."""
+"""Tests for imagery/readers.py and imagery/writers.py, and data_loader.load_cube / read_cube on top of them."""
 
 import os
 import re
@@ -246,6 +246,62 @@ def test_vector_next_to_the_cube_is_not_a_candidate(tmp_path, rng, writer):
     else:
         write_matlab_v73(path, **arrays)
     np.testing.assert_array_equal(read_image(str(path), allow_2d=True).data, data)
+
+
+@pytest.mark.parametrize("writer", ["v5", "v73"])
+@pytest.mark.parametrize("name", ["wavelengths", "wavelength"])
+def test_mat_band_centres_and_fwhm_beside_the_cube_are_read(tmp_path, rng, writer, name):
+    data = rng.random((6, 5, 4))
+    path = tmp_path / "scene.mat"
+    arrays = {"REF": data, name: WL_NM[None, :], "fwhm": FWHM_NM[:, None], "bands": np.arange(3.0, 7.0)[None, :]}
+    if writer == "v5":
+        scipy.io.savemat(path, arrays)
+    else:
+        write_matlab_v73(path, **arrays)
+    image = read_image(str(path))
+    assert image.wavelengths.dtype == np.float64 and image.wavelengths.shape == (4,)
+    np.testing.assert_array_equal(image.wavelengths, WL_NM)
+    np.testing.assert_array_equal(image.fwhm, FWHM_NM)
+    cube = dl.read_cube(str(path))
+    np.testing.assert_array_equal(cube.data, data)
+    np.testing.assert_array_equal(cube.wavelengths, WL_NM)
+
+
+def test_hdf5_band_centres_are_those_beside_the_image_in_its_group(tmp_path, rng):
+    data = rng.random((6, 5, 4))
+    path = tmp_path / "scene.h5"
+    with h5py.File(path, "w") as f:
+        f["scene/data"], f["scene/wavelengths"] = data, WL_NM
+        f["wavelengths"] = WL_NM[:3]  # another image's, not this one's
+    image = read_image(str(path), key="scene/data")
+    np.testing.assert_array_equal(image.wavelengths, WL_NM)
+    assert image.fwhm is None and image.fmt == "hdf5"
+
+
+@pytest.mark.parametrize("arrays, phrase", [
+    ({"wavelengths": WL_NM[None, :3]}, r"'wavelengths' holds 3 values but the reference cube 'REF' has 4 bands; "
+                                       r"store one band centre \(nm\) per band, in band order, or rename the variable"),
+    ({"wavelength": WL_NM, "fwhm": FWHM_NM[:2]}, r"'fwhm' holds 2 values but the reference cube 'REF' has 4 bands; "
+                                                 r"store one FWHM \(nm\) per band"),
+    ({"wavelengths": np.stack([WL_NM, FWHM_NM])}, r"'wavelengths' \(2 x 4 double\) is not a numeric vector; store "
+                                                   r"one band centre \(nm\) per band of the reference cube 'REF' as a "
+                                                   r"1 x 4 vector"),
+    ({"wavelengths": WL_NM / 1000}, r"looks like micrometres; give nanometres"),
+    ({"wavelengths": WL_NM[::-1]}, r"band centres must increase strictly"),
+])
+def test_mat_band_centres_that_do_not_fit_the_cube_are_refused(tmp_path, rng, arrays, phrase):
+    path = tmp_path / "scene.mat"
+    scipy.io.savemat(path, {"REF": rng.random((6, 5, 4)), **arrays})
+    with raises_data_error(path, phrase):
+        dl.load_cube(str(path))
+
+
+def test_mat_band_centres_of_a_channels_first_cube_say_so(tmp_path, rng):
+    path = tmp_path / "scene.mat"
+    scipy.io.savemat(path, {"REF": rng.random((4, 6, 5)), "wavelengths": WL_NM})
+    with raises_data_error(path, r"'wavelengths' holds 4 values but the reference cube 'REF' has 5 bands.*"
+                                 r"read as 4 x 6 x 5 \(H x W x C\).*looks channels-first"):
+        dl.load_cube(str(path))
 
 
 # ----------------------------------------------------------------------------- errors

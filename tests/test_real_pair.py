@@ -12,7 +12,7 @@ from affine import Affine
 
 import train_all_special
 from config import get_args
-from conftest import TINY_SCHEDULE
+from conftest import SYNTHETIC_CUBE, TINY_SCHEDULE
 from data_loader import gaussian_psf, load_cube, spatial_degrade, srf_from_bands
 from evaluation import evaluate
 from fusion.pair import Pair, reduced_resolution_pair
@@ -30,8 +30,8 @@ TINY = TINY_SCHEDULE + ["--eval_every", "30", "--device", "cpu"]
 
 @pytest.fixture(scope="module")
 def scene():
-    """A 40 x 40 x 68 crop of the embedded cube, its LR-HSI (r = 4, Gaussian PSF) and WorldView-2 HR-MSI."""
-    reference = load_cube(os.path.join(ROOT, "data", "indian_pines", "indian_pines_vnir.mat"))[50:90, 50:90]
+    """A 40 x 40 x 68 crop of the synthetic class-mean cube, its LR-HSI (r = 4, Gaussian PSF) and WorldView-2 HR-MSI."""
+    reference = load_cube(SYNTHETIC_CUBE)[50:90, 50:90]
     srf = srf_from_bands(WAVELENGTHS, band_ranges("worldview2"))
     return reference, spatial_degrade(reference, gaussian_psf(R, R / 2.35482), R), reference @ srf
 

@@ -48,9 +48,10 @@ def test_markdown_bolds_the_best_cell_of_each_column():
 
 def test_csv_content_is_exact():
     assert csv_text([two_runs()], PROVENANCE) == (
-        "table,r,row,SAM,ERGAS,PSNR,RMSE,CC,SSIM,time_s,best,seed,commit\n"
-        "comparison_r5,5,A,1.0,2.0,30.0,0.01,0.99,0.95001,10.0,SAM;RMSE;CC;SSIM,2,abc123\n"
-        "comparison_r5,5,B,2.0,1.5,35.25,0.02,0.98,0.94999,5.0,ERGAS;PSNR;SSIM;time,2,abc123\n")
+        "table,r,row,SAM,ERGAS,PSNR,RMSE,CC,SSIM,time_s,best,seed,commit,seeds,SAM_spread,ERGAS_spread,"
+        "PSNR_spread,RMSE_spread,CC_spread,SSIM_spread,time_s_spread\n"
+        "comparison_r5,5,A,1.0,2.0,30.0,0.01,0.99,0.95001,10.0,SAM;RMSE;CC;SSIM,2,abc123,1,,,,,,,\n"
+        "comparison_r5,5,B,2.0,1.5,35.25,0.02,0.98,0.94999,5.0,ERGAS;PSNR;SSIM;time,2,abc123,1,,,,,,,\n")
 
 
 def test_latex_content_is_exact():
@@ -69,7 +70,7 @@ def test_a_missing_cell_is_a_dash_and_never_bold():
     table = two_runs()
     table.rows.append(Row("C", {}))
     assert markdown([table], PROVENANCE).splitlines()[-1] == "| C | - | - | - | - | - | - | - |"
-    assert csv_text([table], PROVENANCE).splitlines()[-1] == "comparison_r5,5,C,,,,,,,,,2,abc123"
+    assert csv_text([table], PROVENANCE).splitlines()[-1] == "comparison_r5,5,C,,,,,,,,,2,abc123,1,,,,,,,"
     assert all(2 not in rows for rows in best_rows(table).values())
 
 
@@ -79,6 +80,50 @@ def test_write_tables_records_seed_commit_and_best(tmp_path):
     assert (record["seed"], record["commit"], record["threads"]) == (2, "abc123", 1)
     assert record["tables"][0]["best"]["PSNR"] == ["B"] and record["tables"][0]["rows"][0]["folder"] == "/runs/a"
     assert open(paths["md"]).read() == markdown([two_runs()], PROVENANCE)
+
+
+def test_a_row_over_seeds_is_their_mean_with_half_the_range_beside_it(tmp_path):
+    runs = {2: {"SAM": 1.0, "PSNR": 30.0}, 3: {"SAM": 1.5, "PSNR": 31.0}, 4: {"SAM": 0.8, "PSNR": 33.5}}
+    cells = []
+    for seed, final in runs.items():
+        folder = tmp_path / f"seed{seed}"
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"final": final, "total_seconds": 10.0 * seed}))
+        cells.append(deep_cell(folder))
+    row = tables.row_of("UDALN (papers' model)", cells)
+    psnr, sam = np.array([30.0, 31.0, 33.5]), np.array([1.0, 1.5, 0.8])
+    assert row.values["PSNR"] == pytest.approx(psnr.mean()) and row.values["SAM"] == pytest.approx(sam.mean())
+    assert row.spread["PSNR"] == pytest.approx(np.ptp(psnr) / 2) and row.spread["time"] == pytest.approx(10.0)
+    assert (row.seeds, row.label) == (3, "UDALN (papers' model)")
+    table = Table("comparison_r5", "II", "t", "Method", 5, [row])
+    assert "| UDALN (papers' model) | **1.100** ±0.350 |" in markdown([table], {**PROVENANCE, "seed": "2, 3, 4"})
+    assert "Seeds 2, 3, 4, git commit abc123" in markdown([table], {**PROVENANCE, "seed": "2, 3, 4"})
+    (tmp_path / "seed4" / "metrics.json").unlink()
+    partial = tables.row_of("UDALN", cells)
+    assert partial.label == "UDALN (2 of 3 seeds)" and partial.values["PSNR"] == pytest.approx(30.5)
+
+
+def test_seeds_and_degradations_give_a_cell_per_run_named_as_train_all_special_names_it(crop_data, tmp_path):
+    argv = ["--default_datapath", str(crop_data), "--sp_root_path", str(crop_data), "--data_name", "crop",
+            "--checkpoints_dir", str(tmp_path / "ck"), *TINY_SCHEDULE[:-2]]
+    opts, train_argv, train = tables.parse(["--scales", "4", "--methods", "gsa,udaln", "--seeds", "2,3",
+                                            "--degradations", "original,normalised", *argv])
+    cells, layout, _ = tables.plan(opts, train_argv, train, str(tmp_path / "out"))
+    comparison = dict(layout[-1][1])
+    assert list(comparison) == ["GSA", "UDALN (papers' model)", "UDALN (normalised model)"]
+    assert len(comparison["GSA"]) == 1  # the pair does not depend on the seed: one baseline run
+    folders = [os.path.basename(c.folder) for c in comparison["UDALN (normalised model)"]]
+    expected = [run_folder_name(get_args(argv + ["--scale_factor", "4", "--seed", s, "--degradation", "normalised"]),
+                                "crop") for s in ("2", "3")]
+    assert folders == expected and folders[1].endswith("_seed3_normalisedDegradation")
+    ablation = dict(layout[0][1])
+    assert list(ablation)[3] == "1+2 (normalised model)" and len(cells) == 1 + 2 * 2 + 2 * 2 * 2
+
+
+def test_a_seed_given_twice_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        tables.parse(["--seeds", "2,3", "--seed", "4"])
+    assert "--seed cannot be passed to the cells with --seeds" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- skip-complete logic
@@ -154,7 +199,7 @@ def test_the_deep_cells_are_the_run_folders_of_the_same_options_by_hand(tmp_path
     assert [t.id for t, _ in layout] == ["ablation_r5", "ablation_r8", "comparison_r5", "comparison_r8"]
     assert [label for label, _ in layout[2][1]] == ["Bicubic", "GSA", "MTF-GLP-HS", "CNMF", "HySure", "FUSE", "CSTF",
                                                     "PFS2C2", "UDS2C2", "UDALN"]
-    assert layout[0][1][2][1] is layout[2][1][-1][1]  # Table I's 1+2+3 row is Table II's UDALN cell, run once
+    assert layout[0][1][2][1][0] is layout[2][1][-1][1][0]  # Table I's 1+2+3 row is Table II's UDALN cell, run once
 
 
 def test_the_saved_pair_is_the_one_the_deep_runs_simulate(crop_data, tmp_path):
@@ -233,5 +278,5 @@ def test_a_failed_cell_is_reported_and_shown_as_a_dash(tmp_path, capsys):
     assert f"[1/1] gsa r=5: failed (exit 3); see {log}" in capsys.readouterr().out
     assert "boom" in log.read_text()
     table = Table("comparison_r5", "II", "t", "Method", 5)
-    filled = tables.build_tables([(table, [("GSA", failing)])])
+    filled = tables.build_tables([(table, [("GSA", [failing])])])
     assert filled[0].rows[0].values == {} and "| GSA | - |" in markdown(filled, PROVENANCE)

@@ -13,6 +13,7 @@ import scipy.io
 
 import data_loader as dl
 from config import get_args
+from conftest import SYNTHETIC_SRF
 from data_loader import DataError
 from imagery import sensors
 from imagery import spectral_response as sr
@@ -616,7 +617,7 @@ def test_openpyxl_is_a_requirement():
 
 
 def test_default_data_srf_is_unchanged():
-    path = ROOT / "data" / "spectral_response" / "indian_pines.csv"
+    path = Path(SYNTHETIC_SRF)
     table = sr.load_srf(str(path))
     assert table.wavelengths is None and table.band_names is None
     srf, _ = sr.srf_for_hsi(table, 68)

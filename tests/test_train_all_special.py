@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import fusion.pair
 import train_all_special
 from config import get_args
-from conftest import TINY_SCHEDULE, short_run_argv
+from conftest import SYNTHETIC_SRF, TINY_SCHEDULE, short_run_argv
 from data_loader import DataError, Dataset
 from evaluation import compute_psnr, evaluate
 from model import SpaDnet, SpeDnet, SpeUnet
@@ -133,7 +133,7 @@ def test_a_diverging_loss_aborts_with_a_message_and_keeps_the_log(short_run_args
 
 def test_missing_data_is_reported_not_raised(tmp_path, caplog):
     assert train_all_special.main(["--default_datapath", str(tmp_path), "--device", "cpu"]) == 1
-    assert f"{tmp_path}/indian_pines: data folder not found" in caplog.text
+    assert f"{tmp_path}/houston18: data folder not found" in caplog.text
 
 
 METHOD_FILES = {
@@ -230,8 +230,7 @@ def cube_run(tmp_path, name, cube, *extra):
     folder = tmp_path / "data" / name
     folder.mkdir(parents=True)
     np.save(folder / f"{name}.npy", cube)
-    srf = np.loadtxt(os.path.join(os.path.dirname(__file__), "..", "data", "spectral_response",
-                                  "indian_pines.csv"), delimiter=",")[:cube.shape[2]]
+    srf = np.loadtxt(SYNTHETIC_SRF, delimiter=",")[:cube.shape[2]]
     np.save(tmp_path / "data" / f"{name}_srf.npy", srf[:, srf.sum(axis=0) > 0])
     os.rename(tmp_path / "data" / f"{name}_srf.npy", tmp_path / "data" / f"{name}.npy")
     args = get_args(["--default_datapath", str(tmp_path / "data"), "--sp_root_path", str(tmp_path / "data"),
