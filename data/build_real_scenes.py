@@ -16,8 +16,8 @@ The script checks each file's SHA-1, then writes, for every scene, ``data/<name>
 * ``gt``: the scene's land-cover labels on the same grid where it has them (0 = unlabelled),
 
 and ``data/spectral_response/<name>.csv``, the SRF of the multispectral sensor simulated with it
-(rows = the cube's bands, columns = MSI bands, Gaussian responses of FWHM = each band's width built
-by ``imagery.sensors.srf_from_sensor``), except for Houston, whose SRF is the original UDALN code's
+(a header row of the MSI band names, then rows = the cube's bands, columns = MSI bands; Gaussian
+responses of FWHM = each band's width built by ``imagery.sensors.srf_from_sensor``), except for Houston, whose SRF is the original UDALN code's
 ``houston18.xls``. It also writes the Houston real pair (``data/real_pair_example/``: the LR-HSI and the
 real RGB image as GeoTIFFs shaped like delivered products) and its labels
 (``data/ground_truth/houston18_labels.tif``), and prints which 46 of Houston's 48 bands
@@ -116,7 +116,7 @@ def houston_band_fit(srf, wavelengths=HOUSTON_WAVELENGTHS):
     return fit
 
 
-def save_scene(name, cube, wavelengths, bands, labels=None, srf=None, srf_header=""):
+def save_scene(name, cube, wavelengths, bands, labels=None, srf=None, srf_names=()):
     cube = np.clip(cube.astype(np.float64), 0, None)
     scale = power_of_ten_scale(cube)
     variables = {"REF": (cube / scale).astype(np.float32), "wavelengths": wavelengths[None, :],
@@ -127,14 +127,15 @@ def save_scene(name, cube, wavelengths, bands, labels=None, srf=None, srf_header
     scipy.io.savemat(os.path.join(HERE, name, f"{name}.mat"), variables, do_compression=True)
     if srf is not None:
         np.savetxt(os.path.join(HERE, "spectral_response", f"{name}.csv"), srf, delimiter=",", fmt="%.8f",
-                   header=srf_header)
+                   header=",".join(srf_names), comments="")
     print(f"{name}: {cube.shape}, scale 1/{scale:g}, {wavelengths[0]:.1f}-{wavelengths[-1]:.1f} nm")
 
 
 def sensor_srf(sensor, names, wavelengths):
+    """The SRF (C x Cm) of the ``names`` bands of ``sensor`` on the HSI band centres, and the band names."""
     bands = [band for band in SENSORS[sensor].bands if band[0] in names]
     srf, _ = srf_from_sensor(bands, wavelengths, source=sensor)
-    return srf, ", ".join(b[0] for b in bands)
+    return srf, [b[0] for b in bands]
 
 
 def write_geotiff(path, array, nodata, transform, descriptions, tags=None):
@@ -182,18 +183,13 @@ def build_aviris(folder, name):
     if bands.size != mat[key].shape[2]:
         sys.exit(f"{name}: {bands.size} bands kept, the file has {mat[key].shape[2]}")
     srf, names = sensor_srf("sentinel2", SENTINEL2_LAND, wavelengths)
-    header = (f"Sentinel-2 SRF for data/{name}: rows = its {bands.size} AVIRIS bands, columns = {names}; "
-              "Gaussian responses, FWHM = band width, built by data/build_real_scenes.py")
-    save_scene(name, mat[key], wavelengths, bands, mat[labels] if labels else None, srf, header)
+    save_scene(name, mat[key], wavelengths, bands, mat[labels] if labels else None, srf, names)
 
 
 def build_cave(folder):
     mat, key, _ = read_source(folder, "cave_toy")
     srf, names = sensor_srf("worldview2", CAVE_RGB, CAVE_WAVELENGTHS)
-    header = (f"RGB SRF for data/cave_toy: rows = its 31 bands (400-700 nm), columns = {names} (WorldView-2's "
-              "ranges, standing in for the unpublished camera response); Gaussian, FWHM = band width, built by "
-              "data/build_real_scenes.py")
-    save_scene("cave_toy", mat[key], CAVE_WAVELENGTHS, np.arange(1, 32), srf=srf, srf_header=header)
+    save_scene("cave_toy", mat[key], CAVE_WAVELENGTHS, np.arange(1, 32), srf=srf, srf_names=names)
 
 
 def main(folder):

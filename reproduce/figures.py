@@ -710,19 +710,24 @@ def _crop_like_run(shape, metrics, fused_shape):
 
 def _comparison_entries(items):
     """[(label, path, metrics or None)] of --compare's run folders (labelled by their method, or by their
-    folder name when two share one) and files of fused images (labelled by their stem)."""
+    folder name when two share one) and files of fused images (labelled by their stem). An item
+    ``LABEL=PATH`` (where no file or folder of that whole name exists) is labelled LABEL."""
     entries = []
     for item in items:
+        given = None
+        if "=" in item and not os.path.exists(item):
+            given, item = item.split("=", 1)
         if os.path.isdir(item):
             metrics = read_metrics(item)
-            entries.append((metrics.get("method") or os.path.basename(os.path.normpath(item)), item, metrics))
+            entries.append((given or metrics.get("method") or os.path.basename(os.path.normpath(item)), item,
+                            metrics, given is not None))
         elif os.path.isfile(item):
-            entries.append((os.path.splitext(os.path.basename(item))[0], item, None))
+            entries.append((given or os.path.splitext(os.path.basename(item))[0], item, None, given is not None))
         else:
             raise DataError(f"{item}: neither a run folder nor a file of a fused image")
-    labels = [label for label, _, _ in entries]
-    return [(os.path.basename(os.path.normpath(item)) if labels.count(label) > 1 else label, item, metrics)
-            for label, item, metrics in entries]
+    labels = [label for label, _, _, _ in entries]
+    return [(os.path.basename(os.path.normpath(item)) if labels.count(label) > 1 and not given else label, item,
+             metrics) for label, item, metrics, given in entries]
 
 
 def _scaled_fused(item, metrics, reference_factor):
@@ -759,7 +764,7 @@ def save_run_comparison(path, items, reference_path, reference_key=None):
     (README "Scaling rule": the reference divided by its own power of ten, a run's output by its
     run's factor, a file by the reference's), so that runs of a reflectance cube and of the same cube x
     10000 compare; no-data pixels are left out. Only one fused image is in memory at a time. Band
-    centres from the first run (``run_metadata``). Returns the ``Drawn``. Raises DataError for
+    centres from the first run (``run_metadata``), else those the reference file declares. Returns the ``Drawn``. Raises DataError for
     unreadable files or a fused image whose size differs from the (cropped) reference's."""
     entries = _comparison_entries(items)
     runs = [metrics for _, _, metrics in entries if metrics is not None]
@@ -790,8 +795,9 @@ def save_run_comparison(path, items, reference_path, reference_key=None):
     step = ql._display_step(*reference.shape[:2])
     title = (f"compared with {os.path.basename(reference_path)}, in scaled units"
              + (f" (subsampled by {step})" if step > 1 else ""))
-    return save_comparison_figure(path, reference, outputs, wavelengths=run_metadata(first_run, reference.shape[2])[0]
-                                  if runs else None, title=title)
+    wavelengths = run_metadata(first_run, reference.shape[2])[0] if runs else None
+    return save_comparison_figure(path, reference, outputs, title=title,
+                                  wavelengths=ref_image.wavelengths if wavelengths is None else wavelengths)
 
 
 def main(argv=None):
@@ -802,7 +808,8 @@ def main(argv=None):
         "the papers' Fig. 3 comparing several runs (--compare) against a reference."))
     parser.add_argument("runs", nargs="*", metavar="RUN_FOLDER", help="finished run folders to redraw")
     parser.add_argument("--compare", nargs="+", metavar="RUN_OR_FILE",
-                        help="run folders (their My_Out.mat) and files of fused images to compare")
+                        help="run folders (their My_Out.mat) and files of fused images to compare; LABEL=PATH "
+                             "names one in the figure")
     parser.add_argument("--reference", metavar="FILE", help="the reference HR-HSI cube (with --compare)")
     parser.add_argument("--reference_key", metavar="NAME", help="its variable in a .mat/.h5 file (default REF)")
     parser.add_argument("--out", default="fig3_comparison.png", help="the comparison PNG (default %(default)s)")

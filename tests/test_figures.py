@@ -290,6 +290,25 @@ def test_compare_runs_against_the_reference_cropped_as_the_runs(tmp_path, srf, r
         figures.save_run_comparison(out, runs, str(tmp_path / "small.mat"))
 
 
+def test_compare_takes_labels_and_the_reference_files_band_centres(tmp_path, srf, rng, monkeypatch):
+    reference = 0.05 + 0.9 * rng.random((10, 10, 10))
+    wavelengths = np.linspace(420.0, 700.0, 10)
+    scipy.io.savemat(tmp_path / "ref.mat", {"REF": reference, "wavelengths": wavelengths[None]})
+    run = fake_run(tmp_path / "run", "udaln", reference, (0, 0, 0, 0), srf)
+    os.makedirs(tmp_path / "fuse")
+    np.save(tmp_path / "fuse" / "My_Out.npy", reference + 0.01)
+    np.save(tmp_path / "My_Out.npy", reference - 0.01)
+    seen = {}
+    monkeypatch.setattr(figures, "save_comparison_figure",
+                        lambda path, ref, outputs, wavelengths=None, title="": seen.update(
+                            labels=list(outputs), wavelengths=wavelengths))
+    figures.save_run_comparison(tmp_path / "fig3.png", [f"UDALN (papers' model)={run}",
+                                                        f"FUSE={tmp_path / 'fuse' / 'My_Out.npy'}",
+                                                        f"GSA={tmp_path / 'My_Out.npy'}"], str(tmp_path / "ref.mat"))
+    assert seen["labels"] == ["UDALN (papers' model)", "FUSE", "GSA"]
+    np.testing.assert_allclose(seen["wavelengths"], wavelengths)
+
+
 # ----------------------------------------------------------------------------- the loss history of a run
 
 def test_record_loss_replaces_the_epochs_a_resumed_stage_runs_again():
