@@ -1,5 +1,5 @@
 """The papers' tables in one command: UDALN's Table I (the ablation of its training stages 1+2 / 3 /
-1+2+3) and Tables II-III (every method at scale factors 5 and 8: the three deep methods and every
+1+2+3, and stages 1+2 given the true PSF and SRF) and Tables II-III (every method at scale factors 5 and 8: the three deep methods and every
 classical baseline of ``baselines.BASELINES``) with SAM (degrees), ERGAS, PSNR (dB), RMSE, CC, SSIM and
 the wall time (s), for any data set, all on one Wald pair per scale (Li et al., IEEE GRSL 2022,
 Tables I-III; the same protocol for PFS2C2 and UDS2C2).
@@ -46,7 +46,12 @@ LABELS = {"bicubic": "Bicubic", "gsa": "GSA", "mtf_glp_hs": "MTF-GLP-HS", "cnmf"
 # Deep methods longest first (PFS2C2 takes about twice UDS2C2's time and three times UDALN's at one thread),
 # after the baselines (seconds each), so that a pool of workers finishes as early as it can.
 DEFAULT_METHODS = tuple(BASELINES) + ("pfs2c2", "uds2c2", "udaln")
-ABLATION_STAGES = (("12", "1+2"), ("3", "3"), ("123", "1+2+3"))
+# Table I's rows: (stages, label, trained with the true PSF and SRF). The last row is not the paper's: the
+# stages 1+2 of a run given the true operators (--isCal_PSF No --isCal_SRF No) tell how much of the result
+# the blind estimation of the degradations costs.
+ABLATION_STAGES = (("12", "1+2", False), ("3", "3", False), ("123", "1+2+3", False),
+                   ("12", "1+2, true PSF and SRF", True))
+KNOWN_DEGRADATIONS = ("--isCal_PSF", "No", "--isCal_SRF", "No")
 TABLE_KINDS = ("ablation", "comparison")
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X")
 # Options of train_all_special.py that the sweep sets per cell itself, or that give no reference to score.
@@ -366,17 +371,18 @@ def plan(opts, train_argv, train, out):
     degradations = opts.degradations or [None]
     cells, layout, pairs = {}, [], {}
 
-    def variant(seed, degradation):
+    def variant(seed, degradation, known):
         return " ".join(([f"seed{seed}"] if opts.seeds and len(opts.seeds) > 1 else [])
-                        + ([degradation] if opts.degradations and len(opts.degradations) > 1 else []))
+                        + ([degradation] if opts.degradations and len(opts.degradations) > 1 else [])
+                        + (["known"] if known else []))
 
-    def deep(method, scale, stages, seed, degradation):
-        argv = _cell_args(train_argv, method, scale, stages, seed, degradation)
+    def deep(method, scale, stages, seed, degradation, known=False):
+        argv = _cell_args(train_argv, method, scale, stages, seed, degradation) + list(KNOWN_DEGRADATIONS * known)
         args = get_args(argv + ["--device", "cpu"])
         folder = os.path.join(args.checkpoints_dir, run_folder_name(args, pairs[scale, seed]["cube"]))
         command = (sys.executable, TRAIN_SCRIPT, *argv, "--threads", str(opts.threads))
         return cells.setdefault(folder, Cell("deep", method, scale, stages, folder, command, opts.threads,
-                                             variant=variant(seed, degradation)))
+                                             variant=variant(seed, degradation, known)))
 
     def baseline(method, scale, seed):
         pair = pairs[scale, seed]
@@ -403,8 +409,8 @@ def plan(opts, train_argv, train, out):
         cube = f", cube {pairs[scale, seeds[0]]['cube']}" if train.image_index != 0 else ""
         return f"{train.data_name}{cube}, r = {scale}"
 
-    def deep_row(method, scale, stages, degradation):
-        return [deep(method, scale, stages, seed, degradation) for seed in seeds]
+    def deep_row(method, scale, stages, degradation, known=False):
+        return [deep(method, scale, stages, seed, degradation, known) for seed in seeds]
 
     def baseline_row(method, scale):
         return list(dict.fromkeys(baseline(method, scale, seed) for seed in seeds))
@@ -414,8 +420,8 @@ def plan(opts, train_argv, train, out):
             table = Table(f"ablation_r{scale}", ROMAN[0], f"UDALN, ablation of its training stages ({where(scale)})",
                           "Stages", scale)
             layout.append((table, [(label + (f" ({DEGRADATION_LABELS[d]})" if d else ""),
-                                    deep_row("udaln", scale, stages, d))
-                                   for d in degradations for stages, label in ABLATION_STAGES]))
+                                    deep_row("udaln", scale, stages, d, known))
+                                   for d in degradations for stages, label, known in ABLATION_STAGES]))
     if "comparison" in opts.tables:
         for i, scale in enumerate(opts.scales):
             table = Table(f"comparison_r{scale}", ROMAN[min(i + 1, len(ROMAN) - 1)],

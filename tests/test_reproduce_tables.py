@@ -117,7 +117,8 @@ def test_seeds_and_degradations_give_a_cell_per_run_named_as_train_all_special_n
                                 "crop") for s in ("2", "3")]
     assert folders == expected and folders[1].endswith("_seed3_normalisedDegradation")
     ablation = dict(layout[0][1])
-    assert list(ablation)[3] == "1+2 (normalised model)" and len(cells) == 1 + 2 * 2 + 2 * 2 * 2
+    assert list(ablation)[3] == "1+2, true PSF and SRF (papers' model)"
+    assert list(ablation)[4] == "1+2 (normalised model)" and len(cells) == 1 + 2 * 2 + 3 * 2 * 2
 
 
 def test_a_seed_given_twice_is_refused(capsys):
@@ -185,16 +186,17 @@ def test_a_baseline_scored_on_another_pair_is_rerun(tmp_path):
 
 def test_the_deep_cells_are_the_run_folders_of_the_same_options_by_hand(tmp_path):
     """The default table's deep cells are the folders of ``python train_all_special.py --threads 1
-    --method M --scale_factor S [--stages 12|3]`` (whatever --threads)."""
+    --method M --scale_factor S [--stages 12|3] [--isCal_PSF No --isCal_SRF No]`` (whatever --threads)."""
     checkpoints = ["--checkpoints_dir", str(tmp_path)]
     opts, train_argv, train = tables.parse(checkpoints)
     cells, layout, pairs = tables.plan(opts, train_argv, train, str(tmp_path / "tables"))
-    deep = {(c.method, c.scale, c.stages): c.folder for c in cells if c.kind == "deep"}
-    assert set(deep) == {(m, s, "123") for m in ("udaln", "pfs2c2", "uds2c2") for s in (5, 8)} | {
-        ("udaln", s, st) for s in (5, 8) for st in ("12", "3")}
-    for (method, scale, stages), folder in deep.items():
+    deep = {(c.method, c.scale, c.stages, c.variant): c.folder for c in cells if c.kind == "deep"}
+    assert set(deep) == {(m, s, "123", "") for m in ("udaln", "pfs2c2", "uds2c2") for s in (5, 8)} | {
+        ("udaln", s, st, "") for s in (5, 8) for st in ("12", "3")} | {("udaln", s, "12", "known") for s in (5, 8)}
+    for (method, scale, stages, variant), folder in deep.items():
         by_hand = ["--threads", "1", "--method", method, "--scale_factor", str(scale)] + (
-            ["--stages", stages] if stages != "123" else [])
+            ["--stages", stages] if stages != "123" else []) + (
+            ["--isCal_PSF", "No", "--isCal_SRF", "No"] if variant == "known" else [])
         assert folder == os.path.join(str(tmp_path), run_folder_name(get_args(by_hand + checkpoints)))
     assert [t.id for t, _ in layout] == ["ablation_r5", "ablation_r8", "comparison_r5", "comparison_r8"]
     assert [label for label, _ in layout[2][1]] == ["Bicubic", "GSA", "MTF-GLP-HS", "CNMF", "HySure", "FUSE", "CSTF",
