@@ -7,12 +7,13 @@ with the repository, commit and SHA-1 it was taken from; data/README.md cites th
 The script checks each file's SHA-1, then writes, for every scene, ``data/<name>/<name>.mat``
 (MATLAB v5, compressed) with:
 
-* ``REF``: the reference cube, float32, H x W x C (rows, columns, bands), reflectance-like values in
-  [0, 1]: the published integers divided by the project's scaling rule's power of ten
-  (``imagery.radiometry.power_of_ten_scale``: the smallest 10^k that brings the scene's largest value
-  into (0.1, 1]); small negative integers (sensor noise) are set to 0 first;
+* ``REF``: the reference cube, float32, H x W x C (rows, columns, bands), values in [0, 1]: the
+  published integers divided by the scene's largest value (``PEAK``), the normalisation of the fusion
+  literature; small negative integers (sensor noise) are set to 0 first. The level matters: the deep
+  methods are not invariant to the data's scale (README, "Results on real scenes"), and a peak of 1 is
+  what the project's loader keeps as it is (the power-of-ten rule of ``imagery.radiometry`` gives 1);
 * ``wavelengths``: the band centres in nm (1 x C), ``bands``: the kept bands' 1-based numbers in the
-  sensor's full band list, ``scale``: the power of ten the published integers were divided by;
+  sensor's full band list, ``scale``: what the published integers were divided by;
 * ``gt``: the scene's land-cover labels on the same grid where it has them (0 = unlabelled),
 
 and ``data/spectral_response/<name>.csv``, the SRF of the multispectral sensor simulated with it
@@ -33,11 +34,12 @@ import scipy.io
 from rasterio.transform import from_origin
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from imagery.radiometry import power_of_ten_scale  # noqa: E402
 from imagery.sensors import SENSORS, srf_from_sensor  # noqa: E402
 from imagery.spectral_response import load_srf  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Each scene's largest value after scaling.
+PEAK = 1.0
 
 # (sub-folder, file, SHA-1 of the published file, variable of the cube, variable of the labels or None)
 SOURCES = {
@@ -118,7 +120,7 @@ def houston_band_fit(srf, wavelengths=HOUSTON_WAVELENGTHS):
 
 def save_scene(name, cube, wavelengths, bands, labels=None, srf=None, srf_names=()):
     cube = np.clip(cube.astype(np.float64), 0, None)
-    scale = power_of_ten_scale(cube)
+    scale = float(cube.max() / PEAK)
     variables = {"REF": (cube / scale).astype(np.float32), "wavelengths": wavelengths[None, :],
                  "bands": bands[None, :].astype(np.int16), "scale": scale}
     if labels is not None:
@@ -128,7 +130,7 @@ def save_scene(name, cube, wavelengths, bands, labels=None, srf=None, srf_names=
     if srf is not None:
         np.savetxt(os.path.join(HERE, "spectral_response", f"{name}.csv"), srf, delimiter=",", fmt="%.8f",
                    header=",".join(srf_names), comments="")
-    print(f"{name}: {cube.shape}, scale 1/{scale:g}, {wavelengths[0]:.1f}-{wavelengths[-1]:.1f} nm")
+    print(f"{name}: {cube.shape}, divided by {scale:g}, {wavelengths[0]:.1f}-{wavelengths[-1]:.1f} nm")
 
 
 def sensor_srf(sensor, names, wavelengths):
