@@ -1,6 +1,6 @@
 """Rebuild the real scenes of data/ from the files as their sources published them.
 
-    python data/build_real_scenes.py SOURCE_FOLDER
+    python data/build_real_scenes.py SOURCE_FOLDER [--peak P] [--out FOLDER]
 
 SOURCE_FOLDER holds the published files, one sub-folder per scene, as listed in ``SOURCES`` (each
 with the repository, commit and SHA-1 it was taken from; data/README.md cites the data's owners).
@@ -8,7 +8,7 @@ The script checks each file's SHA-1, then writes, for every scene, ``data/<name>
 (MATLAB v5, compressed) with:
 
 * ``REF``: the reference cube, float32, H x W x C (rows, columns, bands), values in [0, 1]: the
-  published integers divided by the scene's largest value (``PEAK``), the normalisation of the fusion
+  published integers divided by the scene's largest value (scaled to ``--peak``, default 1), the normalisation of the fusion
   literature; small negative integers (sensor noise) are set to 0 first. The level matters: the deep
   methods are not invariant to the data's scale (README, "Results on real scenes"), and a peak of 1 is
   what the project's loader keeps as it is (the power-of-ten rule of ``imagery.radiometry`` gives 1);
@@ -16,7 +16,7 @@ The script checks each file's SHA-1, then writes, for every scene, ``data/<name>
   sensor's full band list, ``scale``: what the published integers were divided by;
 * ``gt``: the scene's land-cover labels on the same grid where it has them (0 = unlabelled),
 
-and ``data/spectral_response/<name>.csv``, the SRF of the multispectral sensor simulated with it
+and ``data/spectral_response/<name>.csv`` (in ``--out`` when given), the SRF of the multispectral sensor simulated with it
 (a header row of the MSI band names, then rows = the cube's bands, columns = MSI bands; Gaussian
 responses of FWHM = each band's width built by ``imagery.sensors.srf_from_sensor``), except for Houston, whose SRF is the original UDALN code's
 ``houston18.xls``. It also writes the Houston real pair (``data/real_pair_example/``: the LR-HSI and the
@@ -24,6 +24,7 @@ real RGB image as GeoTIFFs shaped like delivered products) and its labels
 (``data/ground_truth/houston18_labels.tif``), and prints which 46 of Houston's 48 bands
 ``houston18.xls`` fits best.
 """
+import argparse
 import hashlib
 import os
 import sys
@@ -38,7 +39,7 @@ from imagery.sensors import SENSORS, srf_from_sensor  # noqa: E402
 from imagery.spectral_response import load_srf  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Each scene's largest value after scaling.
+# Each scene's largest value after scaling (--peak; another value shows how the methods depend on the level).
 PEAK = 1.0
 
 # (sub-folder, file, SHA-1 of the published file, variable of the cube, variable of the labels or None)
@@ -118,17 +119,20 @@ def houston_band_fit(srf, wavelengths=HOUSTON_WAVELENGTHS):
     return fit
 
 
-def save_scene(name, cube, wavelengths, bands, labels=None, srf=None, srf_names=()):
+def save_scene(name, cube, wavelengths, bands, peak, out, labels=None, srf=None, srf_names=()):
+    """``out``/NAME/NAME.mat (the module docstring's variables, the cube scaled to ``peak``) and, given an
+    SRF, ``out``/spectral_response/NAME.csv."""
     cube = np.clip(cube.astype(np.float64), 0, None)
-    scale = float(cube.max() / PEAK)
+    scale = float(cube.max() / peak)
     variables = {"REF": (cube / scale).astype(np.float32), "wavelengths": wavelengths[None, :],
                  "bands": bands[None, :].astype(np.int16), "scale": scale}
     if labels is not None:
         variables["gt"] = labels.astype(np.uint8)
-    os.makedirs(os.path.join(HERE, name), exist_ok=True)
-    scipy.io.savemat(os.path.join(HERE, name, f"{name}.mat"), variables, do_compression=True)
+    os.makedirs(os.path.join(out, name), exist_ok=True)
+    scipy.io.savemat(os.path.join(out, name, f"{name}.mat"), variables, do_compression=True)
     if srf is not None:
-        np.savetxt(os.path.join(HERE, "spectral_response", f"{name}.csv"), srf, delimiter=",", fmt="%.8f",
+        os.makedirs(os.path.join(out, "spectral_response"), exist_ok=True)
+        np.savetxt(os.path.join(out, "spectral_response", f"{name}.csv"), srf, delimiter=",", fmt="%.8f",
                    header=",".join(srf_names), comments="")
     print(f"{name}: {cube.shape}, divided by {scale:g}, {wavelengths[0]:.1f}-{wavelengths[-1]:.1f} nm")
 
@@ -152,7 +156,7 @@ def write_geotiff(path, array, nodata, transform, descriptions, tags=None):
                 out.update_tags(band, **tags[band - 1])
 
 
-def build_houston(folder):
+def build_houston(folder, peak, out):
     mat, key, _ = read_source(folder, "houston18")
     hsi, rgb, labels = mat[key], mat["rgbImg"], mat["clasLabs"]
     srf = load_srf(os.path.join(HERE, "spectral_response", "houston18.xls"), None, 46).response
@@ -162,8 +166,13 @@ def build_houston(folder):
     bands = np.arange(HOUSTON_FIRST_BAND, 49)
     start = (hsi.shape[0] - HOUSTON_CROP) // 2
     crop = hsi[start:start + HOUSTON_CROP, start:start + HOUSTON_CROP, bands - 1]
-    save_scene("houston18", crop, HOUSTON_WAVELENGTHS[bands - 1], bands)
+    save_scene("houston18", crop, HOUSTON_WAVELENGTHS[bands - 1], bands, peak, out)
+    if out == HERE:
+        write_real_pair(hsi, rgb, labels)
 
+
+def write_real_pair(hsi, rgb, labels):
+    """The real pair of data/real_pair_example/ and its labels, as GeoTIFFs (the module docstring)."""
     west, north = PAIR_ORIGIN
     pair = os.path.join(HERE, "real_pair_example")
     os.makedirs(pair, exist_ok=True)
@@ -177,7 +186,7 @@ def build_houston(folder):
                   from_origin(west, north, PAIR_RGB_PIXEL, PAIR_RGB_PIXEL), ("land-cover class, 0 = unlabelled",))
 
 
-def build_aviris(folder, name):
+def build_aviris(folder, name, peak, out):
     mat, key, labels = read_source(folder, name)
     channels = np.linspace(400.0, 2500.0, AVIRIS_CHANNELS[name])
     bands = kept_bands(channels, AVIRIS_DROPPED[name])
@@ -185,23 +194,30 @@ def build_aviris(folder, name):
     if bands.size != mat[key].shape[2]:
         sys.exit(f"{name}: {bands.size} bands kept, the file has {mat[key].shape[2]}")
     srf, names = sensor_srf("sentinel2", SENTINEL2_LAND, wavelengths)
-    save_scene(name, mat[key], wavelengths, bands, mat[labels] if labels else None, srf, names)
+    save_scene(name, mat[key], wavelengths, bands, peak, out, mat[labels] if labels else None, srf, names)
 
 
-def build_cave(folder):
+def build_cave(folder, peak, out):
     mat, key, _ = read_source(folder, "cave_toy")
     srf, names = sensor_srf("worldview2", CAVE_RGB, CAVE_WAVELENGTHS)
-    save_scene("cave_toy", mat[key], CAVE_WAVELENGTHS, np.arange(1, 32), srf=srf, srf_names=names)
+    save_scene("cave_toy", mat[key], CAVE_WAVELENGTHS, np.arange(1, 32), peak, out, srf=srf, srf_names=names)
 
 
-def main(folder):
-    build_houston(folder)
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python data/build_real_scenes.py", description=__doc__.split("\n")[0])
+    parser.add_argument("source", help="the folder of the published files, one sub-folder per scene")
+    parser.add_argument("--peak", type=float, default=PEAK,
+                        help="each scene's largest value after scaling (default 1)")
+    parser.add_argument("--out", default=HERE,
+                        help="where the scenes and their SRFs go (default: data/; elsewhere the real pair is not "
+                             "written, and houston18.xls must be copied beside them to fuse Houston)")
+    args = parser.parse_args(argv)
+    out = os.path.abspath(args.out)
+    build_houston(args.source, args.peak, out)
     for name in AVIRIS_DROPPED:
-        build_aviris(folder, name)
-    build_cave(folder)
+        build_aviris(args.source, name, args.peak, out)
+    build_cave(args.source, args.peak, out)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    main(sys.argv[1])
+    main()
