@@ -41,8 +41,8 @@ FWHM_TO_SIGMA = 2.35482
 
 # CPU threads per stage when --threads is not given (None: every core this process may use).
 # CPU threads per stage when --threads is not given (None: all usable cores), measured with
-# benchmarks/threads.py at the size of the first default data set (145 x 145 x 68, r = 5), 2-core machine, ms per step at
-# 1 / 2 threads. Idle machine: UDALN stage 1 1.59 / 0.91, stage 2 2.05 / 1.50, stage 3 41.2 / 25.0;
+# benchmarks/threads.py at the size of the first default data set (145 x 145 x 68, r = 5), 2-core machine,
+# ms per step at 1 / 2 threads. Idle machine: UDALN stage 1 1.59 / 0.91, stage 2 2.05 / 1.50, stage 3 41.2 / 25.0;
 # PFS2C2 stage 1 38.6 / 25.5. With the other core busy: UDALN stage 1 1.16 / 4.96, stage 2 2.29 / 6.30,
 # stage 3 43.5 / 82.7; PFS2C2 stage 1 43.7 / 94.4. Stages on LR-sized tensors gain under 1 ms a step
 # from a second thread and lose 3-4 ms when it is contended: one thread. Stages on HR-sized tensors

@@ -35,9 +35,9 @@ INJECTIONS = ("hpm", "regression")
 
 # HPM models the band as proportional to the pan, which means nothing where the low-pass pan is at or
 # near 0: for non-negative data such values are overshoots of the cubic interpolation at sharp edges
-# (one such pixel turned 0.12 into 54 on the synthetic class-mean cube). Below this fraction of the band's mean
-# |low-pass pan| the detail is injected additively with unit gain, the HPM's own limit where the pan
-# fits the band (up(Y_k) = P_k^L); exact recovery of a cube linear in the MSI is unaffected.
+# (one such pixel turned 0.12 into 54 on the synthetic class-mean cube). Below this fraction of the
+# band's mean |low-pass pan| the detail is injected additively with unit gain, the HPM's own limit where
+# the pan fits the band (up(Y_k) = P_k^L); exact recovery of a cube linear in the MSI is unaffected.
 HPM_FLOOR = 1e-2
 
 

@@ -5,10 +5,10 @@ case, then a Markdown table.
     python benchmarks/baselines.py [--methods gsa,mtf_glp_hs,...] [--scales 5,8] [--threads 1]
 
 Quality: the default data set (the real Houston 2018 crop with its WorldView-2 SRF; --data_name chooses
-another of data/), simulated as train_all_special.py simulates it. Time: a 240 x 240 x 46 smooth random cube (a random field blurred with a
-Gaussian of 4 pixels, per band) with the Houston-2018 WorldView-2 SRF, r = 5, timed once after the
-quality runs. BLAS threads are set before numpy loads (default 1: the solvers lose badly to
-contention on a shared 2-core machine).
+another of data/), simulated as train_all_special.py simulates it. Time: a 240 x 240 x 46 smooth random cube
+(a random field blurred with a Gaussian of 4 pixels, per band) with the Houston-2018 WorldView-2 SRF, r = 5,
+timed once after the quality runs. BLAS threads are set before numpy loads (default 1: the solvers lose badly
+to contention on a shared 2-core machine).
 """
 import argparse
 import json

@@ -8,20 +8,20 @@ The script checks each file's SHA-1, then writes, for every scene, ``data/<name>
 (MATLAB v5, compressed) with:
 
 * ``REF``: the reference cube, float32, H x W x C (rows, columns, bands), values in [0, 1]: the
-  published integers divided by the scene's largest value (scaled to ``--peak``, default 1), the normalisation of the fusion
-  literature; small negative integers (sensor noise) are set to 0 first. The level matters: the deep
-  methods are not invariant to the data's scale (README, "Results on real scenes"), and a peak of 1 is
+  published integers divided by the scene's largest value (scaled to ``--peak``, default 1), the normalisation
+  of the fusion literature; small negative integers (sensor noise) are set to 0 first. The level matters: the
+  deep methods are not invariant to the data's scale (README, "Results on real scenes"), and a peak of 1 is
   what the project's loader keeps as it is (the power-of-ten rule of ``imagery.radiometry`` gives 1);
 * ``wavelengths``: the band centres in nm (1 x C), ``bands``: the kept bands' 1-based numbers in the
   sensor's full band list, ``scale``: what the published integers were divided by;
 * ``gt``: the scene's land-cover labels on the same grid where it has them (0 = unlabelled),
 
-and ``data/spectral_response/<name>.csv`` (in ``--out`` when given), the SRF of the multispectral sensor simulated with it
-(a header row of the MSI band names, then rows = the cube's bands, columns = MSI bands; Gaussian
-responses of FWHM = each band's width built by ``imagery.sensors.srf_from_sensor``), except for Houston, whose SRF is the original UDALN code's
-``houston18.xls``. It also writes the Houston real pair (``data/real_pair_example/``: the LR-HSI and the
-real RGB image as GeoTIFFs shaped like delivered products) and its labels
-(``data/ground_truth/houston18_labels.tif``), and prints which 46 of Houston's 48 bands
+and ``data/spectral_response/<name>.csv`` (in ``--out`` when given), the SRF of the multispectral sensor
+simulated with it (a header row of the MSI band names, then rows = the cube's bands, columns = MSI bands;
+Gaussian responses of FWHM = each band's width built by ``imagery.sensors.srf_from_sensor``), except for
+Houston, whose SRF is the original UDALN code's ``houston18.xls``. It also writes the Houston real pair
+(``data/real_pair_example/``: the LR-HSI and the real RGB image as GeoTIFFs shaped like delivered products)
+and its labels (``data/ground_truth/houston18_labels.tif``), and prints which 46 of Houston's 48 bands
 ``houston18.xls`` fits best.
 """
 import argparse

@@ -761,10 +761,10 @@ def save_run_comparison(path, items, reference_path, reference_key=None):
     """Fig. 3 (``save_comparison_figure``) of several runs' fused images (and fused-image files) against
     the reference cube in ``reference_path`` (variable ``reference_key``, else REF, else the only 3-D
     array), cropped as the first run cropped it. Each image is brought to the runs' scaled units
-    (README "Scaling rule": the reference divided by its own power of ten, a run's output by its
-    run's factor, a file by the reference's), so that runs of a reflectance cube and of the same cube x
-    10000 compare; no-data pixels are left out. Only one fused image is in memory at a time. Band
-    centres from the first run (``run_metadata``), else those the reference file declares. Returns the ``Drawn``. Raises DataError for
+    (README "Scaling rule": the reference divided by its own power of ten, a run's output by its run's factor, a
+    file by the reference's), so that runs of a reflectance cube and of the same cube x 10000 compare; no-data
+    pixels are left out. Only one fused image is in memory at a time. Band centres from the first run
+    (``run_metadata``), else those the reference file declares. Returns the ``Drawn``. Raises DataError for
     unreadable files or a fused image whose size differs from the (cropped) reference's."""
     entries = _comparison_entries(items)
     runs = [metrics for _, _, metrics in entries if metrics is not None]

@@ -1,8 +1,8 @@
-"""The papers' tables in one command: UDALN's Table I (the ablation of its training stages 1+2 / 3 /
-1+2+3, and stages 1+2 given the true PSF and SRF) and Tables II-III (every method at scale factors 5 and 8: the three deep methods and every
-classical baseline of ``baselines.BASELINES``) with SAM (degrees), ERGAS, PSNR (dB), RMSE, CC, SSIM and
-the wall time (s), for any data set, all on one Wald pair per scale (Li et al., IEEE GRSL 2022,
-Tables I-III; the same protocol for PFS2C2 and UDS2C2).
+"""The papers' tables in one command: UDALN's Table I (the ablation of its training stages 1+2 / 3 / 1+2+3,
+and stages 1+2 given the true PSF and SRF) and Tables II-III (every method at scale factors 5 and 8: the three
+deep methods and every classical baseline of ``baselines.BASELINES``) with SAM (degrees), ERGAS, PSNR (dB),
+RMSE, CC, SSIM and the wall time (s), for any data set, all on one Wald pair per scale (Li et al., IEEE GRSL
+2022, Tables I-III; the same protocol for PFS2C2 and UDS2C2).
 
     python -m reproduce.tables [--scales 5,8] [--methods LIST] [--tables ablation,comparison]
         [--seeds 2,3] [--degradations original,normalised]
