@@ -30,13 +30,13 @@ import os
 import sys
 
 import numpy as np
-import rasterio
 import scipy.io
 from rasterio.transform import from_origin
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from imagery.sensors import SENSORS, srf_from_sensor  # noqa: E402
 from imagery.spectral_response import load_srf  # noqa: E402
+from imagery.writers import write_geotiff  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Each scene's largest value after scaling (--peak; another value shows how the methods depend on the level).
@@ -75,7 +75,6 @@ SENTINEL2_LAND = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 # CAVE is usually paired with a consumer camera's RGB response (Nikon D700), which is not published with
 # the data: WorldView-2's blue, green and red ranges stand in for it.
 CAVE_RGB = ("blue", "green", "red")
-WORLDVIEW2_BANDS = ("coastal", "blue", "green", "yellow", "red", "red_edge", "nir1", "nir2")
 
 # The real pair's nominal georeference: the crop's position in the contest's tiles is not published, so
 # the grid is placed in the contest's CRS (NAD83 / UTM zone 15N) at a documented, nominal origin near the
@@ -93,8 +92,9 @@ def sha1(path):
 def read_source(folder, name):
     sub, file, digest, key, labels = SOURCES[name]
     path = os.path.join(folder, sub, file)
-    if sha1(path) != digest:
-        sys.exit(f"{path}: SHA-1 {sha1(path)} differs from the published file's {digest}")
+    found = sha1(path)
+    if found != digest:
+        sys.exit(f"{path}: SHA-1 {found} differs from the published file's {digest}")
     return scipy.io.loadmat(path), key, labels
 
 
@@ -144,18 +144,6 @@ def sensor_srf(sensor, names, wavelengths):
     return srf, [b[0] for b in bands]
 
 
-def write_geotiff(path, array, nodata, transform, descriptions, tags=None):
-    """``array`` H x W x C written as a C-band GeoTIFF (deflate) in the pair's CRS."""
-    with rasterio.open(path, "w", driver="GTiff", height=array.shape[0], width=array.shape[1],
-                       count=array.shape[2], dtype=array.dtype, crs=PAIR_CRS, transform=transform,
-                       nodata=nodata, compress="deflate") as out:
-        out.write(np.moveaxis(array, 2, 0))
-        for band, description in enumerate(descriptions, start=1):
-            out.set_band_description(band, description)
-            if tags is not None:
-                out.update_tags(band, **tags[band - 1])
-
-
 def build_houston(folder, peak, out):
     mat, key, _ = read_source(folder, "houston18")
     hsi, rgb, labels = mat[key], mat["rgbImg"], mat["clasLabs"]
@@ -174,16 +162,17 @@ def build_houston(folder, peak, out):
 def write_real_pair(hsi, rgb, labels):
     """The real pair of data/real_pair_example/ and its labels, as GeoTIFFs (the module docstring)."""
     west, north = PAIR_ORIGIN
+    hsi_grid = from_origin(west, north, PAIR_HSI_PIXEL, PAIR_HSI_PIXEL)
+    rgb_grid = from_origin(west, north, PAIR_RGB_PIXEL, PAIR_RGB_PIXEL)
     pair = os.path.join(HERE, "real_pair_example")
     os.makedirs(pair, exist_ok=True)
-    tags = [{"wavelength": f"{w:.2f}", "wavelength_units": "nm"} for w in HOUSTON_WAVELENGTHS]
-    write_geotiff(os.path.join(pair, "houston18_lr_hsi.tif"), hsi, 0,
-                  from_origin(west, north, PAIR_HSI_PIXEL, PAIR_HSI_PIXEL),
-                  [f"{w:.2f} nm" for w in HOUSTON_WAVELENGTHS], tags)
-    write_geotiff(os.path.join(pair, "houston18_hr_rgb.tif"), rgb, 0,
-                  from_origin(west, north, PAIR_RGB_PIXEL, PAIR_RGB_PIXEL), ("red", "green", "blue"))
-    write_geotiff(os.path.join(HERE, "ground_truth", "houston18_labels.tif"), labels[:, :, None], None,
-                  from_origin(west, north, PAIR_RGB_PIXEL, PAIR_RGB_PIXEL), ("land-cover class, 0 = unlabelled",))
+    write_geotiff(os.path.join(pair, "houston18_lr_hsi.tif"), hsi, PAIR_CRS, hsi_grid, nodata=0,
+                  band_names=[f"{w:.2f} nm" for w in HOUSTON_WAVELENGTHS], wavelengths=HOUSTON_WAVELENGTHS,
+                  dtype="uint16")
+    write_geotiff(os.path.join(pair, "houston18_hr_rgb.tif"), rgb, PAIR_CRS, rgb_grid, nodata=0,
+                  band_names=["red", "green", "blue"], dtype="uint8")
+    write_geotiff(os.path.join(HERE, "ground_truth", "houston18_labels.tif"), labels[:, :, None], PAIR_CRS,
+                  rgb_grid, band_names=["land-cover class, 0 = unlabelled"], dtype="uint8")
 
 
 def build_aviris(folder, name, peak, out):

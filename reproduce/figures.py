@@ -726,8 +726,8 @@ def _comparison_entries(items):
         else:
             raise DataError(f"{item}: neither a run folder nor a file of a fused image")
     labels = [label for label, _, _, _ in entries]
-    return [(os.path.basename(os.path.normpath(item)) if labels.count(label) > 1 and not given else label, item,
-             metrics) for label, item, metrics, given in entries]
+    return [(os.path.basename(os.path.normpath(item)) if labels.count(label) > 1 and not named else label, item,
+             metrics) for label, item, metrics, named in entries]
 
 
 def _scaled_fused(item, metrics, reference_factor):
