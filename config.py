@@ -6,6 +6,7 @@ one-line message (argparse's ``parser.error``, exit status 2) that names the opt
 import argparse
 import math
 import os
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -39,7 +40,6 @@ DEFAULT_SCALE_FACTOR = 5
 # FWHM of a Gaussian = 2 sqrt(2 ln 2) sigma; the PSF's FWHM equals the scale factor.
 FWHM_TO_SIGMA = 2.35482
 
-# CPU threads per stage when --threads is not given (None: every core this process may use).
 # CPU threads per stage when --threads is not given (None: all usable cores), measured with
 # benchmarks/threads.py at the size of the first default data set (145 x 145 x 68, r = 5), 2-core machine,
 # ms per step at 1 / 2 threads. Idle machine: UDALN stage 1 1.59 / 0.91, stage 2 2.05 / 1.50, stage 3 41.2 / 25.0;
@@ -105,8 +105,8 @@ class _HelpFormatter(argparse.HelpFormatter):
         return text + " (default: %(default)s)"
 
 
-def _number(value):
-    """1e-3 rather than 0.001, 6e-5 rather than 6e-05; integers as they are."""
+def short_number(value):
+    """A schedule value as the help and docs/options.md print it: 1e-3 rather than 0.001, 6e-5 rather than 6e-05; integers as they are."""
     if isinstance(value, float):
         short = f"{value:.0e}"
         if float(short) == value:
@@ -121,8 +121,8 @@ def _schedule_default(stage, field):
     for method in METHODS:
         methods_of.setdefault(SCHEDULES[method][stage][field], []).append(method)
     if len(methods_of) == 1:
-        return f"{_number(next(iter(methods_of)))} (every method)"
-    return ", ".join(f"{_number(value)} ({', '.join(methods)})" for value, methods in methods_of.items())
+        return f"{short_number(next(iter(methods_of)))} (every method)"
+    return ", ".join(f"{short_number(value)} ({', '.join(methods)})" for value, methods in methods_of.items())
 
 
 def _auto_threads_text():
@@ -131,10 +131,18 @@ def _auto_threads_text():
     return "; ".join(f"{method}: {stage_text(policy)}" for method, policy in AUTO_STAGE_THREADS.items())
 
 
+class OptionError(ValueError):
+    """A bad option given through the Python API (fusion.api); the command line exits with the message."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: the usage block of this many options would bury the message."""
+    """argparse with one-line errors: the usage block of this many options would bury the message. With
+    ``raise_errors`` a bad option raises OptionError instead of exiting."""
+    raise_errors = False
 
     def error(self, message):
+        if self.raise_errors:
+            raise OptionError(message)
         self.exit(2, f"{self.prog}: error: {message} ({self.prog} -h lists every option)\n")
 
 
@@ -196,7 +204,7 @@ def build_parser():
                    help="spectral response table: rows = HSI bands, or its own wavelength grid (nm) in a "
                         "first column; one column per MSI band")
     g.add_argument("--srf_key", metavar="NAME", default=None,
-                   help="variable of the response table in a .mat/.h5 --srf file")
+                   help="variable of the response table in a .mat/.h5 --srf file (only with --srf; default: the table whose rows match the HSI bands)")
     g.add_argument("--msi_sensor", metavar="NAME", default=None,
                    help="build the SRF from this sensor's band ranges, a name from the band table in "
                         "imagery/sensors.py (an unknown name lists them); needs the HSI wavelengths")
@@ -228,7 +236,7 @@ def build_parser():
     g.add_argument("--msi_gamma", type=float, default=1.0,
                    help="radiometric mismatch: the HR-MSI is gain * MSI^gamma + offset per band")
     g.add_argument("--msi_gain_jitter", type=float, default=0.0,
-                   help="radiometric mismatch: per-band gains drawn uniformly in 1 +- this")
+                   help="radiometric mismatch: per-band gains drawn uniformly in --msi_gain x (1 +- this)")
     g.add_argument("--msi_offset_jitter", type=float, default=0.0,
                    help="radiometric mismatch: per-band offsets drawn uniformly in +- this")
     g.add_argument("--sim_psf_size", type=int, metavar="K", default=0,
@@ -248,11 +256,11 @@ def build_parser():
                        help=f"stage {stage}: epoch after which the learning rate decays linearly to 0; "
                             f"default: {_schedule_default(stage, 2)}")
 
-    g = p.add_argument_group("degradation model (all methods; README \"Degradation model\")")
+    g = p.add_argument_group("degradation model (all methods; docs/degradation_model.md)")
     g.add_argument("--degradation", choices=("auto", "original", "normalised"), default="auto",
                    help="original: the papers' free PSF, which can absorb a gain between the two sensors; "
                         "normalised: a PSF summing to 1 (softmax) and a learned gain and offset per MSI band "
-                        "(auto: normalised for a real pair, original for a simulated one)")
+                        "(auto: normalised for a real pair and for UDS2C2, original for UDALN and PFS2C2 on a simulated one)")
     g.add_argument("--psf_size", type=int, metavar="K", default=0,
                    help="side of the learned PSF in HR pixels, at least r, stride r: LR pixel (i, j) reads the "
                         "K x K window from HR pixel (r i - (K - r) // 2, r j - (K - r) // 2), the image's edges "
@@ -269,7 +277,7 @@ def build_parser():
                    help="group convolution enhancement: harmonise the HSI-derived MSI with the real MSI")
     g.add_argument("--scfconv", type=_yes_no, default="No",
                    help="SCFConv attention dynamic convolution, placed by --scf_place (default No: every "
-                        "placement measured worse, README \"UDS2C2\")")
+                        "placement measured worse, docs/methods.md, UDS2C2)")
     g.add_argument("--scf_kernel", type=int, default=1,
                    help="kernel size of the upsampler's hidden layers (1: UDALN's pixel-wise mapping)")
     g.add_argument("--scf_place", choices=SCF_PLACES, default="inverse",
@@ -282,23 +290,23 @@ def build_parser():
     g = p.add_argument_group("run")
     g.add_argument("--method", choices=METHODS, default="udaln", help="fusion method")
     g.add_argument("--stages", type=_stages, default="123",
-                   help="UDALN ablation (paper Table I): 123, 12 or 3")
+                   help="UDALN ablation (paper Table I): 123 (all stages), 12 (stop after stage 2) or 3 (stage 3 only, from untrained networks)")
     g.add_argument("--seed", type=int, default=2, help="random seed (the original uses 2)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: cuda:<gpu_ids> when available, else CPU")
     g.add_argument("--threads", type=int, default=None,
-                   help=f"CPU threads for PyTorch (default: auto, per stage: {_auto_threads_text()})")
+                   help=f"CPU threads for PyTorch, at least 1; give 1 on a shared machine (default: auto, per stage, as measured in docs/performance.md: {_auto_threads_text()})")
     g.add_argument("--eval_every", type=int, default=1000,
                    help="epochs between evaluations (also done at the end of each stage)")
     g.add_argument("--overwrite", action="store_true",
-                   help="write into an existing run folder instead of a new suffixed one")
+                   help="replace an existing run folder of the same name once the new run is complete, instead of writing to a new one suffixed _2, _3, ...")
     g.add_argument("--checkpoint_every", type=float, metavar="MINUTES", default=5.0,
                    help="minutes between training checkpoints (training_state.pt in the run folder)")
     g.add_argument("--resume", metavar="RUN_FOLDER", default=None,
                    help="continue a killed run from its training_state.pt, in the same folder "
                         "(default: none, start a new run)")
 
-    g = p.add_argument_group("whole scenes: patch training (README)")
+    g = p.add_argument_group("whole scenes: patch training (docs/whole_scenes.md)")
     g.add_argument("--training_mode", choices=("auto", "whole", "patches"), default="auto",
                    help="whole: every step trains on the whole image (the papers' way); patches: on a batch of "
                         "random aligned patches; auto: patches when the HR-MSI has more than 1024 x 1024 pixels "
@@ -323,8 +331,9 @@ def _list_options(options):
     return options[0] if len(options) == 1 else ", ".join(options[:-1]) + " and " + options[-1]
 
 
-def _check_real_pair(parser, args):
-    """The real-pair options: both images or neither, existing files, one source of the SRF."""
+def _check_real_pair(parser, args, arrays=False):
+    """The real-pair options: both images or neither, existing files (but the images given as ``arrays``),
+    one source of the SRF."""
     if (args.lr_hsi is None) != (args.hr_msi is None):
         given, missing = ("--lr_hsi", "--hr_msi") if args.hr_msi is None else ("--hr_msi", "--lr_hsi")
         parser.error(f"{given} needs {missing}: a real pair is fused from both images; give {missing} FILE "
@@ -343,7 +352,7 @@ def _check_real_pair(parser, args):
     if args.reference is not None and not real:
         parser.error("--reference scores a real pair (--lr_hsi/--hr_msi); a simulated pair is scored against "
                      "its own reference cube: drop --reference")
-    for option in ("lr_hsi", "hr_msi", "hsi_wavelengths", "srf", "msi_bands", "reference"):
+    for option in ("hsi_wavelengths", "srf", "msi_bands", "reference") + (() if arrays else ("lr_hsi", "hr_msi")):
         _check_file(parser, f"--{option}", getattr(args, option))
     sources = [f"--{o}" for o in ("srf", "msi_sensor", "msi_bands") if getattr(args, o) is not None]
     if len(sources) > 1:
@@ -442,32 +451,32 @@ def _check_folders(parser, args):
                      f"(under --checkpoints_dir, e.g. {os.path.join(args.checkpoints_dir, '<run name>')})")
 
 
-def set_scale_factor(args, scale_factor):
-    """Set ``args.scale_factor`` (integer ratio r of the HR-MSI to the LR-HSI pixel size) and the PSF's
-    Gaussian ``args.sigma`` (in HR pixels, FWHM = r), e.g. once a real pair's r is inferred."""
-    args.scale_factor = int(scale_factor)
-    args.sigma = args.scale_factor / FWHM_TO_SIGMA
-
-
-def get_args(argv=None):
+def get_args(argv=None, arrays=None):
     """Parse ``argv`` (default: sys.argv[1:]), fill the method's schedule and the default paths, check
     every value, and add the derived options ``sigma`` and ``device``.
 
     A simulated pair gets ``scale_factor`` 5 when none is given; a real pair (``--lr_hsi/--hr_msi``)
-    keeps None, meaning "infer it from the image sizes", and ``sigma`` None until
-    ``set_scale_factor`` is called. Bad options exit through ``parser.error`` (status 2, one line).
+    keeps None, meaning "infer it from the image sizes", and ``sigma`` None: ``RunOptions.resolve``
+    completes them from the loaded pair. Bad options exit through ``parser.error`` (status 2, one line).
+
+    ``arrays``: the name of a real pair given as arrays (fusion.api.fuse_arrays): ``lr_hsi`` and ``hr_msi``
+    are set to it (it names the run folder), no image file is looked for, and a bad option raises
+    OptionError instead of exiting.
     """
     parser = build_parser()
+    parser.raise_errors = arrays is not None
     args = parser.parse_args(argv)
     for stage, values in SCHEDULES[args.method].items():
         for name, value in zip(("lr_stage", "epoch_stage", "decay_begin_epoch_stage"), values):
             if getattr(args, f"{name}{stage}") is None:
                 setattr(args, f"{name}{stage}", value)
     given_paths = [name for name in PATH_OPTIONS if getattr(args, name) is not None]
+    if arrays is not None:
+        args.lr_hsi = args.hr_msi = arrays
     for name, path in DEFAULT_PATHS.items():
         if getattr(args, name) is None:
             setattr(args, name, path)
-    _check_real_pair(parser, args)
+    _check_real_pair(parser, args, arrays=arrays is not None)
     _check_numbers(parser, args)
     _check_folders(parser, args)
     for name in given_paths:  # after the checks, whose messages quote the paths as given
@@ -484,7 +493,7 @@ def get_args(argv=None):
 def default_degradation(args):
     """--degradation auto: the normalised model for a real pair (two sensors), the papers' for a simulated
     one, except for UDS2C2, always normalised: no code of it is public to be faithful to, and its GCE is
-    the radiometric link that a free PSF would share the scale with (README "UDS2C2")."""
+    the radiometric link that a free PSF would share the scale with (docs/methods.md, UDS2C2)."""
     if getattr(args, "lr_hsi", None) or getattr(args, "method", None) == "uds2c2":
         return "normalised"
     return "original"
@@ -498,3 +507,175 @@ def resolve_device(choice, gpu_ids="0"):
         raise SystemExit("--device cuda was asked for, but this PyTorch build sees no CUDA device; "
                          "install a CUDA build of torch (see README) or use --device cpu")
     return torch.device(f"cuda:{gpu_ids.split(',')[0]}")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of one run, resolved once and frozen: the parsed command line (``get_args``) completed
+    by what only the loaded pair and the machine decide (``RunOptions.resolve``: r of a real pair, the
+    training mode, the threads of each stage). Nothing below it changes an option or derives a default
+    again. The names are the command line's (the original UDALN names where it has them), so opt.txt
+    lists them as the original does; ``record()`` gives what opt.txt, metrics.json and the checkpoint keep.
+    """
+
+    # --- the pair: a reference cube to simulate from by Wald's protocol, or a real pair
+    data_name: str
+    """Data set: reference cubes in ``default_datapath/data_name/``, SRF ``sp_root_path/data_name.*``."""
+    default_datapath: str
+    """Absolute folder holding one sub-folder of reference cubes per data set."""
+    sp_root_path: str
+    """Absolute folder holding the data sets' SRF tables (HSI bands x MSI bands)."""
+    image_index: int
+    """Which cube of the data set's folder (sorted by file name) is fused."""
+    cube_key: str | None
+    """Variable of the reference cube in a .mat/.h5 file (None: REF, else the only 3-D array)."""
+    mask_invalid: bool
+    """Leave NaN, Inf and fill values of a reference cube out of training and metrics."""
+    lr_hsi: str | None
+    """Absolute path of a real pair's LR-HSI (None: a pair simulated from a reference cube)."""
+    hr_msi: str | None
+    """Absolute path of a real pair's HR-MSI."""
+    lr_hsi_key: str | None
+    """Variable of the LR-HSI in a .mat/.h5 file."""
+    hr_msi_key: str | None
+    """Variable of the HR-MSI in a .mat/.h5 file."""
+    hsi_wavelengths: str | None
+    """File of the HSI band centres (nm), overriding those the image declares."""
+    srf: str | None
+    """File of the SRF table (C x Cm, or on its own wavelength grid in nm)."""
+    srf_key: str | None
+    """Variable of the SRF table in a .mat/.h5 ``srf`` file."""
+    msi_sensor: str | None
+    """Sensor whose band ranges build the SRF (imagery.sensors)."""
+    msi_bands: str | None
+    """File of MSI band ranges (lower, upper nm) that build the SRF."""
+    msi_bands_select: str | None
+    """The bands of ``msi_sensor`` / ``msi_bands`` the HR-MSI holds, in its order."""
+    nodata: float | None
+    """A value meaning no data in either image or the reference (None: the files' own)."""
+    reference: str | None
+    """Absolute path of an HR-HSI that scores a real pair's fusion (never seen by it)."""
+    reduced_resolution: bool
+    """Also fuse the pair degraded once more by r and score the result against the LR-HSI."""
+
+    # --- Wald's protocol: how the simulated pair departs from the papers' noiseless one
+    snr_hsi: float | None
+    """SNR (dB) of white Gaussian noise added to the LR-HSI (None: no noise)."""
+    snr_msi: float | None
+    """SNR (dB) of white Gaussian noise added to the HR-MSI (None: no noise)."""
+    msi_gain: float
+    """Radiometric mismatch: every MSI band's gain."""
+    msi_gamma: float
+    """Radiometric mismatch: the HR-MSI is gain * MSI^gamma + offset per band."""
+    msi_gain_jitter: float
+    """Radiometric mismatch: per-band gains drawn in msi_gain x (1 +- this)."""
+    msi_offset_jitter: float
+    """Radiometric mismatch: per-band offsets drawn in +- this."""
+    sim_psf_size: int
+    """Side K (HR pixels) of the simulation's Gaussian PSF; 0: K = r, the papers' PSF."""
+    sim_psf_shift: int
+    """HR pixels by which the simulation's PSF is off each LR pixel's centre (misregistration)."""
+
+    # --- the degradation model and the methods
+    scale_factor: int
+    """r, the ratio of the LR-HSI's to the HR-MSI's pixel size (a real pair's from its sizes)."""
+    sigma: float
+    """Standard deviation (HR pixels) of the Gaussian PSF of FWHM r: r / FWHM_TO_SIGMA."""
+    degradation: str
+    """'original' (the papers' free PSF) or 'normalised' (PSF summing to 1, MSI gain and offset)."""
+    isCal_PSF: str
+    """'Yes': the PSF is learned (blind); 'No': the known Gaussian PSF is used."""
+    isCal_SRF: str
+    """'Yes': the SRF is learned (blind); 'No': the known SRF is used."""
+    psf_size: int
+    """Side K (HR pixels) of the learned PSF, stride r; 0: K = r, the papers' disjoint r x r blocks."""
+    method: str
+    """'udaln', 'pfs2c2' or 'uds2c2'."""
+    stages: str
+    """The stages run: '123', '12' or '3' (UDALN's Table I ablation)."""
+    pfs_lr_reset: bool
+    """PFS2C2: the authors' learning-rate script instead of the intended linear decay."""
+    gce: str
+    """UDS2C2: 'Yes' for group convolution enhancement."""
+    scfconv: str
+    """UDS2C2: 'Yes' for SCFConv, placed by ``scf_place``."""
+    scf_kernel: int
+    """UDS2C2: kernel size of the upsampler's hidden layers (1: pixel-wise)."""
+    scf_place: str
+    """UDS2C2: SCFConv in the upsampler ('inverse') or as a per-band PSF in SpaDnet ('spatial')."""
+    scf_attention: str
+    """UDS2C2: SCFConv's attentions at the start, 'identity' or 'sigmoid'."""
+
+    # --- the schedule of each stage: learning rate, epochs, epoch after which it decays linearly to 0
+    lr_stage1: float
+    """Stage 1 learning rate."""
+    epoch_stage1: int
+    """Stage 1 epochs."""
+    decay_begin_epoch_stage1: int
+    """Stage 1: the epoch after which the learning rate decays linearly to 0."""
+    lr_stage2: float
+    """Stage 2 learning rate."""
+    epoch_stage2: int
+    """Stage 2 epochs."""
+    decay_begin_epoch_stage2: int
+    """Stage 2: the epoch after which the learning rate decays linearly to 0."""
+    lr_stage3: float
+    """Stage 3 learning rate."""
+    epoch_stage3: int
+    """Stage 3 epochs."""
+    decay_begin_epoch_stage3: int
+    """Stage 3: the epoch after which the learning rate decays linearly to 0."""
+
+    # --- how the run trains: device, threads, patches, checkpoints, run folder
+    device: torch.device
+    """The training device (cuda:<gpu_ids> or cpu)."""
+    gpu_ids: str
+    """The CUDA device index asked for."""
+    threads: int | None
+    """CPU threads asked for every stage (None: the method's measured choice per stage)."""
+    stage_threads: dict = field(metadata={"recorded": False})
+    """CPU threads of each stage, {1: n, 2: n, 3: n}: ``threads`` or the method's AUTO_STAGE_THREADS."""
+    training_mode: str
+    """'whole' (every step on the whole image, the papers' way) or 'patches' (a batch of patches)."""
+    patch_size: int
+    """Patch side in LR-HSI pixels in patch mode; 0 in whole-image mode."""
+    patches_per_step: int
+    """Patches in each step's batch in patch mode."""
+    seed: int
+    """Seed of torch, numpy and random (the original's is 2)."""
+    eval_every: int
+    """Epochs between evaluations (also at the end of each stage)."""
+    checkpoint_every: float
+    """Minutes between training checkpoints (training_state.pt)."""
+    checkpoints_dir: str
+    """Absolute folder where run folders are written."""
+    overwrite: bool
+    """Replace an existing run folder of the same name once the new run is complete."""
+    resume: str | None
+    """The folder of the interrupted run this run continues (None: a new run)."""
+    batchsize: int
+    """The original's option, always 1: one image pair is fused at a time."""
+
+    @classmethod
+    def resolve(cls, args, scale_factor, training_mode, patch_size):
+        """The frozen options of a run: ``args`` (``get_args``, or a resumed run's options) with the pair's
+        ratio ``scale_factor`` (and the PSF's sigma from it), the training mode and patch size chosen for
+        the pair (fusion.patches.choose_training_mode), and each stage's CPU threads. Raises TypeError
+        when ``args`` lacks an option (a namespace not made by ``get_args``)."""
+        recorded = {f.name for f in fields(cls) if f.metadata.get("recorded", True)}
+        values = {name: getattr(args, name) for name in recorded}
+        values.update(scale_factor=int(scale_factor), sigma=int(scale_factor) / FWHM_TO_SIGMA,
+                      training_mode=training_mode, patch_size=patch_size)
+        values["stage_threads"] = {stage: threads_for_stage(argparse.Namespace(**values), stage)
+                                   for stage in AUTO_STAGE_THREADS[values["method"]]}
+        return cls(**values)
+
+    def schedule(self, stage):
+        """Stage ``stage``'s schedule as func.train_stage takes it: {"lr", "epochs", "decay_begin"}."""
+        return {"lr": getattr(self, f"lr_stage{stage}"), "epochs": getattr(self, f"epoch_stage{stage}"),
+                "decay_begin": getattr(self, f"decay_begin_epoch_stage{stage}")}
+
+    def record(self):
+        """The options as opt.txt, metrics.json and the training checkpoint keep them: {name: value},
+        every option of the command line plus ``sigma`` and ``device``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("recorded", True)}

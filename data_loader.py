@@ -1,9 +1,7 @@
 """Reading reference cubes and spectral responses, and simulating the LR-HSI / HR-MSI pair by Wald's protocol.
 
 Array conventions: numpy cubes are H x W x C; the tensors handed to the networks are C x H x W float32.
-A PSF passed to ``spatial_degrade`` is a convolution kernel (as in MATLAB ``conv2`` or
-``scipy.signal.convolve2d``: it is flipped before it meets the image). The learned PSF of SpaDnet
-is a correlation kernel (as ``torch.nn.Conv2d``). For the symmetric Gaussian PSF both are the same.
+The degradations themselves (PSF, Y = X P, Z = X S) are ``model.degradation``'s.
 """
 import glob
 import logging
@@ -15,12 +13,13 @@ import torch
 
 from imagery.errors import DataError  # noqa: F401 (re-exported: callers catch data_loader.DataError)
 from imagery.geometry import check_alignment, infer_scale
-from imagery.radiometry import (band_extrema, block_all, fill_invalid, invalid_pixels, power_of_ten_scale,
-                                 replicate, scale_in_place)
+from imagery.radiometry import (band_extrema, block_all, fill_invalid, invalid_pixels, power_of_ten_scale, replicate,
+                                scale_in_place)
 from imagery.readers import FILL_MAGNITUDE, invalid_values, read_image, read_wavelengths
-from imagery.spectral_response import (SRF_EXTENSIONS, SRFTable, find_srf_file, load_srf,  # noqa: F401
-                                       normalise_srf, srf_for_hsi, srf_from_bands, support_range, validate_srf)
 from imagery.sensors import check_band_count, read_band_ranges, select_bands, sensor_bands, srf_from_sensor
+from imagery.spectral_response import (SRF_EXTENSIONS, SRFTable, find_srf_file, load_srf, normalise_srf,  # noqa: F401
+                                       srf_for_hsi, srf_from_bands, support_range, validate_srf)
+from model.degradation import simulation_psf, spatial_degrade, spectral_degrade
 
 CUBE_EXTENSIONS = (".mat", ".npy", ".h5", ".hdf5", ".hdr", ".tif", ".tiff")
 MIN_LR_PIXELS = 2  # an LR-HSI needs at least 2 x 2 pixels: a 1 x 1 image has no spatial structure to learn from
@@ -30,102 +29,7 @@ MIN_LR_PIXELS = 2  # an LR-HSI needs at least 2 x 2 pixels: a 1 x 1 image has no
 # 46 bands: 0.6 M values; the embedded example: 0.2 M) and far below a whole scene (a 1600 x 1600 x 166
 # LR-HSI alone: 425 M), so the papers' results keep today's contiguous tensors bit for bit.
 LARGE_PAIR_VALUES = 1 << 26
-log = logging.getLogger("fusion")
-
-
-# ----------------------------------------------------------------------------- degradation model
-
-def gaussian_psf(size, sigma):
-    """Isotropic Gaussian PSF with MATLAB ``fspecial('gaussian', size, sigma)`` semantics.
-
-    h(x, y) = exp(-(x^2 + y^2) / (2 sigma^2)) on a size x size grid centred at 0; values below
-    eps * max(h) are zeroed, then h is normalised to sum to 1.
-    """
-    half = (size - 1) / 2.0
-    y, x = np.ogrid[-half:half + 1, -half:half + 1]
-    h = np.exp(-(x * x + y * y) / (2.0 * sigma * sigma))
-    h[h < np.finfo(h.dtype).eps * h.max()] = 0
-    return h / h.sum()
-
-
-def psf_padding(size, r):
-    """The HR pixels (before, after) that a K x K PSF of stride r reaches beyond an LR pixel's r x r block,
-    along each axis: ((K - r) // 2, K - r - (K - r) // 2). LR pixel (a, b) is the K x K window whose top-left
-    HR pixel is (r a - before, r b - before); at the image's borders the image is extended by replicating
-    its edge pixels. K = r gives (0, 0), the papers' disjoint blocks. One convention for the simulation
-    (``spatial_degrade``), SpaDnet and the PSF comparisons (``on_support``). Raises ValueError for K < r."""
-    if size < r:
-        raise ValueError(f"a PSF of {size} x {size} HR pixels is smaller than the scale factor {r}: it would leave "
-                         "HR pixels out of every LR pixel; give a size of at least r")
-    before = (size - r) // 2
-    return before, size - r - before
-
-
-def on_support(kernel, size, r):
-    """``kernel`` (k x k, either form) placed on a size x size support (size >= k) of stride r as
-    ``psf_padding`` places both: the same LR-pixel footprint, zeros elsewhere. Compares PSFs of different
-    sizes (a learned K x K PSF against the true one). Returns a float64 size x size array."""
-    kernel = np.asarray(kernel, dtype=np.float64)
-    k = kernel.shape[0]
-    start = psf_padding(size, r)[0] - psf_padding(k, r)[0]
-    placed = np.zeros((size, size))
-    placed[start:start + k, start:start + k] = kernel
-    return placed
-
-
-def simulation_psf(r, sigma, size=None, shift=0):
-    """The simulation's PSF as a convolution kernel: the Gaussian ``gaussian_psf(size, sigma)`` (size r when
-    None, the papers' setting) whose centre lies ``shift`` HR pixels below and to the right of the LR
-    pixel's centre (a sub-pixel misregistration or off-centre optics; negative: above and left). A shifted
-    PSF is returned on a support of size + 2 |shift| pixels, so that ``psf_padding`` centres that support
-    on the block and the Gaussian sits ``shift`` pixels off it. Raises ValueError for size < r."""
-    size = r if size is None else size
-    psf_padding(size, r)
-    gaussian = gaussian_psf(size, sigma)
-    if shift == 0:
-        return gaussian
-    margin = abs(shift)
-    footprint = np.zeros((size + 2 * margin,) * 2)
-    start = margin + shift
-    footprint[start:start + size, start:start + size] = gaussian[::-1, ::-1]  # correlation form: where it reads
-    return footprint[::-1, ::-1].copy()
-
-
-def spatial_degrade(cube, psf, r):
-    """Y = X P: each band blurred by ``psf`` (a K x K convolution kernel, K >= r) and sampled every r pixels,
-    an H x W x ... cube to (H // r) x (W // r) x ... (trailing rows and columns that fill no r x r block
-    are dropped first).
-
-    For K = r (the papers' PSF) the windows are the disjoint r x r blocks, and the result equals
-    ``scipy.signal.convolve2d(band, psf, 'valid')[::r, ::r]`` for every band, computed for all bands at
-    once as a reshape and one contraction. For K > r the windows overlap and reach ``psf_padding(K, r)``
-    pixels beyond the block, the image's edges replicated: equal to ``convolve2d`` of the edge-padded
-    band, 'valid', sampled every r pixels (one strided slice per kernel tap, for all bands at once).
-    Raises ValueError for a PSF that is not square or smaller than r.
-    """
-    psf = np.asarray(psf)
-    if psf.ndim != 2 or psf.shape[0] != psf.shape[1]:
-        raise ValueError(f"the PSF must be a square K x K kernel; got shape {psf.shape}")
-    size = psf.shape[0]
-    before, after = psf_padding(size, r)
-    h, w = cube.shape[:2]
-    hl, wl = h // r, w // r
-    cube = cube[:hl * r, :wl * r]
-    correlation = psf[::-1, ::-1]
-    if size == r:
-        blocks = cube.reshape(hl, r, wl, r, *cube.shape[2:])
-        return np.einsum("aibj...,ij->ab...", blocks, correlation)
-    padded = np.pad(cube, [(before, after), (before, after)] + [(0, 0)] * (cube.ndim - 2), mode="edge")
-    out = np.zeros((hl, wl) + cube.shape[2:], dtype=np.result_type(cube, psf))
-    for i, j in np.ndindex(size, size):
-        if correlation[i, j]:
-            out += correlation[i, j] * padded[i:i + hl * r:r, j:j + wl * r:r]
-    return out
-
-
-def spectral_degrade(cube, srf):
-    """MSI = cube x SRF: each MSI band is a weighted sum of the HSI bands (SRF is C x Cm)."""
-    return cube @ srf
+log = logging.getLogger(__name__)
 
 
 def crop_to_multiple(cube, r, with_offsets=False):
@@ -473,7 +377,7 @@ def _real_srf(args, hsi, msi, wavelengths, fwhm):
 
 
 def load_real_pair(args):
-    """Read, check and scale the pair of --lr_hsi / --hr_msi (see README, "Fuse your own pair").
+    """Read, check and scale the pair of --lr_hsi / --hr_msi (docs/real_pairs.md).
 
     Raises DataError for every problem of the files or their combination (the message names the
     files and the fix): swapped images, a non-integer or inconsistent ratio, misaligned GeoTIFFs,
@@ -490,6 +394,18 @@ def load_real_pair(args):
                      dtype=np.float32)
     msi = read_image(args.hr_msi, getattr(args, "hr_msi_key", None), role="HR-MSI", key_option="--hr_msi_key",
                      allow_2d=True, dtype=np.float32)
+    reference = None
+    if getattr(args, "reference", None):
+        reference = read_image(args.reference, role="reference", key_option="--cube_key", dtype=np.float32)
+    return real_pair_from_images(hsi, msi, args, reference=reference)
+
+
+def real_pair_from_images(hsi, msi, args, srf=None, reference=None):
+    """``load_real_pair`` from the images already read (imagery.readers.Image, float32 data: from files, or
+    arrays given to fusion.api.fuse_arrays): the LR-HSI ``hsi``, the HR-MSI ``msi`` and an optional HR-HSI
+    ``reference``. ``srf`` (C x Cm array) replaces the SRF sources of ``args`` (--srf, --msi_sensor,
+    --msi_bands); the other options come from ``args``. The images' arrays are scaled and filled in place.
+    Raises DataError as ``load_real_pair``."""
     if min(hsi.data.shape[:2]) < MIN_LR_PIXELS:
         raise DataError(f"{hsi.path}: the LR-HSI is {hsi.data.shape[0]} x {hsi.data.shape[1]} pixels, smaller than "
                         f"{MIN_LR_PIXELS} x {MIN_LR_PIXELS}: there is no spatial structure to learn from; use a "
@@ -504,7 +420,12 @@ def load_real_pair(args):
     if hsi.transform is not None and msi.transform is not None:
         check_alignment(hsi.transform, msi.transform, r, hsi.path, msi.path, hsi.crs, msi.crs)
     wavelengths, fwhm, wavelength_source = _hsi_wavelengths(args, hsi)
-    srf, names, srf_source = _real_srf(args, hsi, msi, wavelengths, fwhm)
+    if srf is None:
+        srf, names, srf_source = _real_srf(args, hsi, msi, wavelengths, fwhm)
+    else:
+        srf_source, names = "the srf array", None
+        check_band_count(np.shape(srf)[1], msi.data.shape[2], msi.path, srf_source)
+        srf = validate_srf(np.asarray(srf, dtype=np.float64), hsi.data.shape[2], srf_source)
 
     hsi_data, msi_shape = hsi.data, msi.data.shape
     msi_data = np.ascontiguousarray(msi.data[:rows, :cols])
@@ -519,9 +440,8 @@ def load_real_pair(args):
     lr_valid = ~hsi_invalid & block_all(~msi_invalid, r)
     hr_valid = ~msi_invalid & replicate(~hsi_invalid, r)
     out_valid = ~msi_invalid
-    reference = None
-    if getattr(args, "reference", None):
-        reference, ref_invalid = _reference_for(args.reference, (rows, cols, hsi_data.shape[2]), user_nodata)
+    if reference is not None:
+        reference, ref_invalid = _reference_for(reference, (rows, cols, hsi_data.shape[2]), user_nodata)
         out_valid &= ~ref_invalid
     nodata = hsi.nodata if hsi.nodata is not None else (user_nodata if user_nodata is not None else float("nan"))
     info = {"scale_factor": r, "hr_crop": [int(msi_shape[0] - rows), int(msi_shape[1] - cols)],
@@ -566,11 +486,11 @@ def warn_constant_bands(cube, valid, path):
     return constant.tolist()
 
 
-def _reference_for(path, shape, nodata):
-    """An HR-HSI reference for scoring a real-pair run (--reference): H x W x C float32 (as the pair: read,
-    scaled and filled in place), cropped like the HR-MSI, scaled by the same rule (so reflectance
-    references match reflectance inputs); returns it with its H x W no-data mask."""
-    ref = read_image(path, role="reference", key_option="--cube_key", dtype=np.float32)
+def _reference_for(ref, shape, nodata):
+    """An HR-HSI reference (an imagery.readers.Image, float32) for scoring a real-pair run: H x W x C
+    float32 (as the pair: scaled and filled in place), cropped like the HR-MSI, scaled by the same rule (so
+    reflectance references match reflectance inputs); returns it with its H x W no-data mask."""
+    path = ref.path
     rows, cols, bands = shape
     if ref.data.shape[2] != bands or ref.data.shape[0] < rows or ref.data.shape[1] < cols:
         raise DataError(f"{path}: the reference is {' x '.join(map(str, ref.data.shape))}, but the fused image "

@@ -1,41 +1,32 @@
-"""Training mechanics shared by every method: seeding, the learning-rate schedule, the stage loop, the
-run folder (options, precision log, modules, output, metrics), and what keeps a run alive: training
-checkpoints and resuming, SIGINT/SIGTERM, out-of-memory reports and the memory estimate."""
+"""Training mechanics shared by every method: seeding, the learning-rate schedule, the stage loop, and
+what keeps a run alive: the training session (checkpoints, resuming, SIGINT/SIGTERM, the reports of a
+run that stops). The run folder is ``fusion.run_folder``'s, the memory estimates ``fusion.memory``'s."""
 import argparse
 import contextlib
 import copy
-import ctypes
-import itertools
-import json
 import logging
 import math
 import os
 import random
-import shutil
 import signal
-import tempfile
 import threading
 import time
-import uuid
 
 import numpy as np
-import scipy.io
 import torch
 from tqdm import tqdm
 
-from config import build_parser, default_degradation
+from config import build_parser
 from data_loader import DataError
-from model.spectral_upsample import widths
+from fusion.memory import OutOfMemory, is_out_of_memory, out_of_memory_message
+from fusion.run_folder import CHECKPOINT_NAME
+from imagery.writers import atomic_write
 
-log = logging.getLogger("fusion")
+log = logging.getLogger(__name__)
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, glibc malloc.h
 LOSS_CHECK_EVERY = 100  # epochs between loss read-outs (progress bar, NaN/Inf check)
 LOG_EVERY_SECONDS = 60  # between progress log lines when stderr is not a terminal (no progress bar)
 
-CHECKPOINT_NAME = "training_state.pt"
 CHECKPOINT_FORMAT = 1
 # What a resumed run may take anew; every other option comes from the checkpoint, so that resuming
 # cannot change the result.
@@ -45,10 +36,6 @@ _EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or Inf."""
-
-
-class OutOfMemory(RuntimeError):
-    """The run does not fit in the memory of its device (refused before training, or hit during it)."""
 
 
 class Interrupted(BaseException):
@@ -72,18 +59,6 @@ class Interrupted(BaseException):
         stage, epoch = self.checkpoint
         at = "to write the results" if stage is None else f"from stage {stage}, epoch {epoch}"
         return f"resume {at} with: python train_all_special.py --resume {self.folder}"
-
-
-def tune_cpu_allocator():
-    """Keep freed memory in the process (glibc): each training step allocates the same large
-    tensors again, and returning them to the system makes every step pay fresh page faults
-    (about 20% of a stage-3 step at the paper's size). A no-op where glibc is not the allocator."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2 ** 20)  # glibc's maximum: tensors below this come from the heap
-        libc.mallopt(_M_TRIM_THRESHOLD, 2 ** 30)       # and the heap is not trimmed back below 1 GiB
-    except (OSError, AttributeError):
-        pass
 
 
 def set_seed(seed):
@@ -184,208 +159,6 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
     return value
 
 
-# ----------------------------------------------------------------------------- run folder
-
-def _number(value):
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-# Options that change the result, with the token each adds to the run folder's name when it is not at
-# its default (the method-specific ones only for that method).
-NAME_TOKENS = (
-    ("seed", lambda v: f"seed{v}"),
-    ("isCal_PSF", lambda v: "knownPSF"),
-    ("isCal_SRF", lambda v: "knownSRF"),
-    ("snr_hsi", lambda v: f"snrHSI{_number(v)}"),
-    ("snr_msi", lambda v: f"snrMSI{_number(v)}"),
-    ("msi_gain", lambda v: f"gain{_number(v)}"),
-    ("msi_gamma", lambda v: f"gamma{_number(v)}"),
-    ("msi_gain_jitter", lambda v: f"gainJitter{_number(v)}"),
-    ("msi_offset_jitter", lambda v: f"offsetJitter{_number(v)}"),
-    ("sim_psf_size", lambda v: f"simPSF{v}"),
-    ("sim_psf_shift", lambda v: f"simShift{v}"),
-    ("psf_size", lambda v: f"psf{v}"),
-    ("cube_key", lambda v: f"key{v}"),
-    ("nodata", lambda v: f"nodata{_number(v)}"),
-    ("mask_invalid", lambda v: "maskInvalid"),
-    ("srf", lambda v: f"srf{os.path.splitext(os.path.basename(v))[0]}"),
-    ("msi_sensor", lambda v: v),
-    ("msi_bands", lambda v: f"bands{os.path.splitext(os.path.basename(v))[0]}"),
-    ("msi_bands_select", lambda v: "select" + v.replace(",", "-")),
-)
-METHOD_NAME_TOKENS = {
-    "pfs2c2": (("pfs_lr_reset", lambda v: "lrReset"),),
-    "uds2c2": (("gce", lambda v: "noGCE"), ("scfconv", lambda v: "SCFConv" if v == "Yes" else "noSCFConv"),
-               ("scf_kernel", lambda v: f"k{v}"), ("scf_place", lambda v: f"scf{v.capitalize()}"),
-               ("scf_attention", lambda v: f"scf{v.capitalize()}")),
-}
-
-
-def run_folder_name(args, cube=None):
-    """The run folder's name: the original naming <data>_<scale>_S1=<lr>_<epochs>_<decay>_S2=..._S3=...,
-    prefixed with the method for methods other than UDALN, with only the schedules of the stages run
-    and a suffix for the ablations (_stages12: S1 and S2, _stages3: S3), then one token per option that
-    changes the result and is not at its default (NAME_TOKENS, METHOD_NAME_TOKENS; e.g. _seed3,
-    _knownPSF, _noGCE). A run with the default options keeps the original name.
-
-    ``cube``: the name (file stem) of the cube fused when ``--image_index`` is not 0 (default
-    image<index>). A real pair (``args.lr_hsi``) is named after the LR-HSI file's stem instead of
-    ``--data_name``. opt.txt and metrics.json hold every option in any case.
-    """
-    stages = "_".join(
-        f"S{s}={getattr(args, f'lr_stage{s}')}_{getattr(args, f'epoch_stage{s}')}"
-        f"_{getattr(args, f'decay_begin_epoch_stage{s}')}" for s in (1, 2, 3) if str(s) in args.stages)
-    lr_hsi = getattr(args, "lr_hsi", None)
-    data = os.path.splitext(os.path.basename(lr_hsi))[0] if lr_hsi else args.data_name
-    name = f"{data}_{args.scale_factor}_{stages}"
-    if args.method != "udaln":
-        name = f"{args.method}_{name}"
-    if args.stages != "123":
-        name += f"_stages{args.stages}"
-    tokens = []
-    if getattr(args, "image_index", 0) != 0 and not lr_hsi:
-        tokens.append(cube or f"image{args.image_index}")
-    defaults = build_parser()
-    for option, token in NAME_TOKENS + METHOD_NAME_TOKENS.get(args.method, ()):
-        value = getattr(args, option, None)
-        if hasattr(args, option) and value != defaults.get_default(option):
-            tokens.append(token(value))
-    degradation = getattr(args, "degradation", None)
-    if degradation not in (None, "auto", default_degradation(args)):
-        tokens.append(f"{degradation}Degradation")
-    if getattr(args, "training_mode", None) == "patches":  # patch training changes the result; whole-image does not
-        tokens.append(f"patch{args.patch_size}x{args.patches_per_step}")
-    return "_".join([name] + tokens)
-
-
-def _atomic_write(path, write):
-    """Write through a temporary file in the same folder, then rename: an interrupted run never
-    leaves a half-written file under the final name."""
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-class RunFolder:
-    """One training run's folder: opt.txt, precision.txt, <module>.pth, My_Out.mat, metrics.json, and
-    while it trains training_state.pt (the checkpoint). metrics.json is written last: a folder
-    without it is not a complete run.
-
-    With --overwrite the run is built in a hidden temporary folder beside its ``target`` and replaces
-    the earlier run only once it is complete (``complete``): a crash never loses the earlier run.
-    """
-
-    def __init__(self, path, target=None):
-        self.path = path
-        self.target = target or path
-
-    @classmethod
-    def create(cls, args, name=None):
-        """A new folder ``name`` (default ``run_folder_name(args)``) under ``args.checkpoints_dir``. An
-        earlier run is never overwritten: the name gets a suffix _2, _3, ..., each folder created
-        atomically, so runs started together never share one. With ``args.overwrite`` the run goes to a
-        temporary folder .<name>.<random>.incomplete that ``complete`` moves to <name>."""
-        name = name or run_folder_name(args)
-        os.makedirs(args.checkpoints_dir, exist_ok=True)
-        base = os.path.join(args.checkpoints_dir, name)
-        if getattr(args, "overwrite", False):
-            path = tempfile.mkdtemp(dir=args.checkpoints_dir, prefix=f".{name}.", suffix=".incomplete")
-            os.chmod(path, 0o777 & ~_UMASK)  # mkdtemp creates 0700
-            return cls(path, target=base)
-        for n in itertools.count(1):
-            path = base if n == 1 else f"{base}_{n}"
-            try:
-                os.mkdir(path)
-            except FileExistsError:
-                continue
-            if n > 1:
-                log.info("%s exists; writing this run to %s (use --overwrite to replace it)", base, path)
-            return cls(path)
-
-    @classmethod
-    def resume(cls, path, state):
-        """The folder of an interrupted run, with the target name its checkpoint ``state`` recorded."""
-        target = state.get("target")
-        return cls(path, target=os.path.join(os.path.dirname(os.path.normpath(path)), target) if target else None)
-
-    @classmethod
-    def inside(cls, run, name):
-        """A sub-folder ``name`` of ``run`` for a secondary result (e.g. reduced_resolution/)."""
-        path = run.file(name)
-        os.makedirs(path, exist_ok=True)
-        return cls(path)
-
-    def file(self, name):
-        return os.path.join(self.path, name)
-
-    def write_options(self, args):
-        """opt.txt in the original format: every option, sorted, one per line."""
-        lines = ["----------------- Options ---------------"]
-        lines += ["{:>25}: {:<30}".format(str(k), str(v)) for k, v in sorted(vars(args).items())]
-        lines.append("----------------- End -------------------")
-        text = "\n".join(lines) + "\n"
-        _atomic_write(self.file("opt.txt"), lambda f: f.write(text.encode()))
-        return text
-
-    def append_precision(self, message):
-        """precision.txt is a log: stage results are appended as they are reached, as in the original."""
-        with open(self.file("precision.txt"), "a") as f:
-            f.write(f"{message}\n")
-
-    def save_module(self, name, module):
-        state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-        _atomic_write(self.file(f"{name}.pth"), lambda f: torch.save(state, f))
-
-    def save_output(self, cube):
-        """My_Out.mat, key 'Out', H x W x C: loads with MATLAB ``load``. MATLAB v5 (also read by
-        ``scipy.io.loadmat``) up to its 2 GB per variable (imagery.writers.MAT_V5_MAX_BYTES), MATLAB v7.3
-        (HDF5, ``imagery.writers.write_mat73``; h5py or ``imagery.readers.read_image``) above. A whole
-        scene is not passed here but streamed (fusion.results.fuse_and_write)."""
-        from imagery.writers import MAT_V5_MAX_BYTES, write_mat73
-        if np.asarray(cube).nbytes > MAT_V5_MAX_BYTES:
-            write_mat73(self.file("My_Out.mat"), "Out", cube)
-            return
-        _atomic_write(self.file("My_Out.mat"), lambda f: scipy.io.savemat(f, {"Out": cube}))
-
-    def save_metrics(self, metrics):
-        """metrics.json: written last, it marks the run complete."""
-        text = json.dumps(metrics, indent=2, default=_json_default)
-        _atomic_write(self.file("metrics.json"), lambda f: f.write(text.encode()))
-
-    def complete(self):
-        """After metrics.json: drop the training checkpoint and, for --overwrite, replace the earlier run
-        (renamed to a hidden name, the new folder renamed to the target, then the earlier one deleted)."""
-        if os.path.exists(self.file(CHECKPOINT_NAME)):
-            os.remove(self.file(CHECKPOINT_NAME))
-        if self.path == self.target:
-            return
-        parent, name = os.path.split(self.target)
-        trash = None
-        if os.path.lexists(self.target):
-            trash = os.path.join(parent, f".{name}.replaced-{uuid.uuid4().hex[:8]}")
-            os.rename(self.target, trash)
-        os.rename(self.path, self.target)
-        self.path = self.target
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-
-
-def _json_default(value):
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return np.asarray(value).tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value)}")
-
-
 def _plain(value):
     """``value`` with numpy scalars and arrays turned into Python numbers and lists, so that a checkpoint
     loads with ``torch.load(weights_only=True)``."""
@@ -427,9 +200,11 @@ def _restore_rng(states, cuda):
     random.setstate((version, tuple(internal), gauss))
 
 
-def _plain_options(args):
-    """Every option as a str/int/float/bool/None (the device as its name)."""
-    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in vars(args).items()}
+def _plain_options(options):
+    """Every recorded option of ``options`` (config.RunOptions) as a str/int/float/bool/None (the device as
+    its name)."""
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+            for k, v in options.record().items()}
 
 
 class TrainingSession:
@@ -437,7 +212,7 @@ class TrainingSession:
 
     The stages tell it where they are (``begin_stage``, ``enter_step``/``leave_step`` from
     ``train_stage``, ``end_stage``, ``finish``). It writes the checkpoint (atomically) every
-    ``args.checkpoint_every`` minutes, when SIGINT or SIGTERM arrives, on a hard Ctrl-C or out of
+    ``options.checkpoint_every`` minutes, when SIGINT or SIGTERM arrives, on a hard Ctrl-C or out of
     memory between optimiser steps, and once all stages are done. The checkpoint holds every module's
     state_dict now and at the start of the current stage, every optimiser's state_dict, the stage and
     its last completed epoch (stage None: all done), the RNG states (torch CPU and CUDA, numpy, python
@@ -450,12 +225,12 @@ class TrainingSession:
     steps. Without a run folder (``run=None``) the session only keeps the clocks: no files, no handlers.
     """
 
-    def __init__(self, run=None, args=None, state=None):
+    def __init__(self, run=None, options=None, state=None):
         self.run = run
-        self.args = args
+        self.options = options
         self.state = state
-        self.cuda = args is not None and torch.device(args.device).type == "cuda"
-        self.every = 60.0 * getattr(args, "checkpoint_every", 5.0) if args is not None else math.inf
+        self.cuda = options is not None and options.device.type == "cuda"
+        self.every = 60.0 * options.checkpoint_every if options is not None else math.inf
         self.next_save = time.monotonic() + self.every
         self.stage, self.epoch, self.finished = None, 0, False
         self.reenter = None  # the stage a resumed run continues inside
@@ -635,10 +410,10 @@ class TrainingSession:
             "loss_history": _plain(self.monitor.loss_history) if self.monitor else {},
             "evaluation_seconds": self.monitor.seconds if self.monitor else 0.0,
             "seconds": self.elapsed(), "stage_seconds": self.stage_seconds(),
-            "options": _plain_options(self.args),
+            "options": _plain_options(self.options),
             "target": os.path.basename(self.run.target) if self.run.target != self.run.path else None,
         }
-        _atomic_write(self.run.file(CHECKPOINT_NAME), lambda f: torch.save(state, f))
+        atomic_write(self.run.file(CHECKPOINT_NAME), lambda f: torch.save(state, f))
         self.saved_at = (stage, self.epoch)
         self.next_save = time.monotonic() + self.every
 
@@ -696,7 +471,7 @@ class TrainingSession:
                 raise
             resume = self.run.path if os.path.exists(self.run.file(CHECKPOINT_NAME)) else None
             error = OutOfMemory(out_of_memory_message(self.where(), image, device, resume=resume,
-                                                      patches=getattr(self.args, "training_mode", None) == "patches"))
+                                                      patches=self.options.training_mode == "patches"))
             self.run.append_precision(f"aborted: {error}")
             raise error from None
 
@@ -765,167 +540,3 @@ def resume_overrides(argv):
                         f"{', '.join('--' + o for o in others)} (only "
                         f"{', '.join('--' + o for o in RESUMABLE_OPTIONS)} may be given again)")
     return tuple(o for o in RESUMABLE_OPTIONS if o in given)
-
-
-# ----------------------------------------------------------------------------- memory
-
-# A training step's peak over what it keeps for backward: the gradients of the widest layers and
-# the allocator's slack (measured 1.37-1.48 on a stage-3 / PFS2C2 stage-1 step, CPU, 300 x 300 x 68).
-BACKWARD_PEAK_FACTOR = 1.5
-# Evaluating the fused image (evaluation.py, NumPy, main memory) holds the reference and the estimate
-# as float64 and, for SSIM, blurred maps of the whole cube: about this many float64 H x W x C arrays.
-EVALUATION_FLOAT64_CUBES = 10
-_OOM_PHRASES = ("DefaultCPUAllocator", "can't allocate memory", "out of memory")
-
-
-def kept_floats_per_pixel(method, hsi_channels, msi_channels):
-    """Floats per HR pixel that a step of the largest stage keeps for backward (stage 3; PFS2C2's
-    stage 1 is about as large): the spectral upsampler's input (Cm), each hidden layer's output before
-    and after its LeakyReLU (2 w for each width w of ``model.spectral_upsample.widths``), its last
-    convolution's output and X (2 C), and up to two more HR x C tensors in the loss (PFS2C2's SpaUp
-    output and its difference; UDALN's are smaller); PFS2C2's spectral attention keeps its input too.
-    """
-    sizes = widths(msi_channels, hsi_channels)
-    kept = msi_channels + 2 * sum(sizes[1:-1]) + 4 * hsi_channels
-    if method == "pfs2c2":
-        kept += sizes[-2]
-    return kept
-
-
-def estimate_memory(method, height, width, hsi_channels, msi_channels, scale, batch_pixels=None, reference=True):
-    """Peak memory of a run on an H x W x C image with a Cm-band HR-MSI and ratio r, in bytes, as
-    ``(training, evaluation)``:
-
-    training (on the training device) = 4 bytes x (BACKWARD_PEAK_FACTOR x ``kept_floats_per_pixel`` x H W
-    + the inputs: HR-MSI and a mask, (Cm + 1) H W, and twice the LR-HSI, 2 C H W / r^2); in patch mode
-    (``batch_pixels``: the HR pixels of one step's batch of patches, B (r P)^2, fusion.patches) the
-    kept floats count over the batch instead of H W, plus the batch's own copies of its patches and
-    masks, (Cm + 1 + 2 C / r^2) per batch pixel;
-    evaluation (NumPy, main memory) = 8 bytes x EVALUATION_FLOAT64_CUBES x H W C + the float32 reference
-    (when ``reference``); a fused cube larger than fusion.results.STREAM_OUTPUT_BYTES is computed, scored
-    and written tile by tile: then the first term is twice that size, whatever the scene's.
-
-    On the CPU both use the same memory and the allocator keeps what training freed
-    (``tune_cpu_allocator``), so they add up. Within about 10% of the peak resident memory measured
-    for a short run at 300 x 300 x 68 (UDALN, PFS2C2); tests/test_func.py checks the count against
-    what torch keeps for backward.
-    """
-    hr, lr = height * width, height * width / scale ** 2
-    kept = kept_floats_per_pixel(method, hsi_channels, msi_channels)
-    batch = hr if batch_pixels is None else batch_pixels
-    training = 4 * (BACKWARD_PEAK_FACTOR * kept * batch + (msi_channels + 1) * hr + 2 * hsi_channels * lr)
-    if batch_pixels is not None:
-        training += 4 * (msi_channels + 1 + 2 * hsi_channels / scale ** 2) * batch_pixels
-    from fusion.results import STREAM_OUTPUT_BYTES  # fusion.results imports this module
-    if 4 * hr * hsi_channels > STREAM_OUTPUT_BYTES:
-        evaluation = 2 * STREAM_OUTPUT_BYTES  # a tile's activations and a QNR cell (about 0.5 GB measured)
-    else:
-        evaluation = 8 * EVALUATION_FLOAT64_CUBES * hr * hsi_channels
-    evaluation += 4 * hr * hsi_channels if reference else 0
-    return int(training), int(evaluation)
-
-
-def _read_int(path):
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _cgroup_free():
-    """Memory left under this process's cgroup limit (v2, else v1), or None without a limit."""
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        limit, usage = _read_int(limit_file), _read_int(usage_file)
-        if limit is not None and usage is not None and limit < 2 ** 60:  # v1 writes ~2^63 for "no limit"
-            return max(limit - usage, 0)
-    return None
-
-
-def available_memory(device):
-    """Bytes available to this run on ``device`` (a torch.device), or None when it cannot be told.
-    CUDA: free device memory (torch.cuda.mem_get_info) plus what PyTorch's cache holds unused. CPU:
-    MemAvailable of /proc/meminfo (else os.sysconf's available pages), capped by a cgroup limit."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    available = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            pass
-    limited = _cgroup_free()
-    values = [v for v in (available, limited) if v is not None]
-    return min(values) if values else None
-
-
-def image_size(hsi_shape, msi_shape):
-    """'H x W x C (LR-HSI h x w, HR-MSI H x W x Cm)' from the 1 x C x h x w and 1 x Cm x H x W shapes."""
-    _, c, h, w = hsi_shape
-    _, cm, hh, ww = msi_shape
-    return f"{hh} x {ww} x {c} (LR-HSI {h} x {w}, HR-MSI {hh} x {ww} x {cm})"
-
-
-def out_of_memory_message(where, image, device, need=None, available=None, resume=None, patches=False):
-    """The one message for a run that does not fit: where (stage), the image size, the device, and what
-    to do. ``need``/``available`` (bytes) for a refusal before training; ``resume``: the folder of a
-    checkpoint that can be continued; ``patches``: the run trains on patches (the advice is then a
-    smaller batch)."""
-    device = torch.device(device)
-    if need is None:
-        text = f"out of memory in {where} on {device} fusing a {image}"
-    else:
-        text = (f"not enough memory on {device} to fuse a {image}: {where} needs about {need / 2 ** 30:.1f} GiB, "
-                f"{available / 2 ** 30:.1f} GiB are available")
-    advice = "crop the image or fuse a smaller region"
-    if patches:
-        advice = f"give a smaller --patch_size or --patches_per_step, or {advice}"
-    if device.type == "cuda":
-        advice = f"run on the CPU with --device cpu (main memory is usually larger), or {advice}"
-        if resume is not None:
-            advice += f"; to continue this run on the CPU: --resume {resume} --device cpu"
-    return f"{text}: {advice}"
-
-
-def is_out_of_memory(exc):
-    """True for torch.cuda.OutOfMemoryError, MemoryError, and a RuntimeError of the CPU allocator."""
-    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
-        return True
-    return isinstance(exc, RuntimeError) and any(phrase in str(exc) for phrase in _OOM_PHRASES)
-
-
-def check_memory(method, hsi_shape, msi_shape, scale, device, available=None, batch_pixels=None, reference=True):
-    """Refuse (raise OutOfMemory) a run that clearly cannot fit: ``estimate_memory`` (``batch_pixels``:
-    the HR pixels of one step's batch in patch mode, else None; ``reference``: an HR-HSI reference is held) against
-    ``available_memory`` (or ``available``: {'device': bytes, 'host': bytes}), before anything is
-    written. On CUDA the training part is checked against the device, the evaluation against main
-    memory; on the CPU their sum against main memory. Nothing is refused when the memory cannot be told.
-    ``hsi_shape``/``msi_shape``: 1 x C x h x w and 1 x Cm x H x W."""
-    device = torch.device(device)
-    _, c, _, _ = hsi_shape
-    _, cm, height, width = msi_shape
-    training, evaluation = estimate_memory(method, height, width, c, cm, scale, batch_pixels, reference)
-    if available is None:
-        cpu = available_memory(torch.device("cpu"))
-        available = {"device": available_memory(device) if device.type == "cuda" else cpu, "host": cpu}
-    patches = batch_pixels is not None
-    batch = f", a batch of patches of {batch_pixels} HR pixels" if patches else ""
-    # (memory, bytes needed, what needs them, device, whether a smaller batch of patches helps)
-    needs = ([("device", training, f"training ({method}, stage 3{batch})", device, patches),
-              ("host", evaluation, "evaluating the fused image", torch.device("cpu"), False)]
-             if device.type == "cuda" else
-             [("host", training + evaluation, f"training and evaluation ({method}{batch})", device, patches)])
-    for key, need, where, on, smaller_batch in needs:
-        if available.get(key) is not None and need > available[key]:
-            raise OutOfMemory(out_of_memory_message(where, image_size(hsi_shape, msi_shape), on, need=need,
-                                                    available=available[key], patches=smaller_batch))

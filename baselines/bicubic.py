@@ -2,7 +2,7 @@
 
 R. G. Keys, "Cubic convolution interpolation for digital image processing", IEEE Trans. Acoustics,
 Speech, and Signal Processing 29(6), 1981 (kernel parameter a = -0.75, as PyTorch and OpenCV). The
-result equals the project's bicubic rows of the README tables, computed with
+result equals the project's bicubic rows of the tables in docs/results.md, computed with
 ``torch.nn.functional.interpolate(..., mode="bicubic", align_corners=False)``. The HR-MSI, PSF and
 SRF are validated but not used.
 """

@@ -32,15 +32,15 @@ pure pixels where VCA draws random directions; S is the true PSF's blur and deci
 Gaussian ``gaussian_down_sample``, and the abundances are interpolated by this project's bicubic
 (``imresize`` in the code); VD leaves out eigenvalues at rounding level (``VD_RANK_TOLERANCE``),
 which the code counts (on noiseless data their number depends on the eigensolver: 34 in Octave, 33
-with numpy on the case of tests/test_baselines_octave.py). Run with the same endmembers and operators,
-this module reproduces the authors' code to rounding (tests/test_baselines_octave.py). Not blind: the
+with numpy on the case of tests/baselines/test_octave_reference.py). Run with the same endmembers and operators,
+this module reproduces the authors' code to rounding (tests/baselines/test_octave_reference.py). Not blind: the
 true SRF and PSF are used (the code's SRF estimator, estR, is not implemented).
 """
 import numpy as np
 from scipy.stats import norm
 
 from baselines.operators import bicubic_upsample, blur_decimate, check_inputs
-from data_loader import DataError
+from imagery.errors import DataError
 
 VD_FALSE_ALARM = 5e-2
 # Eigenvalues below bands x this x the largest are rounding noise: the threshold scales with them, so
@@ -153,7 +153,7 @@ def fuse(Y, Z, r, psf, srf, n_endmembers=None, inner_iterations=INNER_ITERATIONS
 
     Y: LR-HSI h x w x C; Z: HR-MSI r h x r w x Cm (both non-negative radiance or reflectance; negative
     values are set to 0, as the authors' code does); r: integer scale factor; psf: r x r convolution
-    kernel summing to 1 (Y = data_loader.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing
+    kernel summing to 1 (Y = model.degradation.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing
     to 1 (Z = X @ srf). n_endmembers: None for the authors' max(min(30, C), VD of Y), at most the
     number of LR pixels; inner_iterations, outer_iterations: see the module docstring.
 

@@ -22,7 +22,7 @@ by proximal alternating optimisation:
   steps from the previous dictionary (DIC_CG.m, DIC_CG1.m; ``cg_iters``, None for the exact
   solution by two symmetric eigendecompositions). The steps do not reach the minimiser, and this
   inexact update is part of the method's result: with the exact one, SAM on the case of
-  tests/test_baselines_octave.py is 0.54 degrees instead of 0.40 (the authors' own run: 0.41);
+  tests/baselines/test_octave_reference.py is 0.54 degrees instead of 0.40 (the authors' own run: 0.41);
   then C by ADMM (split C into one copy per data term, soft thresholding, 60 iterations), with a
   proximal term towards the previous core.
 
@@ -40,7 +40,7 @@ the authors' code draws from MATLAB's. Two choices of trainD.m are random or rou
 cannot be reproduced exactly: among training signals of equal representation error the one that
 replaces an unused atom is found in random order (here: the first), and on data with repeated
 training signals (few distinct spectra) the OMP's choice between equal atoms follows rounding, so
-after some iterations the dictionaries differ from the authors' run (tests/test_baselines_octave.py
+after some iterations the dictionaries differ from the authors' run (tests/baselines/test_octave_reference.py
 states the tolerance this leaves). The PSF must be separable (operators.degradation_matrices), as
 the paper's model requires. Non-blind: the true PSF and SRF are given.
 """
@@ -51,7 +51,7 @@ import numpy as np
 import scipy.linalg
 
 from baselines.operators import check_inputs, degradation_matrices
-from data_loader import DataError
+from imagery.errors import DataError
 
 LAMBDA = 1e-5          # demo.m: par.lambda, weight of ||C||_1
 PROXIMAL = 1e-3        # CSTF_FUS.m: mu, proximal weight of every block update
@@ -82,7 +82,7 @@ def fuse(Y, Z, r, psf, srf, lam=LAMBDA, atoms_rows=None, atoms_cols=None, atoms_
 
     Y: h x w x C LR-HSI; Z: H x W x Cm HR-MSI with H = r h, W = r w (rows, columns, bands; scaled
     to about [0, 1], which lam assumes); r: integer scale factor; psf: r x r separable convolution
-    kernel summing to 1 (Y = data_loader.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing
+    kernel summing to 1 (Y = model.degradation.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing
     to 1 (Z = X @ srf). lam >= 0: weight of the core's l1 norm; atoms_rows / atoms_cols: atoms of
     the row and column dictionaries (default min(240, H) and min(240, W)), at most the number of
     training signals (W Cm and H Cm); atoms_spectral: atoms of the spectral dictionary (default 9,

@@ -35,7 +35,7 @@ import scipy.linalg
 from scipy import ndimage
 
 from baselines.operators import check_inputs, psf_otf
-from data_loader import DataError
+from imagery.errors import DataError
 
 SUBSPACE_DIM = 15          # idHSsub.m, 'PCA'
 PRIOR_PRECISION = 1e-3     # SylvesterFusion.m, prior 'Gaussian': invCov = 1e-3 I
@@ -43,7 +43,7 @@ DATA_SCALE = 1e4           # HSMSFusionToolbox FUSE_wrapper.m: reflectance x 10^
 # Eigenvalues of the second-moment matrix below this fraction of the largest are rounding noise
 # (float32 data: about 1e-14); such directions are not part of the LR-HSI's subspace.
 RANK_TOL = 1e-10
-log = logging.getLogger("fusion")
+log = logging.getLogger(__name__)
 
 
 def fuse(Y, Z, r, psf, srf, subspace_dim=None, prior_precision=PRIOR_PRECISION, data_scale=DATA_SCALE):
@@ -51,7 +51,7 @@ def fuse(Y, Z, r, psf, srf, subspace_dim=None, prior_precision=PRIOR_PRECISION, 
 
     Y: h x w x C LR-HSI; Z: H x W x Cm HR-MSI with H = r h, W = r w (rows, columns, bands;
     reflectance-like scale, e.g. [0, 1]); r: integer scale factor; psf: r x r convolution kernel
-    summing to 1 (Y = data_loader.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing to 1
+    summing to 1 (Y = model.degradation.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing to 1
     (Z = X @ srf). subspace_dim: L, the number of principal directions (1 to C; default min(15, C);
     reduced, with a log message, to the LR-HSI's numerical rank when that is smaller);
     prior_precision: Sigma^-1 = prior_precision * I on the unit-second-moment subspace coordinates;
@@ -113,7 +113,7 @@ def sylvester_fusion(Y, Z, r, psf, srf, E, prior_mean, prior_precision):
 
     Minimises 1/2 ||Y - spatial_degrade(X)||^2 + 1/2 ||Z - X srf||^2
     + prior_precision/2 ||U - prior_mean||^2 over X = U E' (per pixel x = E u), with circular
-    boundary conditions for the blur (exact for the block-wise blur of data_loader.spatial_degrade,
+    boundary conditions for the blur (exact for the block-wise blur of model.degradation.spatial_degrade,
     whose kernel never wraps).
     Y: h x w x C; Z: H x W x Cm; E: C x L of full column rank; prior_mean: H x W x L;
     prior_precision > 0. Returns X_hat, H x W x C float64. Inputs are assumed checked (see ``fuse``).

@@ -22,7 +22,7 @@ MSI band degraded by the true PSF (``operators.blur_decimate``; the toolbox uses
 ``imresize``), and the HSI is upsampled by the project's bicubic (a = -0.75; ``imresize`` uses -0.5).
 There are no parameters. Not blind: the SRF is not needed, the PSF only for the LR pan. Given
 these same operators, the toolbox's GSA_wrapper.m run under GNU Octave returns the same cube to 1e-7
-(tests/test_baselines_octave.py; the rest is its least-squares solve of rank-deficient band
+(tests/baselines/test_octave_reference.py; the rest is its least-squares solve of rank-deficient band
 regressions, a pseudo-inverse here).
 """
 import numpy as np
@@ -54,7 +54,7 @@ def fuse(Y, Z, r, psf, srf):
     """GSA fusion of the LR-HSI Y and HR-MSI Z: X_hat (r h) x (r w) x C float64, in Y's units.
 
     Y: LR-HSI h x w x C; Z: HR-MSI r h x r w x Cm; r: integer scale factor; psf: r x r convolution
-    kernel summing to 1 (Y = data_loader.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing
+    kernel summing to 1 (Y = model.degradation.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing
     to 1 (validated, not used). Raises data_loader.DataError for inconsistent arguments
     (``operators.check_inputs``).
     """

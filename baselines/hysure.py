@@ -22,7 +22,7 @@ scaled to [0, 1] as here. The subspace is learned by SVD of the LR-HSI (the pape
 use VCA, random, the best-volume of 20 runs; the SVD branch of data_fusion.m cannot run: its test
 ``case basis_type == 'SVD'`` never matches and it reads an undefined variable), limited to the
 LR-HSI's numerical rank. Given the same subspace, data_fusion.m run under GNU Octave returns the same
-cube to 1e-13 (tests/test_baselines_octave.py); with its VCA basis the result differs by the basis
+cube to 1e-13 (tests/baselines/test_octave_reference.py); with its VCA basis the result differs by the basis
 (49.8 dB against 51.6 dB on that test's case). Non-blind: the true PSF and SRF are given (the
 authors' own estimator of both, sen_resp_est.m, is not implemented). The demos' extra denoising of
 the result by projection (a step of their simulation, not of the method) is not applied.
@@ -34,7 +34,7 @@ from scipy import fft
 
 from baselines.fuse_sylvester import principal_directions
 from baselines.operators import check_inputs, psf_otf
-from data_loader import DataError
+from imagery.errors import DataError
 
 SUBSPACE_DIM = 10      # demo_*.m: p
 LAMBDA_PHI = 5e-4      # demo_*.m: weight of the vector total variation
@@ -49,7 +49,7 @@ def fuse(Y, Z, r, psf, srf, subspace_dim=None, lambda_phi=LAMBDA_PHI, lambda_m=L
 
     Y: h x w x C LR-HSI; Z: H x W x Cm HR-MSI with H = r h, W = r w (rows, columns, bands; scaled
     to about [0, 1], which the default weights assume); r: integer scale factor; psf: r x r
-    convolution kernel summing to 1 (Y = data_loader.spatial_degrade(X, psf, r)); srf: C x Cm,
+    convolution kernel summing to 1 (Y = model.degradation.spatial_degrade(X, psf, r)); srf: C x Cm,
     columns summing to 1 (Z = X @ srf). subspace_dim: p, the number of singular vectors of the
     LR-HSI kept (1 to C; default min(10, C); reduced, with a log message, to the LR-HSI's
     numerical rank); lambda_phi >= 0: weight of the vector total variation (0 gives the plain

@@ -23,13 +23,13 @@ replaces: its LR-MSI is bilinear ``imresize``, its low-pass a fixed Gaussian dow
 the true PSF and the interpolator the project's bicubic, for the HSI and the pan alike; the toolbox
 also clips its result to [0, 2^sqrt(max Y)], which this module does not. Given these same operators,
 the toolbox's MTF_GLP_wrapper.m run under GNU Octave returns the cube of ``injection="regression"``
-to 1e-11 (tests/test_baselines_octave.py). Not blind; the SRF is validated but not used (the
+to 1e-11 (tests/baselines/test_octave_reference.py). Not blind; the SRF is validated but not used (the
 regression learns the spectral relation).
 """
 import numpy as np
 
 from baselines.operators import bicubic_upsample, blur_decimate, check_inputs
-from data_loader import DataError
+from imagery.errors import DataError
 
 INJECTIONS = ("hpm", "regression")
 
@@ -56,7 +56,7 @@ def fuse(Y, Z, r, psf, srf, injection="hpm"):
     """MTF-GLP-HS fusion of Y and Z: X_hat (r h) x (r w) x C float64, in Y's units.
 
     Y: LR-HSI h x w x C; Z: HR-MSI r h x r w x Cm; r: integer scale factor; psf: r x r convolution
-    kernel summing to 1 (Y = data_loader.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing to
+    kernel summing to 1 (Y = model.degradation.spatial_degrade(X, psf, r)); srf: C x Cm, columns summing to
     1 (validated, not used); injection: "hpm" (high-pass modulation, default) or "regression"
     (additive, the HSMSFusionToolbox's). Raises data_loader.DataError for inconsistent arguments
     (``operators.check_inputs``) or an unknown ``injection``.

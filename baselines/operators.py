@@ -6,8 +6,8 @@ Arrays are numpy H x W x K (rows, columns, bands), float64. The observation mode
 * LR-HSI  Y = blur_decimate(X, psf, r): each disjoint r x r block of X is weighted by the r x r
   convolution kernel ``psf`` (summing to 1) and reduced to one pixel, i.e.
   ``scipy.signal.convolve2d(band, psf, 'valid')[::r, ::r]`` for every band
-  (``data_loader.spatial_degrade``);
-* HR-MSI  Z = X @ srf, srf C x Cm with columns summing to 1 (``data_loader.spectral_degrade``).
+  (``model.degradation.spatial_degrade``);
+* HR-MSI  Z = X @ srf, srf C x Cm with columns summing to 1 (``model.degradation.spectral_degrade``).
 
 Because the kernel is as large as the stride, the blocks do not overlap: the operator is a reshape and
 one contraction (exact and cheaper than any FFT), and so is its adjoint. The iterative solvers that
@@ -24,14 +24,14 @@ import numbers
 
 import numpy as np
 
-from data_loader import DataError
+from imagery.errors import DataError
 
 # Tolerance on "sums to 1" for the PSF and the SRF columns: the project normalises both in float64,
 # and a float32 round trip (e.g. a table read from a file) stays far below this.
 SUM_TOLERANCE = 1e-6
 
 # A PSF is treated as separable (rank 1) when its second singular value is below this fraction of the
-# first; the sampled Gaussian of data_loader.gaussian_psf is rank 1 to machine precision.
+# first; the sampled Gaussian of model.degradation.gaussian_psf is rank 1 to machine precision.
 SEPARABLE_TOLERANCE = 1e-10
 
 # Keys' cubic convolution parameter used by PyTorch's bicubic interpolation (OpenCV's choice; MATLAB
@@ -80,7 +80,7 @@ def check_inputs(Y, Z, r, psf, srf, method="fuse"):
     psf = _array(psf, "psf", method, 2)
     if psf.shape != (r, r):
         raise DataError(f"{method}: the PSF is {psf.shape[0]} x {psf.shape[1]}, but the degradation model "
-                        f"needs an r x r = {r} x {r} kernel (data_loader.gaussian_psf(r, sigma))")
+                        f"needs an r x r = {r} x {r} kernel (model.degradation.gaussian_psf(r, sigma))")
     if abs(psf.sum() - 1.0) > SUM_TOLERANCE:
         raise DataError(f"{method}: the PSF sums to {psf.sum():.6g}, not 1; normalise it (psf / psf.sum())")
     srf = _array(srf, "srf", method, 2)
@@ -101,7 +101,7 @@ def check_inputs(Y, Z, r, psf, srf, method="fuse"):
 def blur_decimate(X, psf, r):
     """The spatial degradation of the project: (H x W [x K]) -> (H/r x W/r [x K]).
 
-    Equal to ``data_loader.spatial_degrade(X, psf, r)`` for H and W multiples of r: each r x r block
+    Equal to ``model.degradation.spatial_degrade(X, psf, r)`` for H and W multiples of r: each r x r block
     is weighted by the flipped ``psf`` (a convolution kernel, r x r, summing to 1) and summed.
     """
     X = np.asarray(X)

@@ -39,8 +39,9 @@ def main(argv=None):
     from baselines import fuse_with
     from benchmarks.speed import benchmark_srf
     from config import get_args
-    from data_loader import Dataset, gaussian_psf, simulate_pair
+    from data_loader import Dataset, simulate_pair
     from evaluation import evaluate
+    from model.degradation import gaussian_psf
 
     rows = []
     for scale in map(int, opts.scales.split(",")):

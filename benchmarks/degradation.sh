@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The degradation-model benchmark reported in README ("Degradation model"): UDALN on the default data
+# The degradation-model benchmark reported in docs/degradation_model.md: UDALN on the default data
 # set, scale 5, full schedule, under the papers' degradation model and the normalised one, on the
 # consistent pair, on an HR-MSI 1.5 times brighter and on the radiometric-mismatch simulation. Two lanes
 # of one thread each (a 2-core machine); about 30 minutes.

@@ -1,6 +1,6 @@
 """Run the authors' MATLAB implementations of the classical baselines under GNU Octave on one small
 shared case and write their metrics as the fixture ``tests/fixtures/octave_baselines.json``, which
-``tests/test_baselines_octave.py`` checks the Python versions (``baselines/``) against (issue #13).
+``tests/baselines/test_octave_reference.py`` checks the Python versions (``baselines/``) against (issue #13).
 
 Not part of CI: it needs GNU Octave and the authors' code, neither of which the project ships.
 
@@ -55,8 +55,9 @@ if ROOT not in sys.path:
 
 from baselines import cnmf, cstf, fuse_with  # noqa: E402
 from baselines.fuse_sylvester import principal_directions  # noqa: E402
-from data_loader import gaussian_psf, load_cube, simulate_pair  # noqa: E402
+from data_loader import load_cube, simulate_pair  # noqa: E402
 from evaluation import evaluate  # noqa: E402
+from model.degradation import gaussian_psf
 
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "octave_baselines.json")
 OCTAVE_DIR = os.path.join(ROOT, "benchmarks", "octave")
@@ -69,7 +70,7 @@ CASE = {
     "rows": [20, 80],
     "cols": [20, 80],
     "r": 5,
-    "psf": "data_loader.gaussian_psf(5, 5 / 2.35482): 5 x 5, FWHM r",
+    "psf": "model.degradation.gaussian_psf(5, 5 / 2.35482): 5 x 5, FWHM r",
     "srf": "tests/fixtures/synthetic_class_mean/indian_pines_class_mean.csv",
     "simulation": "data_loader.simulate_pair (Y = block blur and decimation by the PSF, Z = X @ srf), no noise",
 }

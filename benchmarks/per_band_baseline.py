@@ -2,7 +2,7 @@
 
 One single-channel strided convolution per HSI band for the PSF, one 1x1 convolution per MSI band
 (over its support, divided by the weight sum) for the SRF, and SpeUnet as an nn.Sequential of
-Conv2d layers. Same parameters and results as model/, within float rounding (tests/test_model.py
+Conv2d layers. Same parameters and results as model/, within float rounding (tests/model/test_model.py
 checks the vectorised modules against per-band computations).
 """
 import torch

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quality benchmark reported in README: every method at scale 5 and 8 on the default data set
+# The quality benchmark reported in docs/synthetic_results.md: every method at scale 5 and 8 on the default data set
 # with its full schedule, then the radiometric-mismatch case for UDALN and UDS2C2 with and without
 # GCE, UDALN + GCE alone, and UDS2C2 with pixel-wise (k = 1) SCFConv. Runs in parallel lanes of one
 # thread each (a 2-core machine); about 80 minutes.

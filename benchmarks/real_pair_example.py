@@ -1,4 +1,4 @@
-"""The real pair of README ("Fuse your own pair"), Houston 2018, fused blind by each method and judged
+"""The real pair of docs/real_pairs.md, Houston 2018, fused blind by each method and judged
 by classification (UDS2C2's real-data evaluation), with each training's no-reference indices,
 reduced-resolution scores, wall time and peak memory. One training process at a time.
 
@@ -57,7 +57,7 @@ HEADER = ("| image | D_lambda | D_s | QNR | LR-HSI consistency PSNR | HR-MSI con
           "reduced-res. PSNR / SAM | SVM OA (%) / AA (%) / kappa | RF OA (%) / AA (%) / kappa | time (s) | "
           "peak RSS (MiB) |")
 
-log = logging.getLogger("fusion")
+log = logging.getLogger(__name__)
 
 
 def train(method, threads, checkpoints_dir, output, extra):
@@ -84,7 +84,7 @@ def bicubic_reduced_resolution(extra):
     """Bicubic upsampling of the reduced-resolution pair (``fusion.pair.reduced_resolution_pair``)
     scored against the LR-HSI over its valid pixels, as the runs' reduced-resolution protocol scores
     their output: ``evaluation.evaluate``'s dict (PSNR in dB, SAM in degrees, ...)."""
-    from train_all_special import load_pair  # the training script's imports are needed only here
+    from fusion.run import load_pair
 
     pair, _ = load_pair(get_args(PAIR + extra + ["--device", "cpu"]))
     rr = reduced_resolution_pair(pair)

@@ -1,4 +1,4 @@
-"""Whole satellite scenes: memory and time against scene size (README "Whole scenes").
+"""Whole satellite scenes: memory and time against scene size (docs/whole_scenes.md).
 
     python benchmarks/scale.py [--sides 240,960,2400,4800] [--method udaln] [--threads 2] [--steps 200]
                                [--full_side 960] [--work_dir scale_work] [extra train_all_special options]
@@ -30,9 +30,10 @@ from scipy import ndimage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from data_loader import gaussian_psf, spatial_degrade, srf_from_bands  # noqa: E402
+from data_loader import srf_from_bands  # noqa: E402
 from imagery.sensors import band_ranges  # noqa: E402
 from imagery.writers import write_geotiff  # noqa: E402
+from model.degradation import gaussian_psf, spatial_degrade  # noqa: E402
 
 SCALE = 3
 HSI_BANDS = 166

@@ -20,16 +20,17 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.per_band_baseline import per_band_nets  # noqa: E402
 from config import get_args  # noqa: E402
-from data_loader import (gaussian_psf, load_srf, simulate_pair, srf_from_bands,  # noqa: E402
-                         support_range, to_tensor, validate_srf)
-from func import train_stage, tune_cpu_allocator  # noqa: E402
-from imagery.sensors import band_ranges  # noqa: E402
+from data_loader import load_srf, simulate_pair, srf_from_bands, support_range, to_tensor, validate_srf  # noqa: E402
+from func import train_stage  # noqa: E402
+from fusion.memory import tune_cpu_allocator  # noqa: E402
 from fusion.monitor import Monitor  # noqa: E402
 from fusion.pair import Pair  # noqa: E402
+from imagery.sensors import band_ranges  # noqa: E402
 from methods import METHODS  # noqa: E402
 from methods.udaln import udaln_stages  # noqa: E402
-from benchmarks.per_band_baseline import per_band_nets  # noqa: E402
+from model.degradation import gaussian_psf  # noqa: E402
 
 
 def benchmark_srf(bands):

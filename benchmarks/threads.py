@@ -24,10 +24,11 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.speed import benchmark_srf, ms_per_step  # noqa: E402
 from config import get_args, usable_cpus  # noqa: E402
-from data_loader import gaussian_psf, simulate_pair, support_range, to_tensor  # noqa: E402
-from func import tune_cpu_allocator  # noqa: E402
+from data_loader import simulate_pair, support_range, to_tensor  # noqa: E402
+from fusion.memory import tune_cpu_allocator  # noqa: E402
 from fusion.pair import Pair  # noqa: E402
 from methods import METHODS  # noqa: E402
+from model.degradation import gaussian_psf  # noqa: E402
 
 
 def _thread_counts(text):

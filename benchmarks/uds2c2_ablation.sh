@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The UDS2C2 ablation reported in README ("UDS2C2: the reconstruction and its ablation"): UDS2C2's
+# The UDS2C2 ablation reported in docs/methods.md ("UDS2C2: the reconstruction and its ablation"): UDS2C2's
 # variants on the default data set under the normalised degradation model, full schedule, seed 2; the
 # default (GCE, no SCFConv) and the SCFConv-in-SpaDnet variant at r = 8 and on the radiometric
 # mismatch; the default on an HR-MSI 1.5 times brighter. The comparison's UDALN and PFS2C2 runs are

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The wide-PSF benchmark reported in README ("A PSF wider than the pixel"): a simulated pair whose true PSF
+# The wide-PSF benchmark reported in docs/degradation_model.md ("A PSF wider than the pixel"): a simulated pair whose true PSF
 # is a 5 x 5 Gaussian (FWHM r) at r = 3, centred one HR pixel below and right of each LR pixel's centre
 # (--sim_psf_size 5 --sim_psf_shift 1); the three methods with the papers' r x r PSF and with a learned
 # 7 x 7 one (--psf_size 7, which covers the shifted 5 x 5), full schedules, seed 2. Two lanes of one

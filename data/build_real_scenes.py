@@ -10,7 +10,7 @@ The script checks each file's SHA-1, then writes, for every scene, ``data/<name>
 * ``REF``: the reference cube, float32, H x W x C (rows, columns, bands), values in [0, 1]: the
   published integers divided by the scene's largest value (scaled to ``--peak``, default 1), the normalisation
   of the fusion literature; small negative integers (sensor noise) are set to 0 first. The level matters: the
-  deep methods are not invariant to the data's scale (README, "Results on real scenes"), and a peak of 1 is
+  deep methods are not invariant to the data's scale (docs/results.md), and a peak of 1 is
   what the project's loader keeps as it is (the power-of-ten rule of ``imagery.radiometry`` gives 1);
 * ``wavelengths``: the band centres in nm (1 x C), ``bands``: the kept bands' 1-based numbers in the
   sensor's full band list, ``scale``: what the published integers were divided by;

@@ -1,15 +1,17 @@
 """The diagnostics of a training run (``Monitor``): each network output against its simulated truth,
 written to precision.txt in the original UDALN code's wording and kept for metrics.json."""
 import bisect
+import logging
 import time
 
 import numpy as np
 import torch
 
-from data_loader import on_support
 from evaluation import evaluate, format_metrics
-from func import log
 from fusion.pair import mosaic
+from model.degradation import on_support
+
+log = logging.getLogger(__name__)
 
 
 class Monitor:
@@ -36,7 +38,7 @@ class Monitor:
 
     def psf_comparison(self):
         """The learned PSF and the true (or a real pair's nominal) one, both in correlation form and on the
-        larger of their two supports (data_loader.on_support): PSFs of different sizes (--psf_size,
+        larger of their two supports (model.degradation.on_support): PSFs of different sizes (--psf_size,
         --sim_psf_size) are compared on the HR pixels each LR pixel reads. float64 K x K arrays."""
         estimated, truth = self.estimated_psf(), self.pair.psf[::-1, ::-1]
         size = max(estimated.shape[0], truth.shape[0])

@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from config import FWHM_TO_SIGMA
-from data_loader import DataError, gaussian_psf, spatial_degrade, support_range, to_tensor
+from data_loader import DataError, support_range, to_tensor
 from imagery.radiometry import block_all
+from model.degradation import gaussian_psf, spatial_degrade
 
 l1 = nn.L1Loss(reduction="mean")
 

@@ -14,18 +14,23 @@ a stage's batches from a torch.Generator seeded from --seed and the stage number
 the training checkpoint, so a resumed run draws the same patches); ``validation_patches`` is the fixed
 subset the checks (fusion.monitor) run on in patch mode.
 """
+import logging
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
-import func
 from data_loader import DataError
+from fusion.memory import available_memory, estimate_memory
+
+log = logging.getLogger(__name__)
 
 # --training_mode auto trains on patches when the HR-MSI has more pixels than this (1024 x 1024: about
 # 18x the papers' 240 x 240 crops; whole-image training on it needs several GiB, e.g. about 3.9 GiB for
 # UDALN with 8 MSI and 68 HSI bands, and a step takes seconds on a CPU) ...
 PATCH_MODE_HR_PIXELS = 1024 * 1024
-# ... or when whole-image training (func.estimate_memory) needs more than this share of the memory
-# available on the training device (func.available_memory): the rest is left for the allocator's slack,
+# ... or when whole-image training (fusion.memory.estimate_memory) needs more than this share of the memory
+# available on the training device (fusion.memory.available_memory): the rest is left for the allocator's slack,
 # the evaluation and other processes.
 MEMORY_FRACTION = 0.5
 # --patch_size 0 (automatic): patches of about this many HR pixels a side, P = this // r LR pixels. With
@@ -46,7 +51,7 @@ LR_TILE_ROWS = 256
 
 def patch_mode(args):
     """True when the run trains on patches (``args.training_mode`` resolved to 'patches')."""
-    return getattr(args, "training_mode", "whole") == "patches"
+    return args.training_mode == "patches"
 
 
 def auto_patch_size(scale):
@@ -229,16 +234,25 @@ def by_lr_rows(module, image, factor, rows=LR_TILE_ROWS, context=None):
     return torch.cat(parts, dim=2)
 
 
+class TrainingMode(NamedTuple):
+    """The training mode chosen for a pair: ``mode`` 'whole' or 'patches', ``patch_size`` the patch side
+    P in LR pixels in patch mode (the option as given in whole-image mode), ``batch_pixels`` the HR pixels
+    of one step's batch, B (r P)^2, in patch mode (for fusion.memory.check_memory), else None."""
+    mode: str
+    patch_size: int
+    batch_pixels: int | None
+
+
 def choose_training_mode(args, pair):
-    """Resolve the training mode in ``args`` and log which one and why: ``args.training_mode`` becomes
-    'whole' or 'patches' and, in patch mode, ``args.patch_size`` the patch side P (LR pixels), so that
-    opt.txt, the run folder's name and a resumed run all see the mode this run trained in.
+    """The ``TrainingMode`` of ``pair`` under the options ``args`` (--training_mode, --patch_size,
+    --patches_per_step, --method, --device), logged with the reason. The caller records it in the run's
+    options (config.RunOptions), so that opt.txt, the run folder's name and a resumed run all see the mode
+    this run trained in.
 
     'auto' trains on patches when the HR-MSI has more than PATCH_MODE_HR_PIXELS pixels, or when
-    whole-image training (func.estimate_memory) needs more than MEMORY_FRACTION of the training device's
-    available memory (func.available_memory), unless a batch of patches would be as large as the image;
-    --patch_size > 0 alone means patches. Returns the HR pixels of one step's batch in patch mode
-    (B (r P)^2, for func.check_memory), None in whole-image mode.
+    whole-image training (estimate_memory) needs more than MEMORY_FRACTION of the training device's
+    available memory (available_memory), unless a batch of patches would be as large as the image;
+    --patch_size > 0 alone means patches.
     """
     _, c, h, w = pair.Y.shape
     _, cm, height, width = pair.Z.shape
@@ -253,8 +267,8 @@ def choose_training_mode(args, pair):
     elif args.patch_size:
         mode, reason = "patches", f"--patch_size {args.patch_size} given"
     else:
-        need = func.estimate_memory(args.method, height, width, c, cm, r)[0]
-        available = func.available_memory(torch.device(args.device))
+        need = estimate_memory(args.method, height, width, c, cm, r)[0]
+        available = available_memory(torch.device(args.device))
         if batch >= height * width:
             mode, reason = "whole", f"a batch of {args.patches_per_step} patches would be as large as the image"
         elif height * width > PATCH_MODE_HR_PIXELS:
@@ -267,11 +281,9 @@ def choose_training_mode(args, pair):
         else:
             mode, reason = "whole", (f"the HR-MSI ({height} x {width} pixels) and the memory whole-image training "
                                      f"needs (about {need / 2 ** 30:.2f} GiB) are within the limits")
-    args.training_mode = mode
     if mode == "whole":
-        func.log.info("training on the whole image (%s)", reason)
-        return None
-    args.patch_size = size
-    func.log.info("training on patches (%s): %d patches of %d x %d LR pixels (%d x %d HR pixels) per step",
-                  reason, args.patches_per_step, min(size, h), min(size, w), r * min(size, h), r * min(size, w))
-    return batch
+        log.info("training on the whole image (%s)", reason)
+        return TrainingMode("whole", args.patch_size, None)
+    log.info("training on patches (%s): %d patches of %d x %d LR pixels (%d x %d HR pixels) per step",
+             reason, args.patches_per_step, min(size, h), min(size, w), r * min(size, h), r * min(size, w))
+    return TrainingMode("patches", size, batch)

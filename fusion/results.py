@@ -3,26 +3,25 @@ reference when there is one, and without one (consistency with the inputs, QNR).
 
 ``fuse_and_write`` does both for a run folder. A fused cube of up to STREAM_OUTPUT_BYTES (the papers'
 sizes) is computed whole, as X_hat = nets.fuse(Z), scored with ``evaluation.evaluate`` / ``qnr`` and
-written as My_Out.mat (MATLAB v5, func.RunFolder.save_output), plus My_Out.tif or My_Out.hdr for a
+written as My_Out.mat (MATLAB v5, fusion.run_folder.RunFolder.save_output), plus My_Out.tif or My_Out.hdr for a
 georeferenced pair. A larger one (a whole satellite scene) is never held: it is computed tile by tile
 (``fusion.tiling``), each tile written to My_Out.tif (GeoTIFF pair, by windows) or My_Out.mat (MATLAB
 v7.3, tile by tile) and fed to the streamed metrics (``evaluation.StreamingMetrics``, ``StreamingQNR``),
-and only a subsampled colour composite is kept for quicklook.png (README "Whole scenes: tiled
-inference and output").
+and only a subsampled colour composite is kept for quicklook.png (docs/whole_scenes.md,
+"Whole scenes: tiled inference and output").
 
 Numpy cubes are H x W x C, tensors 1 x C x H x W; X_hat is in the scaled units of training until it
 is written (then in the LR-HSI's units, ``in_input_units``).
 """
+import logging
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from evaluation import (QNR_BLOCK, SSIM_HALO, ConstantBands, NoValidBlock, StreamingMetrics, StreamingQNR, evaluate,
-                        qnr)
-from func import log
+from evaluation import QNR_BLOCK, SSIM_HALO, ConstantBands, NoValidBlock, StreamingMetrics, StreamingQNR, evaluate, qnr
+from fusion.memory import STREAM_OUTPUT_BYTES
 from fusion.pair import hwc
 from fusion.tiling import TILE_MEMORY_BYTES, TiledForward, network_halo
 from imagery.quicklook import CompositeCollector
@@ -30,12 +29,8 @@ from imagery.writers import GEOTIFF_BLOCK, GeoTIFFWriter, Mat73Writer, write_env
 
 NO_REFERENCE_METRICS = ("PSNR", "SAM", "ERGAS")
 QNR_BLOCKS = (QNR_BLOCK, QNR_BLOCK // 2, QNR_BLOCK // 4)
-# Fused cubes (float32 H x W x C) above this many bytes are computed, scored and written tile by tile.
-# Held whole, a cube costs about eight times its size at the peak (the network's activations, the
-# output in the input's units, the metrics' float64 copies): 256 MiB keeps that near 2 GB, far under
-# MATLAB v5's 2 GB per variable, while the papers' images (at most a few tens of MB) stay whole, with
-# exactly the files and numbers they always had.
-STREAM_OUTPUT_BYTES = 256 * 2 ** 20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,7 +74,7 @@ def in_input_units(pair, x):
 @torch.inference_mode()
 def fuse_and_write(run, pair, nets, factor, fill_nodata=True, no_reference=True, composite=True, side=None,
                    memory=TILE_MEMORY_BYTES):
-    """X_hat = nets.fuse(Z) of ``pair``, written to ``run`` (a func.RunFolder) in the input's units
+    """X_hat = nets.fuse(Z) of ``pair``, written to ``run`` (a fusion.run_folder.RunFolder) in the input's units
     (multiplied by ``factor``; with ``fill_nodata`` the no-data value where the HR-MSI has none) and
     scored; returns a ``Fused``.
 
@@ -287,31 +282,3 @@ def write_georeferenced(run, pair, x_out):
     else:
         return None
     return path
-
-
-@torch.inference_mode()
-def draw_run_figures(run, pair, nets, monitor, fused):
-    """The run folder's figures (reproduce.figures): fig2_consistency.png (the UDALN paper's Fig. 2, only
-    when the fused image was held whole: it needs SpaDnet(X_hat) and SpeDnet(X_hat) of every band),
-    fig3_error_maps.png (the per-pixel SAM and RMSE maps against the reference, the UDALN paper's
-    Fig. 3 for this run: when there is a reference and the fused image was held whole), psf_srf.png
-    (learned PSF and SRF over the true or nominal ones, against the band centres in nm when known) and
-    loss_curves.png."""
-    from reproduce.figures import (save_consistency_figure, save_degradation_figure, save_error_maps_figure,
-                                   save_loss_curves)
-
-    title = os.path.basename(run.target or run.path)
-    wavelengths, names = pair.wavelengths, pair.msi_band_names
-    if isinstance(fused.image, np.ndarray) and pair.has_reference:
-        save_error_maps_figure(run.file("fig3_error_maps.png"), pair.X, fused.image, wavelengths=wavelengths,
-                               mask=pair.out_valid, factor=pair.hsi_factor, title=title)
-    if isinstance(fused.image, np.ndarray) and fused.quality is not None:
-        x_hat = torch.from_numpy(np.ascontiguousarray(fused.image.transpose(2, 0, 1)))[None].to(pair.Y.device)
-        save_consistency_figure(run.file("fig2_consistency.png"), hwc(pair.Y), hwc(nets.spa(x_hat)), hwc(pair.Z),
-                                hwc(nets.to_msi(x_hat)), wavelengths=wavelengths, srf=pair.srf, msi_band_names=names,
-                                lr_valid=pair.lr_valid, hr_valid=pair.out_valid, scores=fused.quality, title=title)
-    save_degradation_figure(run.file("psf_srf.png"), *monitor.psf_comparison(),
-                            monitor.estimated_srf(), pair.srf, wavelengths=wavelengths, msi_band_names=names,
-                            truth_label="true" if pair.known_degradations else "nominal", title=title)
-    if monitor.loss_history:
-        save_loss_curves(run.file("loss_curves.png"), monitor.loss_history, title=title)

@@ -1,5 +1,5 @@
 """Tiled inference of a method's inverse network on a whole scene: X_hat = f(Z) computed tile by tile,
-equal to the whole-image forward (README "Whole scenes: tiled inference and output").
+equal to the whole-image forward (docs/whole_scenes.md).
 
 Tensors are 1 x C x H x W (channels first); tiles are rectangles of HR pixels, half-open
 [top, bottom) x [left, right). Two things make a tile's output differ from the whole image's, and both

@@ -15,7 +15,7 @@ from imagery.errors import DataError
 from imagery.spectral_response import hsi_range, srf_from_bands
 from imagery.tables import numeric_rows, read_cells
 
-log = logging.getLogger("fusion")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ RESAMPLE_FLOOR = 0.01
 WAVELENGTH_HEADER = re.compile(r"wave|lambda|^\s*wl\b|\bnm\b|\bum\b|µm|micro", re.IGNORECASE)
 MICROMETRE_HEADER = re.compile(r"\bum\b|µm|micro", re.IGNORECASE)
 
-log = logging.getLogger("fusion")
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- the SRF matrix

@@ -9,11 +9,33 @@ interrupted write never leaves a half-written file under the final name.
 """
 import os
 import sys
+import tempfile
 import time
 import uuid
 import warnings
 
 import numpy as np
+
+# The process's umask (read once): files written through a temporary file get the usual permissions.
+UMASK = os.umask(0)
+os.umask(UMASK)
+
+
+def atomic_write(path, write):
+    """Write ``path`` by calling ``write(f)`` on a binary file in the same folder, then renaming it: an
+    interrupted write never leaves a half-written file under the final name. The file gets the usual
+    permissions (0666 less the umask)."""
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def _temporary_base(path):

@@ -1,9 +1,9 @@
 """The fusion methods, one module per paper: ``methods.udaln`` (UDALN, Li et al., GRSL 2022),
 ``methods.pfs2c2`` (PFS2C2, Jia et al., JSTARS 2025) and ``methods.uds2c2`` (UDS2C2, Yu et al., TGRS 2024,
 reconstructed), with what they share in ``methods.common``. Each method is a builder
-``method(args, pair) -> (nets, stages)``: it makes its networks (``common.Nets``) on the pair's device and
+``method(options, pair) -> (nets, stages)`` (``options``: config.RunOptions): it makes its networks (``common.Nets``) on the pair's device and
 returns them with its three stages (``common.Stage``: optimisers, loss factory, checks to monitor), which
-train_all_special.py runs in order. ``METHODS`` maps each ``--method`` name to its builder;
+fusion.run.train runs in order. ``METHODS`` maps each ``--method`` name to its builder;
 ``check_options`` refuses, before anything is written, options that cannot run on the pair.
 """
 from methods.common import check_psf_size

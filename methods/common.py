@@ -1,6 +1,6 @@
 """What the methods share: their networks (``Nets``, saved under the original checkpoint names), the
 degradation networks SpaDnet and SpeDnet (learned, or fixed to a known PSF / SRF), the normalised
-degradation model's MSI gain (``msi_gain``, README "Degradation model"), one stage of a
+degradation model's MSI gain (``msi_gain``, docs/degradation_model.md), one stage of a
 schedule (``Stage``), its optimiser (``adam``) and what each of its steps trains on (``batches``: the
 whole pair, or a fresh batch of patches in patch mode, fusion.patches)."""
 from dataclasses import dataclass
@@ -71,7 +71,7 @@ def degradation_nets(args, pair, spa=None):
     known_srf = args.isCal_SRF == "No"
     if spa is None:
         spa = SpaDnet(pair.scale, known_psf=pair.psf if known_psf else None, trainable=not known_psf,
-                      normalised=normalised(args), size=getattr(args, "psf_size", 0) or None)
+                      normalised=normalised(args), size=args.psf_size or None)
     spe = SpeDnet(pair.sp_range, pair.hsi_channels, known_srf=pair.srf if known_srf else None,
                   trainable=not known_srf)
     return spa.to(pair.Y.device), spe.to(pair.Y.device)
@@ -82,7 +82,7 @@ def check_psf_size(args, pair, streamed):
     is known only now), or larger than r with patch training or streamed output, whose patches and tiles
     are cut on the r x r blocks and do not carry the rows and columns such a PSF reads beyond them.
     Raises DataError."""
-    size = getattr(args, "psf_size", 0)
+    size = args.psf_size
     if not size:
         return
     if size < pair.scale:
@@ -105,7 +105,7 @@ def piecewise_run(args, streamed):
 
 def normalised(args):
     """Whether the run uses the normalised degradation model (--degradation; 'auto' is resolved by config)."""
-    return getattr(args, "degradation", "original") == "normalised"
+    return args.degradation == "normalised"
 
 
 def msi_gain(args, pair, spa, spe, gce=None):

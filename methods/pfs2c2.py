@@ -1,7 +1,7 @@
 """PFS2C2: Jia et al., "Spectral-Spatial Collaborative Pretraining Framework with Multi-Constraint
 Cooperation for Hyperspectral-Multispectral Image Fusion", IEEE JSTARS 2025, doi 10.1109/JSTARS.2025.3562278.
 Pretrained spatial (SpaUp) and spectral (SpeUp, with spectral attention) inverse modules, then degradation
-learning, then joint optimisation; the authors' stages and schedule (README "Faithfulness notes" on
+learning, then joint optimisation; the authors' stages and schedule (docs/methods.md, "Faithfulness notes" on
 their learning-rate reset, ``--pfs_lr_reset``).
 
 Y: LR-HSI, Z: HR-MSI (tensors 1 x C x h x w and 1 x Cm x H x W; in patch mode each step's batch of

@@ -3,7 +3,7 @@ Spectral-Spatial Collaborative Constraint", IEEE TGRS 62, 2024, doi 10.1109/TGRS
 UDALN's networks and stages with group convolution enhancement (GCE, radiometric harmonisation of the
 HSI-derived MSI) and SCFConv (attention dynamic convolution), in the spectral upsampler or in the spatial
 degradation (--scf_place). No official code is public: the architecture is reconstructed from the paper's
-abstract (README "Faithfulness notes", the ablation under "UDS2C2").
+abstract (docs/methods.md: "Faithfulness notes", and the ablation under "UDS2C2").
 """
 from torch import nn
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from data_loader import psf_padding
+from model.degradation import psf_padding
 
 # A learned PSF larger than r (--psf_size) starts as the r x r box of the papers' start with this share of
 # its mass spread evenly over the whole K x K support: the start is the K = r start up to 5 %, and under the
@@ -72,7 +72,7 @@ class SpaDnet(nn.Module):
 
     The kernel is a correlation kernel (``torch.nn.Conv2d`` convention). Its size K (``size``,
     --psf_size) is r by default, the papers' setting: each LR pixel is a weighted sum of its own r x r
-    block. K > r lets the PSF reach ``data_loader.psf_padding(K, r)`` HR pixels beyond the block (real
+    block. K > r lets the PSF reach ``model.degradation.psf_padding(K, r)`` HR pixels beyond the block (real
     optics blur wider than a pixel, and the two images may be off by a sub-pixel shift), the image's
     edges replicated at its borders.
 

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from data_loader import gaussian_psf
+from model.degradation import gaussian_psf
 from model.spatial_downsample import block_contract, block_kernel_grad, block_spread
 
 

@@ -2,7 +2,7 @@
 of stages), run as a subprocess that writes a folder whose metrics.json marks it complete.
 
 A deep cell is ``train_all_special.py`` with the cell's options; its folder is the run folder that
-``func.run_folder_name`` gives for exactly those options, so runs started by hand with the same
+``fusion.run_folder.run_folder_name`` gives for exactly those options, so runs started by hand with the same
 options count as the cell. A baseline cell (``python -m reproduce.cells``) fuses the Wald pair saved
 once per scale by ``save_wald_pair`` with one of ``baselines.BASELINES`` and writes
 ``<folder>/metrics.json`` (``final``: the metrics, ``total_seconds``: the fusion's wall time) and
@@ -105,7 +105,7 @@ def cell_status(cell, busy_minutes=BUSY_MINUTES, now=None):
     Baseline cell: complete when metrics.json exists and was computed on the pair of digest
     ``cell.pair_sha256``; otherwise run again (its files are overwritten).
     """
-    from func import CHECKPOINT_NAME  # imported here: a submitit job running run_cell needs no torch
+    from fusion.run_folder import CHECKPOINT_NAME  # imported here: a submitit job running run_cell needs no torch
 
     folder = cell.folder
     metrics = read_metrics(folder)
@@ -232,7 +232,7 @@ def fuse_baseline(method, pair_path, folder):
     pair file and KeyError for an unknown method."""
     from baselines import fuse_with
     from evaluation import evaluate
-    from func import RunFolder
+    from fusion.run_folder import RunFolder
 
     pair = load_wald_pair(pair_path)
     y, z = (pair[k].astype(np.float64) for k in ("lhsi", "hmsi"))

@@ -31,7 +31,7 @@ protocol here is the usual one of the hyperspectral literature, with every choic
 
 The pair is rebuilt exactly as the run saw it: the run's options (metrics.json "options", else
 opt.txt, whose relative paths are taken from the current folder) go through ``config.get_args`` and
-``train_all_special.load_pair``. Every run folder given must come from the same pair. The ground truth
+``fusion.run.load_pair``. Every run folder given must come from the same pair. The ground truth
 lies on the grid of the reference cube file (simulated pair) or of the HR-MSI file (real pair); the
 crop recorded in the run's metrics.json "data" (``crop``: top, bottom, left, right rows/columns
 removed from the cube; ``hr_crop``: rows and columns removed at the bottom and right of the HR-MSI)
@@ -69,9 +69,10 @@ from baselines import bicubic
 from config import ROOT, build_parser, get_args
 from data_loader import DataError
 from fusion.pair import hwc
+from fusion.run import load_pair
 from imagery.readers import read_image
 
-log = logging.getLogger("fusion")
+log = logging.getLogger(__name__)
 
 # The land-cover labels of the Houston 2018 real pair, on its RGB image's grid (data/README.md).
 DEFAULT_GT = os.path.join(ROOT, "data", "ground_truth", "houston18_labels.tif")
@@ -323,13 +324,11 @@ def _same_pair(first, other):
 
 
 def load_runs_pair(runs):
-    """The pair every run fused (``fusion.pair.Pair`` via ``train_all_special.load_pair``), checked to be
+    """The pair every run fused (``fusion.pair.Pair`` via ``fusion.run.load_pair``), checked to be
     the same for all, and the crop offsets of the ground truth (``crop_offsets``).
 
     Raises DataError when two runs fused different pairs, or a run's recorded crop differs from the
     one its options give now (the data changed since it ran)."""
-    from train_all_special import load_pair  # the training script's imports are needed only here
-
     pair, offsets = None, None
     for run in runs:
         this, _ = load_pair(run.args)

@@ -9,7 +9,7 @@ RMSE, CC, SSIM and the wall time (s), for any data set, all on one Wald pair per
         [--jobs N] [--threads T] [--executor pool|local|slurm] [--out DIR] [train_all_special.py options]
 
 With ``--degradations``, each deep method has a row per degradation model ("papers' model" is
-``original``, the UDALN paper's free PSF; ``normalised`` is this project's, README "Degradation model").
+``original``, the UDALN paper's free PSF; ``normalised`` is this project's, docs/degradation_model.md).
 With ``--seeds``, each deep row is the mean over one run per seed and shows the spread (half the range,
 "±") beside each value; a row with fewer complete seeds than asked says so in its label.
 
@@ -359,12 +359,12 @@ def plan(opts, train_argv, train, out):
     """The cells and the tables: the Wald pair of each scale (and seed, where the seed changes the pair:
     noise or a radiometric mismatch) simulated once and saved to ``<out>/pairs/<data_name>_r<S>.npz``
     (the baselines' input; the deep runs simulate the same pair with data_loader.Dataset), a deep cell per
-    (method, scale, stages, seed, degradation model) named by func.run_folder_name for exactly its options,
+    (method, scale, stages, seed, degradation model) named by fusion.run_folder.run_folder_name for exactly its options,
     a baseline cell per (baseline, scale, distinct pair). Returns (cells, layout, pairs): the cells in the
     order they are started (baselines, then the longest deep runs), the tables as (Table without rows,
     [(row label, [Cell, one per seed]), ...]) and {scale: {"path", "sha256", "cube"}} (the first seed's
     pairs). Raises data_loader.DataError for a bad data set."""
-    from func import run_folder_name
+    from fusion.run_folder import run_folder_name
     from reproduce.cells import save_wald_pair, wald_pair
 
     seeds = opts.seeds or [None]

@@ -1,5 +1,6 @@
 """Shared fixtures: the project root on the import path, and a small real data set for training runs."""
 import os
+import signal
 import sys
 
 import numpy as np
@@ -9,7 +10,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config import get_args  # noqa: E402
-from data_loader import gaussian_psf, load_cube, simulate_pair, spatial_degrade  # noqa: E402
+from data_loader import load_cube, simulate_pair  # noqa: E402
+from model.degradation import gaussian_psf, spatial_degrade  # noqa: E402
 
 # The synthetic class-mean cube (17 distinct spectra laid out like Indian Pines, 145 x 145 x 68, and its
 # WorldView-2-like SRF): a small, fast regression fixture that ranks no method (fixtures/README.md).
@@ -45,6 +47,19 @@ def short_run_argv(data_root, checkpoints, *extra):
     """Options of a short training run on the crop."""
     return ["--default_datapath", str(data_root), "--sp_root_path", str(data_root), "--data_name", "crop",
             "--checkpoints_dir", str(checkpoints), "--device", "cpu", *SHORT_SCHEDULE, *extra]
+
+
+@pytest.fixture
+def default_signal_handlers():
+    """SIGINT and SIGTERM handled as by a Python started in a terminal (KeyboardInterrupt, termination),
+    for a test that sends them: a pytest launched with them ignored (``nohup pytest ... &`` from a script
+    ignores SIGINT) would pass that on to the run, which rightly keeps an ignored signal ignored. The
+    previous handlers are restored afterwards."""
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL)}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Options: the original names and defaults, per-method schedules, derived values, bad values, -h,
 default paths from another folder, and the per-stage thread choice."""
+import dataclasses
 import json
 import os
 import re
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 import config
-from config import AUTO_STAGE_THREADS, ROOT, get_args, set_scale_factor, threads_for_stage
+from config import AUTO_STAGE_THREADS, ROOT, RunOptions, get_args, threads_for_stage
 
 
 def test_defaults_are_the_original_udaln_options():
@@ -49,14 +50,15 @@ def files(tmp_path):
     return lambda name: str(tmp_path / name)
 
 
-def test_real_pair_keeps_scale_factor_none_until_set(files):
+def test_real_pair_keeps_scale_factor_none_until_resolved(files):
     args = get_args(["--lr_hsi", files("y.npy"), "--hr_msi", files("z.npy"), "--msi_sensor", "worldview2",
                      "--msi_bands_select", "blue, green,3", "--hsi_wavelengths", files("wl.txt"),
                      "--nodata", "-9999", "--reduced_resolution"])
     assert (args.scale_factor, args.sigma) == (None, None)
     assert (args.msi_bands_select, args.nodata, args.reduced_resolution) == ("blue, green,3", -9999.0, True)
-    set_scale_factor(args, 8)
-    assert (args.scale_factor, args.sigma) == (8, pytest.approx(8 / 2.35482))
+    options = RunOptions.resolve(args, 8, "whole", 0)
+    assert (options.scale_factor, options.sigma) == (8, pytest.approx(8 / 2.35482))
+    assert (args.scale_factor, args.sigma) == (None, None)  # the parsed options are left as they were
     assert get_args(["--lr_hsi", files("y.npy"), "--hr_msi", files("z.npy"), "--scale_factor", "4"]).scale_factor == 4
 
 
@@ -207,7 +209,7 @@ def test_help_shows_each_methods_schedule(help_text):
     assert "stage 1 learning rate; default: 1e-3 (every method)" in flat
     assert "default: 5 for a simulated pair; for a real pair, inferred from the image sizes" in flat
     assert "default: data/ in the repository folder" in flat
-    assert "default: auto, per stage: udaln: 1 for stage 1, 1 for stage 2, all cores for stage 3; pfs2c2: all cores" in flat
+    assert "default: auto, per stage, as measured in docs/performance.md: udaln: 1 for stage 1, 1 for stage 2, all cores for stage 3; pfs2c2: all cores" in flat
     assert "(default: 1000)" in flat  # --eval_every keeps argparse's default
 
 
@@ -227,6 +229,21 @@ def test_dash_h_exits_cleanly(capsys):
 
 
 # ----------------------------------------------------------------------------- threads
+
+def test_run_options_are_frozen_and_record_every_parsed_option(monkeypatch):
+    """opt.txt keeps exactly the options it always had; the resolved options cannot be changed."""
+    monkeypatch.setattr(config, "usable_cpus", lambda: 4)
+    args = get_args(["--method", "pfs2c2", "--scale_factor", "8", "--epoch_stage3", "7"])
+    options = RunOptions.resolve(args, 8, "patches", 12)
+    record = options.record()
+    assert set(record) == set(vars(args))
+    assert {k: v for k, v in record.items() if k not in ("training_mode", "patch_size")} == \
+        {k: v for k, v in vars(args).items() if k not in ("training_mode", "patch_size")}
+    assert (options.training_mode, options.patch_size, options.stage_threads) == ("patches", 12, {1: 4, 2: 1, 3: 4})
+    assert options.schedule(3) == {"lr": 1e-3, "epochs": 7, "decay_begin": 20000}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.seed = 3
+
 
 def test_threads_for_stage_given_value_wins():
     args = get_args(["--threads", "3"])

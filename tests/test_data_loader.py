@@ -14,9 +14,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import data_loader as dl  # noqa: E402
-from config import get_args  # noqa: E402
 from conftest import SYNTHETIC_CUBE  # noqa: E402
+
+import data_loader as dl  # noqa: E402
+from model import degradation  # noqa: E402
+from config import get_args  # noqa: E402
 from data_loader import DataError  # noqa: E402
 
 # The true PSF for scale 5, sigma = 5 / 2.35482, as printed by the original UDALN run (MATLAB fspecial).
@@ -132,13 +134,13 @@ def toy_args(tmp_path, cube, srf):
 
 @pytest.mark.parametrize("size, sigma", [(5, 5 / 2.35482), (8, 8 / 2.35482), (4, 1.3), (3, 0.7)])
 def test_gaussian_psf_matches_independent_fspecial_formula(size, sigma):
-    np.testing.assert_allclose(dl.gaussian_psf(size, sigma), fspecial_gaussian(size, sigma),
+    np.testing.assert_allclose(degradation.gaussian_psf(size, sigma), fspecial_gaussian(size, sigma),
                                rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("size, sigma", [(5, 5 / 2.35482), (8, 8 / 2.35482), (4, 1.3)])
 def test_gaussian_psf_sums_to_one_and_is_symmetric(size, sigma):
-    h = dl.gaussian_psf(size, sigma)
+    h = degradation.gaussian_psf(size, sigma)
     assert h.shape == (size, size)
     assert h.sum() == pytest.approx(1.0, abs=1e-12)
     np.testing.assert_allclose(h, h.T, atol=1e-17)
@@ -148,11 +150,11 @@ def test_gaussian_psf_sums_to_one_and_is_symmetric(size, sigma):
 
 
 def test_gaussian_psf_reproduces_matlab_numbers_of_the_original_run():
-    np.testing.assert_allclose(dl.gaussian_psf(5, 5 / 2.35482), MATLAB_PSF_5, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(degradation.gaussian_psf(5, 5 / 2.35482), MATLAB_PSF_5, rtol=0, atol=1e-8)
 
 
 def test_gaussian_psf_zeroes_values_below_eps_times_max():
-    h = dl.gaussian_psf(21, 0.5)
+    h = degradation.gaussian_psf(21, 0.5)
     raw = np.exp(-(10.0 ** 2 + 10.0 ** 2) / (2 * 0.5 ** 2))
     assert raw > 0  # the corner is representable ...
     assert h[0, 0] == 0 and h[-1, -1] == 0 and h[0, -1] == 0  # ... but below eps * max, so zeroed
@@ -166,8 +168,8 @@ def test_gaussian_psf_zeroes_values_below_eps_times_max():
                                       (4, (18, 15, 2)), (2, (7, 9, 4))])
 def test_spatial_degrade_equals_convolve2d_valid_subsampled_for_gaussian_psf(rng, r, shape):
     cube = rng.random(shape)
-    psf = dl.gaussian_psf(r, r / 2.35482)
-    out = dl.spatial_degrade(cube, psf, r)
+    psf = degradation.gaussian_psf(r, r / 2.35482)
+    out = degradation.spatial_degrade(cube, psf, r)
     assert out.shape == (shape[0] // r, shape[1] // r, shape[2])
     np.testing.assert_allclose(out, convolve_reference(cube, psf, r), rtol=1e-12, atol=1e-14)
 
@@ -177,7 +179,7 @@ def test_spatial_degrade_is_a_convolution_for_a_non_symmetric_kernel(rng, r, sha
     cube = rng.random(shape)
     psf = rng.random((r, r))
     psf /= psf.sum()
-    out = dl.spatial_degrade(cube, psf, r)
+    out = degradation.spatial_degrade(cube, psf, r)
     np.testing.assert_allclose(out, convolve_reference(cube, psf, r), rtol=1e-12, atol=1e-14)
     # The reference is discriminating: correlation (the flipped kernel) gives a different answer.
     assert not np.allclose(out, convolve_reference(cube, psf[::-1, ::-1], r))
@@ -185,9 +187,9 @@ def test_spatial_degrade_is_a_convolution_for_a_non_symmetric_kernel(rng, r, sha
 
 def test_spatial_degrade_rejects_a_psf_smaller_than_the_scale_or_not_square(rng):
     with pytest.raises(ValueError, match="smaller than the scale factor 5"):
-        dl.spatial_degrade(rng.random((10, 10, 2)), np.ones((3, 3)) / 9, 5)
+        degradation.spatial_degrade(rng.random((10, 10, 2)), np.ones((3, 3)) / 9, 5)
     with pytest.raises(ValueError, match="square K x K"):
-        dl.spatial_degrade(rng.random((10, 10, 2)), np.ones((5, 6)) / 30, 5)
+        degradation.spatial_degrade(rng.random((10, 10, 2)), np.ones((5, 6)) / 30, 5)
 
 
 @pytest.mark.parametrize("size, shape", [(5, (19, 16, 2)), (7, (18, 21, 2)), (4, (12, 12, 1)), (8, (20, 13, 2))])
@@ -195,52 +197,52 @@ def test_a_psf_wider_than_r_reads_beyond_the_block_with_the_edges_replicated(rng
     # K x K windows every r = 3 pixels from (3 a - (K - 3) // 2, 3 b - (K - 3) // 2), the cube's edge pixels
     # repeated beyond its borders; against scipy's convolution, one band at a time.
     r, cube, psf = 3, rng.random(shape), rng.random((size, size))
-    before, after = dl.psf_padding(size, r)
+    before, after = degradation.psf_padding(size, r)
     assert (before, after) == ((size - r) // 2, size - r - (size - r) // 2)
     h, w = shape[0] // r * r, shape[1] // r * r
     padded = np.pad(cube[:h, :w], [(before, after), (before, after), (0, 0)], mode="edge")
     expected = np.stack([scipy.signal.convolve2d(padded[..., b], psf, "valid")[::r, ::r] for b in range(shape[2])], -1)
-    out = dl.spatial_degrade(cube, psf, r)
+    out = degradation.spatial_degrade(cube, psf, r)
     assert out.shape == (shape[0] // r, shape[1] // r, shape[2])
     np.testing.assert_allclose(out, expected, rtol=1e-12)
 
 
 def test_the_simulations_shifted_psf_is_the_gaussian_moved_by_the_shift():
     r, sigma = 3, 3 / 2.35482
-    assert np.array_equal(dl.simulation_psf(r, sigma), dl.gaussian_psf(3, sigma))  # the papers' PSF
+    assert np.array_equal(degradation.simulation_psf(r, sigma), degradation.gaussian_psf(3, sigma))  # the papers' PSF
     for shift in (1, -1, 2):
-        psf = dl.simulation_psf(r, sigma, size=5, shift=shift)
+        psf = degradation.simulation_psf(r, sigma, size=5, shift=shift)
         assert psf.shape == (5 + 2 * abs(shift),) * 2 and psf.sum() == pytest.approx(1.0)
         # Where the LR pixel reads (correlation form): the Gaussian's centre of mass, HR pixels from the
         # block's centre, is the shift along both axes.
         reads = psf[::-1, ::-1]
-        offsets = np.arange(psf.shape[0]) - dl.psf_padding(psf.shape[0], r)[0] - (r - 1) / 2
+        offsets = np.arange(psf.shape[0]) - degradation.psf_padding(psf.shape[0], r)[0] - (r - 1) / 2
         assert reads.sum(1) @ offsets == pytest.approx(shift) and reads.sum(0) @ offsets == pytest.approx(shift)
         nonzero = np.argwhere(reads > 0)
         assert nonzero.max(0) - nonzero.min(0) == pytest.approx([4, 4])  # still the 5 x 5 Gaussian
     with pytest.raises(ValueError, match="smaller than the scale factor 3"):
-        dl.simulation_psf(r, sigma, size=2)
+        degradation.simulation_psf(r, sigma, size=2)
 
 
 def test_on_support_places_a_psf_on_the_footprint_a_wider_one_shares():
     # An r x r PSF on a 7 x 7 support at r = 3 is the centre block: both read the same 3 x 3 block there.
     box = np.full((3, 3), 1 / 9)
-    placed = dl.on_support(box, 7, 3)
+    placed = degradation.on_support(box, 7, 3)
     assert placed.sum() == pytest.approx(1.0) and np.array_equal(placed[2:5, 2:5], box)
     cube = np.random.default_rng(1).random((15, 12, 2))
-    np.testing.assert_allclose(dl.spatial_degrade(cube, placed, 3), dl.spatial_degrade(cube, box, 3), rtol=1e-12)
+    np.testing.assert_allclose(degradation.spatial_degrade(cube, placed, 3), degradation.spatial_degrade(cube, box, 3), rtol=1e-12)
     # 4 x 4 at r = 3 reads one pixel after the block, 6 x 6 one before and two after: offset 1.
-    assert np.array_equal(dl.on_support(np.ones((4, 4)), 6, 3)[1:5, 1:5], np.ones((4, 4)))
+    assert np.array_equal(degradation.on_support(np.ones((4, 4)), 6, 3)[1:5, 1:5], np.ones((4, 4)))
 
 
 def test_a_simulation_with_a_shifted_psf_degrades_the_lr_hsi_with_it(tmp_path):
     args = get_args(["--scale_factor", "3", "--sim_psf_size", "5", "--sim_psf_shift", "1"])
     data = dl.Dataset(args)
     assert data.PSF.shape == (7, 7)
-    np.testing.assert_array_equal(data.PSF, dl.simulation_psf(3, args.sigma, 5, 1))
+    np.testing.assert_array_equal(data.PSF, degradation.simulation_psf(3, args.sigma, 5, 1))
     item = data[0]
     reference = item["hhsi"].numpy().transpose(1, 2, 0).astype(np.float64)
-    np.testing.assert_allclose(item["lhsi"].numpy().transpose(1, 2, 0), dl.spatial_degrade(reference, data.PSF, 3),
+    np.testing.assert_allclose(item["lhsi"].numpy().transpose(1, 2, 0), degradation.spatial_degrade(reference, data.PSF, 3),
                                rtol=1e-5, atol=1e-6)
 
 
@@ -273,7 +275,7 @@ def test_crop_to_multiple_leaves_multiple_sizes_unchanged(rng):
 
 def test_spectral_degrade_equals_explicit_band_sum(rng, cube, srf):
     srf = dl.normalise_srf(srf)
-    out = dl.spectral_degrade(cube, srf)
+    out = degradation.spectral_degrade(cube, srf)
     expected = np.zeros(cube.shape[:2] + (srf.shape[1],))
     for m in range(srf.shape[1]):
         for c in range(srf.shape[0]):
@@ -875,7 +877,7 @@ def test_dataset_mismatch_changes_only_the_msi_and_keeps_its_lr_version_consiste
         torch.testing.assert_close(plain[key], mismatched[key])
     assert not torch.allclose(plain["hmsi"], mismatched["hmsi"])
     hmsi = mismatched["hmsi"].permute(1, 2, 0).double().numpy()
-    expected = dl.spatial_degrade(hmsi, dl.gaussian_psf(5, 5 / 2.35482), 5)
+    expected = degradation.spatial_degrade(hmsi, degradation.gaussian_psf(5, 5 / 2.35482), 5)
     np.testing.assert_allclose(mismatched["lrmsi_frommsi"].permute(1, 2, 0).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 

@@ -12,8 +12,11 @@ import scipy.io
 import torch
 
 import func
-from config import get_args
-from func import RunFolder, TrainingDiverged, _atomic_write, run_folder_name, stage_lr, train_stage
+import fusion.memory
+from config import RunOptions, get_args
+from func import TrainingDiverged, stage_lr, train_stage
+from fusion.run_folder import RunFolder, run_folder_name
+from imagery.writers import atomic_write
 
 
 def original_schedule(lr, epochs, decay_begin):
@@ -187,7 +190,7 @@ def test_overwrite_replaces_the_earlier_run_only_when_complete(tmp_path):
 def test_run_folder_files(tmp_path):
     args = get_args(["--device", "cpu", "--checkpoints_dir", str(tmp_path)])
     run = RunFolder.create(args)
-    text = run.write_options(args)
+    text = run.write_options(RunOptions.resolve(args, 5, "whole", 0))
     assert text.startswith("----------------- Options ---------------")
     assert "             scale_factor: 5" in text
     cube = np.random.default_rng(0).random((4, 5, 3)).astype(np.float32)
@@ -204,7 +207,7 @@ def test_interrupted_write_leaves_no_file(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _atomic_write(str(tmp_path / "My_Out.mat"), fail)
+        atomic_write(str(tmp_path / "My_Out.mat"), fail)
     assert os.listdir(tmp_path) == []
 
 
@@ -240,7 +243,7 @@ def test_train_stage_resumed_after_its_last_step_still_evaluates():
 def test_train_stage_logs_progress_lines_without_a_terminal(monkeypatch, caplog):
     monkeypatch.setattr(func, "LOG_EVERY_SECONDS", 0)
     w = torch.nn.Parameter(torch.tensor([1.0]))
-    with caplog.at_level(logging.INFO, logger="fusion"):
+    with caplog.at_level(logging.INFO):
         train_stage("Stage 2", [torch.optim.SGD([w], lr=0.1)], lambda: (w ** 2).sum(), lr=0.1, epochs=3,
                     decay_begin=5)
     lines = [r.getMessage() for r in caplog.records]
@@ -261,7 +264,7 @@ def _session(tmp_path, state=None, every="5"):
     torch.manual_seed(0)
     net = torch.nn.Linear(3, 2)
     opt = torch.optim.Adam(net.parameters(), lr=0.1)
-    session = func.TrainingSession(run, args, state)
+    session = func.TrainingSession(run, RunOptions.resolve(args, 5, "whole", 0), state)
     session.attach({"net": net}, [opt, opt], _Monitor())
     return session, net, opt
 
@@ -298,6 +301,7 @@ def test_checkpoint_round_trip_restores_modules_optimisers_and_generators(tmp_pa
     assert "resumed at stage 2, epoch 1" in open(os.path.join(tmp_path, "precision.txt")).read()
 
 
+@pytest.mark.usefixtures("default_signal_handlers")
 def test_a_pending_signal_stops_at_the_end_of_the_epoch_with_a_checkpoint(tmp_path):
     session, net, opt = _session(tmp_path)
     with pytest.raises(func.Interrupted) as info:
@@ -411,40 +415,40 @@ def test_memory_estimate_counts_what_torch_keeps_for_backward(crop_data, short_r
                            "--sp_root_path", str(tmp_path / "data"), "--data_name", "tiled")
     large, large_px = _kept_for_backward(tiled, stages)
     per_pixel = (large - small) / (large_px - small_px)
-    estimate = 4 * func.kept_floats_per_pixel(method, 68, 8)
+    estimate = 4 * fusion.memory.kept_floats_per_pixel(method, 68, 8)
     assert per_pixel <= estimate <= 1.4 * per_pixel
-    training, evaluation = func.estimate_memory(method, 40, 40, 68, 8, 5)
-    assert training == int(4 * (func.BACKWARD_PEAK_FACTOR * estimate / 4 * 1600 + 9 * 1600 + 2 * 68 * 64))
+    training, evaluation = fusion.memory.estimate_memory(method, 40, 40, 68, 8, 5)
+    assert training == int(4 * (fusion.memory.BACKWARD_PEAK_FACTOR * estimate / 4 * 1600 + 9 * 1600 + 2 * 68 * 64))
     assert evaluation == 8 * 10 * 1600 * 68 + 4 * 1600 * 68
 
 
 def test_udaln_kept_floats_explicitly():
     # Cm = 8, C = 68: widths 8, 16, 32, 64, 68; 8 + 2 (16 + 32 + 64) + 4 * 68
-    assert func.kept_floats_per_pixel("udaln", 68, 8) == 504
-    assert func.kept_floats_per_pixel("pfs2c2", 68, 8) == 504 + 64  # the spectral attention's input
+    assert fusion.memory.kept_floats_per_pixel("udaln", 68, 8) == 504
+    assert fusion.memory.kept_floats_per_pixel("pfs2c2", 68, 8) == 504 + 64  # the spectral attention's input
 
 
 def test_check_memory_refuses_with_the_advice_for_the_device():
     shapes = ((1, 200, 400, 400), (1, 10, 2000, 2000))
-    with pytest.raises(func.OutOfMemory) as info:
-        func.check_memory("udaln", *shapes, 5, "cuda:0", available={"device": 2 ** 30, "host": 2 ** 40})
+    with pytest.raises(fusion.memory.OutOfMemory) as info:
+        fusion.memory.check_memory("udaln", *shapes, 5, "cuda:0", available={"device": 2 ** 30, "host": 2 ** 40})
     message = str(info.value)
     assert message.startswith("not enough memory on cuda:0 to fuse a 2000 x 2000 x 200 (LR-HSI 400 x 400, "
                               "HR-MSI 2000 x 2000 x 10): training (udaln, stage 3) needs about ")
     assert message.endswith("GiB, 1.0 GiB are available: run on the CPU with --device cpu (main memory is "
                             "usually larger), or crop the image or fuse a smaller region")
-    with pytest.raises(func.OutOfMemory, match="on cpu .* crop the image or fuse a smaller region$"):
-        func.check_memory("udaln", *shapes, 5, "cpu", available={"device": 2 ** 40, "host": 2 ** 30})
-    func.check_memory("udaln", *shapes, 5, "cpu", available={"device": None, "host": None})
-    func.check_memory("udaln", *shapes, 5, "cpu", available={"device": 2 ** 40, "host": 2 ** 40})
+    with pytest.raises(fusion.memory.OutOfMemory, match="on cpu .* crop the image or fuse a smaller region$"):
+        fusion.memory.check_memory("udaln", *shapes, 5, "cpu", available={"device": 2 ** 40, "host": 2 ** 30})
+    fusion.memory.check_memory("udaln", *shapes, 5, "cpu", available={"device": None, "host": None})
+    fusion.memory.check_memory("udaln", *shapes, 5, "cpu", available={"device": 2 ** 40, "host": 2 ** 40})
 
 
 def test_available_memory_and_out_of_memory_errors():
-    free = func.available_memory(torch.device("cpu"))
+    free = fusion.memory.available_memory(torch.device("cpu"))
     assert 0 < free <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     with pytest.raises(RuntimeError) as info:
         torch.empty(2 ** 45)
-    assert func.is_out_of_memory(info.value) and func.is_out_of_memory(MemoryError())
-    assert not func.is_out_of_memory(RuntimeError("shape mismatch"))
-    assert func.out_of_memory_message("Stage 3", "SIZE", "cuda:1", resume="/runs/a").endswith(
+    assert fusion.memory.is_out_of_memory(info.value) and fusion.memory.is_out_of_memory(MemoryError())
+    assert not fusion.memory.is_out_of_memory(RuntimeError("shape mismatch"))
+    assert fusion.memory.out_of_memory_message("Stage 3", "SIZE", "cuda:1", resume="/runs/a").endswith(
         "or crop the image or fuse a smaller region; to continue this run on the CPU: --resume /runs/a --device cpu")
