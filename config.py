@@ -13,6 +13,7 @@ import torch
 METHODS = ("udaln", "pfs2c2", "uds2c2")
 SCF_PLACES = ("inverse", "spatial")  # UDS2C2's SCFConv: in the spectral inverse mapping or in SpaDnet
 ATTENTION_STARTS = ("identity", "sigmoid")  # SCFConv's attentions at the start (model.scfconv)
+REGISTRATION_CHOICES = ("check", "correct", "ignore")  # --registration (imagery.registration)
 
 # The repository folder: default data and output paths are taken relative to it, so the training
 # script runs from any current folder. Paths the user gives stay relative to the current folder.
@@ -106,7 +107,8 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def short_number(value):
-    """A schedule value as the help and docs/options.md print it: 1e-3 rather than 0.001, 6e-5 rather than 6e-05; integers as they are."""
+    """A schedule value as the help and docs/options.md print it: 1e-3 rather than 0.001, 6e-5 rather
+    than 6e-05; integers as they are."""
     if isinstance(value, float):
         short = f"{value:.0e}"
         if float(short) == value:
@@ -220,6 +222,11 @@ def build_parser():
     g.add_argument("--reference", metavar="FILE", default=None,
                    help="an HR-HSI of the same scene to score the fused image against (e.g. when the pair was "
                         "itself made from one); the fusion never sees it (default: no reference)")
+    g.add_argument("--registration", choices=REGISTRATION_CHOICES, default="check",
+                   help="the shift between the two images, measured from their pixels (phase correlation of the "
+                        "LR-MSI from the LR-HSI with the HR-MSI degraded to the LR grid): check warns above 0.2 LR "
+                        "pixel and refuses above 1; correct resamples the HR-MSI by the shift above 0.2; ignore "
+                        "reports it only (docs/real_pairs.md)")
     g.add_argument("--reduced_resolution", action="store_true",
                    help="also run the reduced-resolution protocol (fuse the pair degraded by r, score "
                         "against the LR-HSI)")
@@ -555,6 +562,8 @@ class RunOptions:
     """A value meaning no data in either image or the reference (None: the files' own)."""
     reference: str | None
     """Absolute path of an HR-HSI that scores a real pair's fusion (never seen by it)."""
+    registration: str
+    """What a measured shift between a real pair's images does: 'check', 'correct' or 'ignore'."""
     reduced_resolution: bool
     """Also fuse the pair degraded once more by r and score the result against the LR-HSI."""
 

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from imagery.alignment import align_to_lr_grid, georeferenced
 from imagery.errors import DataError  # noqa: F401 (re-exported: callers catch data_loader.DataError)
-from imagery.geometry import check_alignment, infer_scale
-from imagery.radiometry import (band_extrema, block_all, fill_invalid, invalid_pixels, power_of_ten_scale, replicate,
-                                scale_in_place)
+from imagery.geometry import infer_scale
+from imagery.radiometry import (band_extrema, block_all, empty_bands, fill_invalid, invalid_pixels, power_of_ten_scale,
+                                replicate, scale_in_place)
 from imagery.readers import FILL_MAGNITUDE, invalid_values, read_image, read_wavelengths
+from imagery.registration import check_registration, measure_shift, shift_hr_msi
 from imagery.sensors import check_band_count, read_band_ranges, select_bands, sensor_bands, srf_from_sensor
 from imagery.spectral_response import (SRF_EXTENSIONS, SRFTable, find_srf_file, load_srf, normalise_srf,  # noqa: F401
                                        srf_for_hsi, srf_from_bands, support_range, validate_srf)
@@ -413,12 +415,13 @@ def real_pair_from_images(hsi, msi, args, srf=None, reference=None):
     if msi.data.shape[2] >= hsi.data.shape[2]:
         raise DataError(f"{hsi.path} (LR-HSI) has {hsi.data.shape[2]} bands and {msi.path} (HR-MSI) has "
                         f"{msi.data.shape[2]}: the LR-HSI must have more bands; are --lr_hsi and --hr_msi swapped?")
+    alignment, file_shape = None, msi.data.shape
+    if georeferenced(hsi) and georeferenced(msi):
+        hsi, msi, alignment = align_to_lr_grid(hsi, msi, getattr(args, "scale_factor", None))
     r, (rows, cols) = _pair_scale(hsi, msi, getattr(args, "scale_factor", None))
     if msi.data.shape[:2] != (rows, cols):
         log.info("%s: cropped from %d x %d to %d x %d pixels (r = %d): the extra rows/columns at the bottom "
                  "and right are dropped", msi.path, *msi.data.shape[:2], rows, cols, r)
-    if hsi.transform is not None and msi.transform is not None:
-        check_alignment(hsi.transform, msi.transform, r, hsi.path, msi.path, hsi.crs, msi.crs)
     wavelengths, fwhm, wavelength_source = _hsi_wavelengths(args, hsi)
     if srf is None:
         srf, names, srf_source = _real_srf(args, hsi, msi, wavelengths, fwhm)
@@ -427,14 +430,23 @@ def real_pair_from_images(hsi, msi, args, srf=None, reference=None):
         check_band_count(np.shape(srf)[1], msi.data.shape[2], msi.path, srf_source)
         srf = validate_srf(np.asarray(srf, dtype=np.float64), hsi.data.shape[2], srf_source)
 
-    hsi_data, msi_shape = hsi.data, msi.data.shape
-    msi_data = np.ascontiguousarray(msi.data[:rows, :cols])
+    hsi_data = hsi.data
+    msi_data = msi.data if msi.data.shape[:2] == (rows, cols) else np.ascontiguousarray(msi.data[:rows, :cols])
     # From here on only these two arrays hold the pixels (an uncropped HR-MSI is released).
     hsi, msi = replace(hsi, data=None), replace(msi, data=None)
 
     user_nodata = getattr(args, "nodata", None)
-    hsi_invalid = no_data_pixels(hsi_data, user_nodata if user_nodata is not None else hsi.nodata, hsi.path)
+    hsi_nodata = user_nodata if user_nodata is not None else hsi.nodata
+    empty = empty_bands(hsi_data, hsi_nodata)
+    if empty.any() and not empty.all():
+        hsi_data, wavelengths, fwhm, srf = _drop_bands(hsi_data, wavelengths, fwhm, srf, empty, hsi.path)
+    hsi_invalid = no_data_pixels(hsi_data, hsi_nodata, hsi.path)
     msi_invalid = no_data_pixels(msi_data, user_nodata if user_nodata is not None else msi.nodata, msi.path)
+    shift = measure_shift(hsi_data, msi_data, srf, r, hsi_invalid, msi_invalid)
+    if check_registration(shift, getattr(args, "registration", "check"), hsi.path, msi.path):
+        msi_data[msi_invalid] = np.nan
+        msi_data = shift_hr_msi(msi_data, shift, r)
+        msi_invalid = no_data_pixels(msi_data, None, msi.path)
     hsi_factor = power_of_ten_scale(hsi_data, ~hsi_invalid)
     msi_factor = power_of_ten_scale(msi_data, ~msi_invalid)
     lr_valid = ~hsi_invalid & block_all(~msi_invalid, r)
@@ -444,11 +456,16 @@ def real_pair_from_images(hsi, msi, args, srf=None, reference=None):
         reference, ref_invalid = _reference_for(reference, (rows, cols, hsi_data.shape[2]), user_nodata)
         out_valid &= ~ref_invalid
     nodata = hsi.nodata if hsi.nodata is not None else (user_nodata if user_nodata is not None else float("nan"))
-    info = {"scale_factor": r, "hr_crop": [int(msi_shape[0] - rows), int(msi_shape[1] - cols)],
+    cut = None if alignment is not None and alignment.resampled else [int(file_shape[0] - rows),
+                                                                     int(file_shape[1] - cols)]
+    info = {"scale_factor": r, "hr_crop": cut,
             "hsi_factor": hsi_factor, "msi_factor": msi_factor,
             "masked_lr_pixels": int((~lr_valid).sum()), "masked_hr_pixels": int((~hr_valid).sum()),
             "wavelength_source": wavelength_source, "srf_source": srf_source,
-            "constant_bands": warn_constant_bands(hsi_data, ~hsi_invalid, hsi.path)}
+            "constant_bands": warn_constant_bands(hsi_data, ~hsi_invalid, hsi.path),
+            "alignment": alignment.facts() if alignment is not None else None,
+            "dropped_bands": [int(b) + 1 for b in np.flatnonzero(empty)] if not empty.all() else [],
+            "registration_shift_lr_pixels": list(shift) if shift is not None else None}
     pair = RealPair(lhsi=scale_in_place(hsi_data, hsi_factor, hsi_invalid),
                     hmsi=scale_in_place(msi_data, msi_factor, msi_invalid),
                     lr_valid=lr_valid, hr_valid=hr_valid, out_valid=out_valid, srf=srf, scale=r, hsi_factor=hsi_factor,
@@ -459,6 +476,23 @@ def real_pair_from_images(hsi, msi, args, srf=None, reference=None):
              "pixels masked", hsi.path, *hsi_data.shape, hsi_factor, msi.path, *msi_data.shape, msi_factor, r,
              info["masked_lr_pixels"], info["masked_hr_pixels"])
     return pair
+
+
+def _drop_bands(hsi, wavelengths, fwhm, srf, empty, path):
+    """The LR-HSI without its ``empty`` bands (C bool: no data anywhere, as EnMAP L2A delivers its bad
+    bands), with their band centres, widths and SRF rows; the SRF's columns summed to 1 again. Raises
+    DataError when an MSI band keeps no HSI band."""
+    keep = ~empty
+    log.warning("%s: bands %s (1-based) hold no data anywhere and are dropped; %d bands are fused", path,
+                ", ".join(str(b + 1) for b in np.flatnonzero(empty)), int(keep.sum()))
+    srf = srf[keep]
+    sums = srf.sum(axis=0)
+    if (sums <= 0).any():
+        raise DataError(f"{path}: the bands that hold no data are all the HSI bands of MSI band(s) "
+                        f"{', '.join(str(b + 1) for b in np.flatnonzero(sums <= 0))}: that MSI band cannot be "
+                        "predicted from the LR-HSI; drop it from the HR-MSI or --msi_bands_select")
+    return (np.ascontiguousarray(hsi[:, :, keep]), None if wavelengths is None else wavelengths[keep],
+            None if fwhm is None else fwhm[keep], srf / sums)
 
 
 def no_data_pixels(cube, nodata, path):

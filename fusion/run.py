@@ -92,10 +92,10 @@ def resolve_options(args, pair):
 
 
 def train(options, pair, run, session=None):
-    """Build the selected method and run its stages selected by --stages (``options``: config.RunOptions), on the whole image or, in
-    patch mode (fusion.patches, resolved by ``fuse``), on a fresh batch of patches each step, with the
-    checks on a fixed subset of patches. ``session`` (a func.TrainingSession) checkpoints the run,
-    resumes it and stops it on SIGINT/SIGTERM; without one the stages just run."""
+    """Build the selected method and run its stages selected by --stages (``options``: config.RunOptions),
+    on the whole image or, in patch mode (fusion.patches, resolved by ``fuse``), on a fresh batch of patches
+    each step, with the checks on a fixed subset of patches. ``session`` (a func.TrainingSession)
+    checkpoints the run, resumes it and stops it on SIGINT/SIGTERM; without one the stages just run."""
     nets, stages = METHODS[options.method](options, pair)
     monitor = Monitor(pair, nets, run, validation=validation_patches(options, pair))
     session = session or TrainingSession()

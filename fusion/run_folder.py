@@ -1,5 +1,6 @@
 """A run folder and its name: opt.txt, precision.txt, <module>.pth, My_Out.mat, metrics.json (written
-last: it marks the run complete) and, while the run trains, its checkpoint training_state.pt (docs/run_folder.md). ``run_folder_name`` names a run after the options that change its result."""
+last: it marks the run complete) and, while the run trains, its checkpoint training_state.pt
+(docs/run_folder.md). ``run_folder_name`` names a run after the options that change its result."""
 import itertools
 import json
 import logging

@@ -1,10 +1,7 @@
-"""Geometry of a real LR-HSI / HR-MSI pair: the scale ratio r, the HR crop, and GeoTIFF alignment."""
-import math
-
+"""Geometry of a real LR-HSI / HR-MSI pair without georeferencing: the scale ratio r from the image sizes
+and the HR crop (a georeferenced pair is put on nested grids by imagery.alignment first)."""
 from imagery.errors import DataError
 
-ALIGNMENT_TOLERANCE_HR_PIXELS = 0.5  # upper-left corners may differ by at most half an HR pixel
-PIXEL_SIZE_TOLERANCE = 0.01          # relative tolerance on (LR pixel size) / (HR pixel size) = r
 RESAMPLE_HINT = ("resample one image so that the HR-MSI grid is exactly r times finer than the LR-HSI "
                  "grid (e.g. gdalwarp -tr <LR pixel size / r> ... on the HR-MSI) and crop both to the "
                  "same extent")
@@ -35,32 +32,3 @@ def infer_scale(lr_shape, hr_shape, lr_path, hr_path, given=None):
         raise DataError(f"{shapes}: the ratio is {r}, but --scale_factor {given} was given; drop "
                         f"--scale_factor or {RESAMPLE_HINT}")
     return r, (h * r, w * r)
-
-
-def check_alignment(lr_transform, hr_transform, r, lr_path, hr_path, lr_crs=None, hr_crs=None):
-    """Refuse a georeferenced pair whose grids are not nested: same CRS, LR pixel size = r x HR pixel
-    size (within 1 %), upper-left corners within half an HR pixel.
-
-    Transforms are ``affine.Affine`` (rasterio): x = c + a col + b row, y = f + d col + e row; rotated
-    grids (b, d != 0) are refused. Raises DataError with the offset in HR pixels.
-    """
-    if lr_crs is not None and hr_crs is not None and lr_crs != hr_crs:
-        raise DataError(f"{lr_path} and {hr_path}: different coordinate reference systems ({lr_crs} and "
-                        f"{hr_crs}); reproject one (e.g. gdalwarp -t_srs) so both use the same CRS")
-    for transform, path in ((lr_transform, lr_path), (hr_transform, hr_path)):
-        if transform.b != 0 or transform.d != 0:
-            raise DataError(f"{path}: the grid is rotated (transform {tuple(transform)[:6]}); warp it to a "
-                            "north-up grid first (gdalwarp)")
-    for axis, lr_size, hr_size in (("x", lr_transform.a, hr_transform.a), ("y", lr_transform.e, hr_transform.e)):
-        ratio = lr_size / hr_size
-        if not math.isclose(ratio, r, rel_tol=PIXEL_SIZE_TOLERANCE):
-            raise DataError(f"{lr_path} and {hr_path}: the pixel sizes along {axis} are {abs(lr_size):g} and "
-                            f"{abs(hr_size):g}, a ratio of {ratio:.4f}, but the image sizes give r = {r}: "
-                            f"{RESAMPLE_HINT}")
-    dx = (lr_transform.c - hr_transform.c) / hr_transform.a + 0.0  # + 0.0: no "-0.00" in messages
-    dy = (lr_transform.f - hr_transform.f) / hr_transform.e + 0.0
-    if max(abs(dx), abs(dy)) > ALIGNMENT_TOLERANCE_HR_PIXELS:
-        raise DataError(f"{lr_path} and {hr_path}: the upper-left corners differ by {dx:+.2f} HR pixels in x "
-                        f"(columns) and {dy:+.2f} in y (rows); they must agree within "
-                        f"{ALIGNMENT_TOLERANCE_HR_PIXELS} HR pixel: {RESAMPLE_HINT}")
-    return dx, dy

@@ -36,6 +36,16 @@ def invalid_pixels(cube, nodata=None):
     return invalid
 
 
+def empty_bands(cube, nodata=None):
+    """C bool, True for the bands of the H x W x C ``cube`` that hold no data in any pixel (NaN, Inf, a fill
+    value or ``nodata`` everywhere; 0 counts as data here)."""
+    cube = np.asarray(cube)
+    empty = np.ones(cube.shape[2], dtype=bool)
+    for rows in row_blocks(cube.shape):
+        empty &= invalid_values(cube[rows], None if nodata == 0 else nodata).all(axis=(0, 1))
+    return empty
+
+
 def band_extrema(cube, valid=None):
     """Per-band minimum and maximum of the H x W x C ``cube`` over the valid pixels (``valid``: H x W
     bool, default every pixel), as two float64 vectors of C values in the cube's units. A NaN among

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import locale
 import math
+import re
 import os
 import struct
 import warnings
@@ -595,6 +596,8 @@ def _read_geotiff(path, dtype):
         raise DataError(f"{path}: not a readable GeoTIFF ({type(exc).__name__}: {exc}); the file may be "
                           "truncated or not a TIFF: copy or export it again") from exc
     image.wavelengths, image.fwhm = _geotiff_wavelengths(path, band_tags, envi_tags, imagery_tags, dataset_units)
+    if image.wavelengths is None and image.band_names:
+        image.wavelengths = _wavelengths_in_names(path, image.band_names)
     return image
 
 
@@ -647,6 +650,21 @@ def _geotiff_wavelengths(path, band_tags, envi_tags, imagery_tags, dataset_units
         fwhm = _floats([t["FWHM_UM"] for t in imagery_tags], path, "FWHM_UM") if has_fwhm else None
         return _declared_wavelengths(path, centres, fwhm, "um", bands)
     return None, None
+
+
+# A band centre written in a band's name or description: "420.0 nm", "Band 12 (0.865 um)", "B8A 865nm".
+_LENGTH_UNITS = "|".join(sorted(_UNIT_TO_NM, key=len, reverse=True))
+_CENTRE_IN_NAME = re.compile(r"(\d+(?:\.\d+)?)\s*(" + _LENGTH_UNITS + r")(?![a-z])", re.IGNORECASE)
+
+
+def _wavelengths_in_names(path, names):
+    """Band centres in nm read from the band names (GDAL band descriptions) when every band's name holds
+    one number with a length unit, as ``_CENTRE_IN_NAME`` matches; else None."""
+    matches = [_CENTRE_IN_NAME.findall(name or "") for name in names]
+    if not all(len(found) == 1 for found in matches):
+        return None
+    centres = np.array([float(value) * _UNIT_TO_NM[unit.lower()] for ((value, unit),) in matches])
+    return check_wavelength_units(centres, f"{path} (band descriptions)")
 
 
 def _envi_list(text):

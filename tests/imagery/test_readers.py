@@ -568,3 +568,13 @@ def test_writers_check_lengths_and_envi_path(tmp_path, cube):
     with pytest.raises(ValueError, match="cannot contain"):
         writers.write_envi(str(tmp_path / "x.hdr"), cube, band_names=["a,b", "c", "d", "e"])
     assert os.listdir(tmp_path) == []
+
+
+def test_band_centres_are_read_from_gdal_band_descriptions(tmp_path):
+    """GDAL band descriptions holding one centre with its unit ("420.0 nm", "Band 2 (0.665 um)")."""
+    path = str(tmp_path / "described.tif")
+    writers.write_geotiff(path, np.ones((4, 4, 4)), "EPSG:32616", Affine(30.0, 0, 0, 0, -30.0, 0),
+                  band_names=["420.0 nm", "Band 2 (0.665 um)", "B8A 865nm", "1.61 microns"])
+    np.testing.assert_allclose(read_image(path).wavelengths, [420.0, 665.0, 865.0, 1610.0])
+    writers.write_geotiff(path, np.ones((4, 4, 2)), "EPSG:32616", Affine(30.0, 0, 0, 0, -30.0, 0), band_names=["red", "nir"])
+    assert read_image(path).wavelengths is None  # names without a centre are not guessed at

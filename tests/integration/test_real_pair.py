@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import rasterio
 import scipy.io
 import scipy.signal
 import torch
@@ -173,11 +174,12 @@ def test_a_non_integer_ratio_names_both_files_and_the_fix(tmp_path, scene, caplo
     assert "lr.npy (LR-HSI) is 9 x 10 pixels" in text and "gdalwarp" in text
 
 
-def test_misaligned_geotiffs_are_refused_with_the_offset(tmp_path, scene, caplog):
+def test_geotiffs_whose_pixel_sizes_are_not_near_an_integer_ratio_are_refused(tmp_path, scene, caplog):
     _, lr, hr = scene
     argv = geotiff_pair(tmp_path, lr, hr)
-    write_geotiff(argv[1], lr, CRS, Affine(80.0, 0, 499030.0, 0, -80.0, 4478000.0), wavelengths=WAVELENGTHS)
-    assert "upper-left corners differ by +1.50 HR pixels in x" in bad_run(tmp_path, caplog, argv)
+    write_geotiff(argv[1], lr, CRS, Affine(50.0, 0, 499000.0, 0, -50.0, 4478000.0), wavelengths=WAVELENGTHS)
+    assert "a ratio of 2.500 along x and 2.500 along y, not within 0.25 of one integer" in bad_run(tmp_path, caplog,
+                                                                                                  argv)
 
 
 @pytest.mark.parametrize("change, phrase", [
@@ -223,3 +225,19 @@ def test_an_image_smaller_than_a_qnr_block_still_completes(tmp_path, scene):
     _, lr, hr = scene
     run, metrics = fuse(tmp_path, geotiff_pair(tmp_path / "pair", lr[:7, :7], hr[:28, :28]))
     assert metrics["no_reference"]["QNR_block"] == 16 and 0 < metrics["no_reference"]["QNR"] <= 1
+
+
+def test_bands_without_any_data_are_dropped_and_the_rest_fused(tmp_path, scene, caplog):
+    """EnMAP L2A delivers its bad bands filled with the no-data value: they are dropped and reported, and a
+    pixel is no-data only where the remaining bands say so."""
+    _, lr, hr = scene
+    lr = np.round(lr * 10000)
+    lr[:, :, [5, 40]] = -32768
+    argv = geotiff_pair(tmp_path / "pair", lr, np.round(hr * 10000), lr_nodata=-32768, dtype="int16")
+    caplog.set_level("WARNING")
+    run, metrics = fuse(tmp_path, argv)
+    assert "bands 6, 41 (1-based) hold no data anywhere and are dropped; 66 bands are fused" in caplog.text
+    assert metrics["data"]["dropped_bands"] == [6, 41] and metrics["data"]["masked_lr_pixels"] == 0
+    with rasterio.open(run.file("My_Out.tif")) as out:
+        assert out.count == 66
+        np.testing.assert_allclose([float(out.tags(b)["wavelength"]) for b in (5, 6)], WAVELENGTHS[[4, 6]])
