@@ -15,7 +15,7 @@ from imagery.alignment import align_to_lr_grid, georeferenced
 from imagery.errors import DataError  # noqa: F401 (re-exported: callers catch data_loader.DataError)
 from imagery.geometry import infer_scale
 from imagery.radiometry import (band_extrema, block_all, empty_bands, fill_invalid, invalid_pixels, power_of_ten_scale,
-                                replicate, scale_in_place)
+                                replicate, scale_in_place, undeclared_fill)
 from imagery.readers import FILL_MAGNITUDE, invalid_values, read_image, read_wavelengths
 from imagery.registration import check_registration, measure_shift, shift_hr_msi
 from imagery.sensors import check_band_count, read_band_ranges, select_bands, sensor_bands, srf_from_sensor
@@ -80,6 +80,8 @@ def read_cube(path, key=None, nodata=None, mask_invalid=False):
     cube = image.data
     nodata = image.nodata if nodata is None else nodata
     bad = invalid_values(cube, nodata)
+    undeclared = undeclared_fill(cube) & ~bad if nodata is None else np.zeros_like(bad)
+    bad |= undeclared
     if not bad.any():
         return image
     if mask_invalid:
@@ -87,14 +89,17 @@ def read_cube(path, key=None, nodata=None, mask_invalid=False):
         return image
     count, finite = int(bad.sum()), np.isfinite(cube)
     fill = np.count_nonzero(np.abs(cube[finite]) > FILL_MAGNITUDE)
-    kinds = {"NaN or Inf": np.count_nonzero(~finite), f"fill values of magnitude above {FILL_MAGNITUDE:g}": fill}
+    kinds = {"NaN or Inf": np.count_nonzero(~finite), f"fill values of magnitude above {FILL_MAGNITUDE:g}": fill,
+             "undeclared fill values (-9999, -32768, -32767, or one negative value in every band of a pixel)":
+                 int(undeclared.sum())}
     if nodata is not None:
         kinds[f"equal to the no-data value {nodata:g}"] = count - sum(kinds.values())
     first = tuple(int(i) for i in np.argwhere(bad)[0])
     raise DataError(f"{path}: the reference cube has {count} invalid value{'s' if count > 1 else ''} "
                     f"({', '.join(f'{n} {kind}' for kind, n in kinds.items() if n)}), the first at index "
-                    f"(h, w, c) = {first}; fill or remove them, or pass --mask_invalid to leave those pixels "
-                    "out of training and metrics")
+                    f"(h, w, c) = {first} (value {cube[first]:g}); fill or remove them, give --nodata V for an "
+                    "undeclared fill value, or pass --mask_invalid to leave those pixels out of training and "
+                    "metrics")
 
 
 # ----------------------------------------------------------------------------- Wald's protocol
@@ -496,9 +501,18 @@ def _drop_bands(hsi, wavelengths, fwhm, srf, empty, path):
 
 
 def no_data_pixels(cube, nodata, path):
-    """``imagery.radiometry.invalid_pixels`` of the H x W x C ``cube`` read from ``path`` (H x W bool);
-    DataError when no pixel is left."""
+    """``imagery.radiometry.invalid_pixels`` of the H x W x C ``cube`` read from ``path`` (H x W bool), and,
+    when no no-data value is declared (``nodata`` None), the pixels holding an undeclared fill value
+    (``imagery.radiometry.undeclared_fill``, masked with a warning); DataError when no pixel is left."""
     invalid = invalid_pixels(cube, nodata)
+    if nodata is None:
+        fill = undeclared_fill(cube).any(axis=2) & ~invalid
+        if fill.any():
+            first = tuple(int(i) for i in np.argwhere(fill)[0])
+            log.warning("%s: %d pixels hold an undeclared fill value (%g at pixel %s: -9999, -32768, -32767, or "
+                        "one negative value in every band) and are masked as no-data; declare it with --nodata V "
+                        "if that is right", path, int(fill.sum()), cube[first][np.argmin(cube[first])], first)
+            invalid |= fill
     if invalid.all():
         raise DataError(f"{path}: every pixel is no-data (NaN, a fill value, the no-data value or 0 in every "
                         "band); check the file and --nodata")

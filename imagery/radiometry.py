@@ -36,6 +36,27 @@ def invalid_pixels(cube, nodata=None):
     return invalid
 
 
+# Fill values that files leave undeclared (no no-data value in their metadata): GDAL and ENVI's -9999 and
+# int16's -32768 / -32767. A pixel whose every band holds one same negative value is taken as filled too.
+UNDECLARED_FILL_VALUES = (-9999.0, -32768.0, -32767.0)
+
+
+def undeclared_fill(cube):
+    """H x W x C bool, True where a value of the H x W x C ``cube`` is a fill value a file left undeclared:
+    one of UNDECLARED_FILL_VALUES, or a value of a pixel whose every band (at least 2) holds the same
+    negative value. For files that declare no no-data value (a declared one is taken as it is)."""
+    cube = np.asarray(cube)
+    fill = np.zeros(cube.shape, dtype=bool)
+    for rows in row_blocks(cube.shape):
+        block = cube[rows]
+        found = np.isin(block, UNDECLARED_FILL_VALUES)
+        if cube.shape[2] > 1:
+            constant = (block[:, :, :1] < 0) & (block == block[:, :, :1]).all(axis=2, keepdims=True)
+            found |= constant
+        fill[rows] = found
+    return fill
+
+
 def empty_bands(cube, nodata=None):
     """C bool, True for the bands of the H x W x C ``cube`` that hold no data in any pixel (NaN, Inf, a fill
     value or ``nodata`` everywhere; 0 counts as data here)."""

@@ -59,6 +59,18 @@ _ALI_MS = (("MS-1'", 433, 453), ("MS-1", 450, 515), ("MS-2", 525, 605), ("MS-3",
            ("MS-7", 2080, 2350))
 _ALI_PAN = (("pan", 480, 690),)
 
+_WV_PAN = (("pan", 450, 800),)
+_PLANET_SOURCE = ("Planet, PlanetScope 8-band asset (SuperDove, PSB.SD): band order and wavelength ranges, as "
+                  "delivered in the GeoTIFF's band order")
+_SUPERDOVE = (("coastal_blue", 431, 452), ("blue", 465, 515), ("green_i", 513, 549), ("green", 547, 583),
+              ("yellow", 600, 620), ("red", 650, 680), ("rededge", 697, 713), ("nir", 845, 885))
+_PLEIADES_SOURCE = "Airbus Defence and Space, Pleiades imagery user guide, spectral bands of Pleiades 1A/1B"
+_PLEIADES_MS = (("blue", 430, 550), ("green", 500, 620), ("red", 590, 710), ("nir", 740, 940))
+_PLEIADES_PAN = (("pan", 470, 830),)
+_RGB_SOURCE = ("no document: the visible range cut in thirds, for a camera whose response is not published (e.g. "
+               "the Houston 2018 RGB); its real bands overlap and differ, so learn the SRF (--isCal_SRF Yes)")
+_RGB = (("blue", 400, 500), ("green", 500, 600), ("red", 600, 700))
+
 SENSORS = {
     "worldview2": Sensor("WorldView-2 multispectral", _WORLDVIEW_VNIR, _WV_SOURCE),
     "worldview3": Sensor("WorldView-3 VNIR multispectral", _WORLDVIEW_VNIR,
@@ -74,9 +86,15 @@ SENSORS = {
     "gf2_pan": Sensor("GF-1/GF-2 PMS panchromatic", _GF_PAN, _GF_SOURCE),
     "ali": Sensor("EO-1 ALI multispectral", _ALI_MS, _ALI_SOURCE),
     "ali_pan": Sensor("EO-1 ALI panchromatic", _ALI_PAN, _ALI_SOURCE),
+    "worldview2_pan": Sensor("WorldView-2/3 panchromatic", _WV_PAN, "DigitalGlobe / Maxar, WorldView-2 and "
+                             "WorldView-3 data sheets, panchromatic band"),
+    "planetscope_superdove": Sensor("PlanetScope SuperDove (PSB.SD), 8 bands", _SUPERDOVE, _PLANET_SOURCE),
+    "pleiades": Sensor("Pleiades 1A/1B multispectral", _PLEIADES_MS, _PLEIADES_SOURCE),
+    "pleiades_pan": Sensor("Pleiades 1A/1B panchromatic", _PLEIADES_PAN, _PLEIADES_SOURCE),
+    "rgb_camera": Sensor("a generic RGB camera (nominal)", _RGB, _RGB_SOURCE),
 }
 # The same instruments under their sister satellites' names.
-SENSORS.update({"landsat9_oli": SENSORS["landsat8_oli"], "landsat9_oli_all": SENSORS["landsat8_oli_all"],
+SENSORS.update({"worldview3_pan": SENSORS["worldview2_pan"], "landsat9_oli": SENSORS["landsat8_oli"], "landsat9_oli_all": SENSORS["landsat8_oli_all"],
                 "landsat9_pan": SENSORS["landsat8_pan"], "zy1_02e": SENSORS["zy1_02d"],
                 "gf1_pms": SENSORS["gf2_pms"], "gf1_pan": SENSORS["gf2_pan"]})
 

@@ -890,3 +890,16 @@ def test_a_label_map_beside_the_cube_is_not_read_when_the_cube_is_selected(tmp_p
     assert data.hsi_channel == 12 and len(data) == 2
     with raises_data_error(tmp_path / "data" / "toy" / "a_gt.mat", "3-D"):
         data[0]
+
+
+def test_a_reference_cube_with_an_undeclared_fill_block_is_refused_or_masked(tmp_path):
+    """An 8 x 8 block of -9999 in a .mat reference cube: refused by default (it was fused as data and scored
+    -66.95 dB), masked with --mask_invalid."""
+    cube = np.random.default_rng(0).random((16, 16, 5))
+    cube[4:12, 4:12] = -9999.0
+    path = str(tmp_path / "cube.mat")
+    scipy.io.savemat(path, {"REF": cube})
+    with pytest.raises(DataError, match=r"320 invalid values \(320 undeclared fill values .*\(value -9999\)"):
+        dl.load_cube(path)
+    masked = dl.load_cube(path, mask_invalid=True)
+    assert np.isnan(masked[4:12, 4:12]).all() and np.isfinite(masked).sum() == 16 * 16 * 5 - 320

@@ -507,8 +507,9 @@ def test_load_cube_refuses_fill_and_nodata_with_count_kinds_and_first_index(tmp_
     hdr = tmp_path / "scene.hdr"
     writers.write_envi(str(hdr), cube, nodata=-9999)
     with raises_data_error(hdr, r"has 3 invalid values \(1 fill values of magnitude above 1e\+30, 2 equal to the "
-                                r"no-data value -9999\), the first at index \(h, w, c\) = \(1, 2, 3\); fill or "
-                                r"remove them, or pass --mask_invalid"):
+                                r"no-data value -9999\), the first at index \(h, w, c\) = \(1, 2, 3\) \(value -9999\); "
+                                r"fill or remove them, give --nodata V for an undeclared fill value, or pass "
+                                r"--mask_invalid"):
         dl.load_cube(str(hdr))
     # a given nodata replaces the declared one
     with raises_data_error(hdr, r"has 1 invalid value \(1 fill values.*\(5, 4, 0\)"):

@@ -516,9 +516,11 @@ def test_nan_inf_and_fill_values(tmp_path, fmt, bad):
     assert image.data.shape == (6, 5, 4) and image.nodata == nodata
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(image.data, cube.astype(np.float64))
-    if bad == "undeclared_nodata":
-        outcome(lambda: dl.load_cube(str(path)), path, OK, (6, 5, 4))
+    if bad == "undeclared_nodata":  # -9999 that the file does not declare is still a fill value
+        outcome(lambda: dl.load_cube(str(path)), path, ERROR, phrase=r"3 invalid values \(3 undeclared fill values")
         outcome(lambda: dl.load_cube(str(path), nodata=-9999), path, ERROR, phrase="3 invalid values")
+        masked = outcome(lambda: dl.load_cube(str(path), mask_invalid=True), path, OK, (6, 5, 4))
+        assert np.isnan(masked).sum() == 3 and np.isnan(masked.flat[where]).all()
         return
     outcome(lambda: dl.load_cube(str(path)), path, ERROR,
             phrase=r"3 invalid values \(3 (NaN or Inf|fill values|equal to the no-data value -9999)")

@@ -241,3 +241,18 @@ def test_bands_without_any_data_are_dropped_and_the_rest_fused(tmp_path, scene, 
     with rasterio.open(run.file("My_Out.tif")) as out:
         assert out.count == 66
         np.testing.assert_allclose([float(out.tags(b)["wavelength"]) for b in (5, 6)], WAVELENGTHS[[4, 6]])
+
+
+def test_an_undeclared_fill_value_in_a_real_pair_is_masked_with_a_warning(tmp_path, scene, caplog):
+    """A file that declares no no-data value but holds -9999 (or one negative value in every band) in
+    some pixels: those pixels are masked and the user is told, instead of being fused as radiance."""
+    _, lr, hr = scene
+    hr = np.round(hr * 10000)
+    hr[8:16, 8:16] = -9999  # an 8 x 8 block, every band
+    argv = geotiff_pair(tmp_path / "pair", np.round(lr * 10000), hr)
+    caplog.set_level("WARNING")
+    run, metrics = fuse(tmp_path, argv)
+    assert "64 pixels hold an undeclared fill value (-9999 at pixel (8, 8)" in caplog.text
+    assert metrics["data"]["masked_hr_pixels"] >= 64
+    with rasterio.open(run.file("My_Out.tif")) as out:
+        assert np.isnan(out.read(1)[8:16, 8:16]).all()  # no-data in the output too (the LR-HSI declares none)
