@@ -458,7 +458,7 @@ def _check_folders(parser, args):
                      f"(under --checkpoints_dir, e.g. {os.path.join(args.checkpoints_dir, '<run name>')})")
 
 
-def get_args(argv=None, arrays=None):
+def get_args(argv=None, arrays=None, raise_errors=False):
     """Parse ``argv`` (default: sys.argv[1:]), fill the method's schedule and the default paths, check
     every value, and add the derived options ``sigma`` and ``device``.
 
@@ -468,10 +468,10 @@ def get_args(argv=None, arrays=None):
 
     ``arrays``: the name of a real pair given as arrays (fusion.api.fuse_arrays): ``lr_hsi`` and ``hr_msi``
     are set to it (it names the run folder), no image file is looked for, and a bad option raises
-    OptionError instead of exiting.
+    OptionError instead of exiting, as it does with ``raise_errors``.
     """
     parser = build_parser()
-    parser.raise_errors = arrays is not None
+    parser.raise_errors = arrays is not None or raise_errors
     args = parser.parse_args(argv)
     for stage, values in SCHEDULES[args.method].items():
         for name, value in zip(("lr_stage", "epoch_stage", "decay_begin_epoch_stage"), values):

@@ -7,6 +7,7 @@ three stages (``train``, ``run_stage``), write X_hat = SpeUnet(Z) and its scores
 Y: LR-HSI, Z: HR-MSI, X: HR-HSI. Degradation model Y = X P (PSF, SpaDnet), Z = X S (SRF, SpeDnet);
 both paths to the LR-MSI must agree: Z_l1 = Y S = Z_l2 = Z P.
 """
+import contextlib
 import logging
 import os
 import time
@@ -51,25 +52,40 @@ def fuse(args, anew=RESUMABLE_OPTIONS, load=None):
     if args.device.type == "cpu":
         tune_cpu_allocator()
     set_seed(args.seed)
-    pair, cube = (load or load_pair)(args)
-    options, batch_pixels = resolve_options(args, pair)  # before the run folder: patch mode is in its name
-    check_options(options, pair, streamed=streams(pair))
-    check_memory(options.method, pair.Y.shape, pair.Z.shape, pair.scale, options.device, batch_pixels=batch_pixels,
-                 reference=pair.has_reference)
-    if state is None:
-        run = RunFolder.create(options, run_folder_name(options, cube))
-        run.write_options(options)
-    else:
-        run = RunFolder.resume(args.resume, state)
-        log.info("resuming from stage %s, epoch %s", state["stage"], state["epoch"])
-    log.info("run folder: %s", run.path)
-    session = TrainingSession(run, options, state)
-    with session.reporting(image_size(pair.Y.shape, pair.Z.shape), options.device):
-        nets, monitor = train(options, pair, run, session)
-        results = write_results(options, pair, nets, monitor, run, session.elapsed())
+    with collected_warnings() as warnings:
+        pair, cube = (load or load_pair)(args)
+        options, batch_pixels = resolve_options(args, pair)  # before the run folder: patch mode is in its name
+        check_options(options, pair, streamed=streams(pair))
+        check_memory(options.method, pair.Y.shape, pair.Z.shape, pair.scale, options.device,
+                     batch_pixels=batch_pixels, reference=pair.has_reference)
+        if state is None:
+            run = RunFolder.create(options, run_folder_name(options, cube))
+            run.write_options(options)
+        else:
+            run = RunFolder.resume(args.resume, state)
+            log.info("resuming from stage %s, epoch %s", state["stage"], state["epoch"])
+        log.info("run folder: %s", run.path)
+        session = TrainingSession(run, options, state)
+        with session.reporting(image_size(pair.Y.shape, pair.Z.shape), options.device):
+            nets, monitor = train(options, pair, run, session)
+            results = write_results(options, pair, nets, monitor, run, session.elapsed(), warnings)
     run.complete()
     log.info("%s (%.1f s) -> %s", results["summary"], results["total_seconds"], run.path)
     return run
+
+
+@contextlib.contextmanager
+def collected_warnings():
+    """The messages of the warnings (and errors) logged meanwhile, in a list that grows as they come:
+    metrics.json keeps them ("warnings"), and fusion.batch reports them per pair."""
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger().addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logging.getLogger().removeHandler(handler)
 
 
 def load_pair(args):
@@ -130,7 +146,7 @@ def run_stage(options, stage, monitor, session):
     session.end_stage(n)
 
 
-def write_results(options, pair, nets, monitor, run, seconds):
+def write_results(options, pair, nets, monitor, run, seconds, warnings=()):
     """The run folder's results: precision.txt's last lines, the modules, My_Out.mat (and My_Out.tif or
     My_Out.hdr for a georeferenced pair) in the input's units, quicklook.png, the reduced-resolution
     protocol when asked, the figures (fig2_consistency.png, fig3_error_maps.png, psf_srf.png,
@@ -151,7 +167,8 @@ def write_results(options, pair, nets, monitor, run, seconds):
     if options.reduced_resolution:
         results["reduced_resolution"] = reduced_resolution(options, pair, run)
         lines.append(f"reduced resolution (against the LR-HSI): {format_metrics(results['reduced_resolution'])}")
-    results.update(total_seconds=seconds, output_seconds=output_seconds, summary="; ".join(lines))
+    results.update(total_seconds=seconds, output_seconds=output_seconds, summary="; ".join(lines),
+                   warnings=list(warnings))
     run.append_precision("\n".join(lines + [f"total time:{seconds}"]))
     for name, module in nets.checkpoints().items():
         run.save_module(name, module)

@@ -27,9 +27,10 @@ turned into DataError, never passed through.
 from __future__ import annotations
 
 import locale
+import logging
 import math
-import re
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -38,7 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from imagery.errors import DataError
+from imagery.products import apply_enmap_metadata, enmap_metadata_for
 from imagery.tables import read_cells
+
+log = logging.getLogger(__name__)
 
 # Values per row block of the passes over a whole image (reading, masks, extrema, scaling): bounds
 # their temporaries to tens of MB whatever the image's size, large enough that numpy's per-call
@@ -598,6 +602,12 @@ def _read_geotiff(path, dtype):
     image.wavelengths, image.fwhm = _geotiff_wavelengths(path, band_tags, envi_tags, imagery_tags, dataset_units)
     if image.wavelengths is None and image.band_names:
         image.wavelengths = _wavelengths_in_names(path, image.band_names)
+    metadata = enmap_metadata_for(path)
+    if metadata is not None:
+        bad = apply_enmap_metadata(image, metadata)
+        image.wavelengths = check_wavelength_units(image.wavelengths, metadata)
+        log.info("%s: an EnMAP spectral image: band centres, FWHM and gains/offsets from %s; bad bands %s set to "
+                 "no data", path, metadata, ", ".join(map(str, bad)) or "none")
     return image
 
 

@@ -8,26 +8,20 @@ once per scale by ``save_wald_pair`` with one of ``baselines.BASELINES`` and wri
 ``<folder>/metrics.json`` (``final``: the metrics, ``total_seconds``: the fusion's wall time) and
 ``<folder>/My_Out.mat`` (the fused cube, variable ``Out``, H x W x C float32 in the cube's units).
 
-``cell_status`` is the resume logic of a sweep, ``run_cell`` runs one cell (in a local worker or a
-submitit job). Wald's protocol: the pair is simulated by ``data_loader.Dataset``, as for the deep runs.
+``cell_status`` is the resume logic of a sweep (fusion.jobs's for a deep cell), which fusion.jobs runs.
+Wald's protocol: the pair is simulated by ``data_loader.Dataset``, as for the deep runs.
 """
 import argparse
-import glob
 import hashlib
-import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_SCRIPT = os.path.join(ROOT, "train_all_special.py")
-# A deep run saves its checkpoint every --checkpoint_every minutes (5 by default): a folder without
-# metrics.json touched more recently than this is taken to be trained by another process right now.
-BUSY_MINUTES = 15.0
+from fusion.jobs import BUSY_MINUTES, Status, named_run_folders, read_metrics, run_status
+
 PAIR_ARRAYS = ("lhsi", "hmsi", "hhsi", "psf", "srf")
 
 
@@ -64,35 +58,6 @@ class Cell:
         return f"{self.method}{stages}_r{self.scale}{variant}"
 
 
-@dataclass(frozen=True)
-class Status:
-    """What a sweep does with a cell. ``state``: "complete" (skipped), "running" (another process trains
-    it: not started), "resume" (continue the checkpoint in ``folder``), "rerun" (an incomplete or stale
-    folder: made again, replacing it), "new". ``command``: what to run (None when nothing is run);
-    ``why``: the reason, in words."""
-    state: str
-    folder: str
-    command: tuple = None
-    why: str = ""
-
-
-def _last_touched(folder):
-    """The newest modification time (s since the epoch) of ``folder`` and the files directly in it."""
-    times = [os.path.getmtime(folder)]
-    times += [entry.stat().st_mtime for entry in os.scandir(folder) if entry.is_file()]
-    return max(times)
-
-
-def read_metrics(folder):
-    """``folder``/metrics.json as a dict, or None when it is missing or unreadable (a folder with a
-    damaged metrics.json is treated as incomplete and made again)."""
-    try:
-        with open(os.path.join(folder, "metrics.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def cell_status(cell, busy_minutes=BUSY_MINUTES, now=None):
     """Whether ``cell`` must run, and how (a Status).
 
@@ -105,8 +70,6 @@ def cell_status(cell, busy_minutes=BUSY_MINUTES, now=None):
     Baseline cell: complete when metrics.json exists and was computed on the pair of digest
     ``cell.pair_sha256``; otherwise run again (its files are overwritten).
     """
-    from fusion.run_folder import CHECKPOINT_NAME  # imported here: a submitit job running run_cell needs no torch
-
     folder = cell.folder
     metrics = read_metrics(folder)
     if cell.kind == "baseline":
@@ -115,41 +78,7 @@ def cell_status(cell, busy_minutes=BUSY_MINUTES, now=None):
         if metrics is not None:
             return Status("rerun", folder, cell.argv, "scored on another Wald pair (the data options changed)")
         return Status("new", folder, cell.argv)
-    if metrics is not None:
-        return Status("complete", folder)
-    parent, name = os.path.split(folder)
-    candidates = [folder] if os.path.isdir(folder) else []
-    hidden = glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.*.incomplete"))
-    candidates += sorted(hidden, key=os.path.getmtime, reverse=True)
-    now = time.time() if now is None else now
-    for path in candidates:
-        idle = (now - _last_touched(path)) / 60.0
-        if idle < busy_minutes:
-            return Status("running", path, None,
-                          f"{path} has no metrics.json and was written {idle:.0f} min ago: another process is "
-                          f"probably training it; run the sweep again when it is done (or remove the folder)")
-    for path in candidates:
-        if os.path.exists(os.path.join(path, CHECKPOINT_NAME)):
-            command = (sys.executable, TRAIN_SCRIPT, "--resume", path, "--threads", str(cell.threads))
-            return Status("resume", path, command, f"resuming the interrupted run in {path}")
-    if candidates:
-        return Status("rerun", folder, cell.argv + ("--overwrite",),
-                      f"{folder} has no metrics.json and no checkpoint: trained again")
-    return Status("new", folder, cell.argv)
-
-
-def run_cell(command, log_path, threads):
-    """Run a cell's ``command`` (argv) from the repository folder with ``threads`` BLAS/OpenMP threads,
-    its output appended to ``log_path``; returns its exit status. Runs in a local worker or as a
-    submitit job (a plain function of this module, so submitit pickles it by reference)."""
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads), PYTHONPATH=os.pathsep.join(
-                   p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
-    with open(log_path, "a") as log:
-        log.write(f"$ {' '.join(command)}\n")
-        log.flush()
-        return subprocess.run(list(command), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT).returncode
+    return run_status(named_run_folders(folder), cell.argv, cell.threads, busy_minutes, now, folder=folder)
 
 
 # ----------------------------------------------------------------------------- the Wald pair of the baselines

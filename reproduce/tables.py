@@ -23,7 +23,6 @@ skipped, so a sweep resumes; a progress line is printed per finished cell. The t
 ERGAS, RMSE, time; highest PSNR, CC, SSIM), the seed and the git commit.
 """
 import argparse
-import concurrent.futures
 import csv
 import io
 import json
@@ -38,8 +37,9 @@ import numpy as np
 
 from baselines import BASELINES
 from config import METHODS as DEEP_METHODS
-from config import build_parser, get_args, usable_cpus
-from reproduce.cells import BUSY_MINUTES, ROOT, TRAIN_SCRIPT, Cell, cell_status, read_metrics, run_cell
+from config import build_parser, get_args
+from fusion.jobs import BUSY_MINUTES, EXECUTORS, ROOT, TRAIN_SCRIPT, read_metrics, run_all, runner_for
+from reproduce.cells import Cell, cell_status
 
 LABELS = {"bicubic": "Bicubic", "gsa": "GSA", "mtf_glp_hs": "MTF-GLP-HS", "cnmf": "CNMF", "hysure": "HySure",
           "fuse": "FUSE", "cstf": "CSTF", "udaln": "UDALN", "pfs2c2": "PFS2C2", "uds2c2": "UDS2C2"}
@@ -282,7 +282,7 @@ def parse(argv):
                         help="cells run at once (default: usable cores // --threads locally; every cell at once "
                              "on SLURM)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per cell (default: 1)")
-    parser.add_argument("--executor", choices=("pool", "local", "slurm"), default="pool",
+    parser.add_argument("--executor", choices=EXECUTORS, default="pool",
                         help="pool: a local pool of worker subprocesses; local: submitit's local executor; "
                              "slurm: SLURM jobs through submitit (default: pool)")
     parser.add_argument("--slurm_partition", default=None, help="SLURM partition (default: the cluster's)")
@@ -455,88 +455,13 @@ def _summary(values):
     return f"PSNR {values['PSNR']:.2f} dB, {seconds:.{2 if seconds < 10 else 0}f} s"
 
 
-class _Submitit:
-    """Runs cells as submitit jobs (``executor``: "local" or "slurm"); ``submit`` returns a job, whose
-    done() and result() the sweep polls like a local future."""
-
-    def __init__(self, opts, folder):
-        import submitit
-
-        self.executor = submitit.AutoExecutor(folder=folder, cluster=opts.executor)
-        self.executor.update_parameters(timeout_min=opts.slurm_time, cpus_per_task=opts.slurm_cpus or opts.threads,
-                                        nodes=1, tasks_per_node=1, name="reproduce-tables",
-                                        slurm_partition=opts.slurm_partition)
-
-    def submit(self, command, log_path, threads):
-        return self.executor.submit(run_cell, command, log_path, threads)
-
-    def close(self, wait):
-        """Nothing to wait for: a submitted job outlives the sweep, and the next sweep finds its folder."""
-
-
-class _Pool:
-    """Runs cells as subprocesses, ``jobs`` at a time (a thread each waits on its subprocess)."""
-
-    def __init__(self, jobs):
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
-
-    def submit(self, command, log_path, threads):
-        return self.pool.submit(run_cell, command, log_path, threads)
-
-    def close(self, wait):
-        self.pool.shutdown(wait=wait, cancel_futures=True)
-
-
 def sweep(cells, opts, out, poll_seconds=0.5):
-    """Run the cells that are not complete, ``--jobs`` at a time, with the chosen executor; print a
-    progress line per cell ('[k/n] label: ...'). Returns {cell: outcome}, outcome one of "complete",
-    "running" (left to another process), "failed" (see the log in ``<out>/logs/``)."""
-    n = len(cells)
-    outcome, todo, k = {}, [], 0
-    for cell in cells:
-        status = cell_status(cell, opts.busy_minutes)
-        if status.command is None:
-            k += 1
-            outcome[cell] = status.state
-            values = cell_values(cell) if status.state == "complete" else None
-            what = f"already complete ({_summary(values)})" if values else f"not started: {status.why}"
-            print(f"[{k}/{n}] {cell.label}: {what}", flush=True)
-        else:
-            if status.why:
-                print(f"{cell.label}: {status.why}", flush=True)
-            todo.append((cell, status))
-    if not todo:
-        return outcome
-    jobs = opts.jobs or (len(todo) if opts.executor == "slurm" else max(1, usable_cpus() // opts.threads))
-    runner = _Pool(jobs) if opts.executor == "pool" else _Submitit(opts, os.path.join(out, "submitit"))
-    queue, running = list(todo), {}
-    try:
-        while queue or running:
-            while queue and len(running) < jobs:
-                cell, status = queue.pop(0)
-                log_path = os.path.join(out, "logs", f"{cell.key}.log")
-                running[runner.submit(status.command, log_path, cell.threads)] = (cell, log_path)
-            finished = [handle for handle in running if handle.done()]
-            if not finished:
-                time.sleep(poll_seconds)
-            for handle in finished:
-                cell, log_path = running.pop(handle)
-                k += 1
-                try:
-                    reason = f"exit {handle.result()}"
-                except Exception as exc:  # e.g. a submitit job past its time limit: reported, the sweep goes on
-                    reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
-                values = cell_values(cell)
-                outcome[cell] = "complete" if values else "failed"
-                what = _summary(values) if values else f"failed ({reason}); see {log_path}"
-                print(f"[{k}/{n}] {cell.label}: {what}", flush=True)
-    except KeyboardInterrupt:
-        print("interrupted: waiting for the running cells (Ctrl-C in the terminal stops them too; a deep run "
-              "saves its checkpoint and the next sweep resumes it); the tables hold the complete cells", flush=True)
-        runner.close(wait=opts.executor == "pool")
-        raise
-    runner.close(wait=True)
-    return outcome
+    """Run the cells that are not complete, ``--jobs`` at a time, with the chosen executor (fusion.jobs);
+    print a progress line per cell ('[k/n] label: ...'). Returns {cell: outcome}, outcome one of
+    "complete", "running" (left to another process), "failed" (see the log in ``<out>/logs/``)."""
+    return run_all(cells, lambda cell: cell_status(cell, opts.busy_minutes), cell_values, _summary,
+                   runner_for(opts, os.path.join(out, "submitit"), "reproduce-tables"), os.path.join(out, "logs"),
+                   poll_seconds)
 
 
 def row_of(label, cells):

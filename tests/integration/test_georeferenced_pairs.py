@@ -123,3 +123,30 @@ def test_a_misregistration_the_georeference_hides_is_measured_and_refused_or_cor
     assert "more than 1 LR pixel" in refusal and "--registration correct" in refusal
     *_, corrected = fuse(tmp_path / "corrected", lr, str(tmp_path / "hr_large.tif"), "--registration", "correct")
     np.testing.assert_allclose(corrected["data"]["registration_shift_lr_pixels"], (0.0, -1.5), atol=0.1)
+
+
+def test_an_enmap_l2a_product_with_a_sentinel2_image_as_delivered(ground, tmp_path):
+    """docs/real_pairs.md's EnMAP + Sentinel-2 command: the L2A spectral image beside its METADATA.XML (band
+    centres, gains, two bad bands), and four 10 m Sentinel-2 bands covering more ground; no gdalwarp step."""
+    reference, _ = ground
+    product = "ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z"
+    lr = spatial_degrade(reference[12:96, 12:96], gaussian_psf(R, R / 2.35482), R)
+    stored = np.round(lr * 10000).astype(np.int16)
+    stored[:, :, [9, 50]] = -32768
+    image = tmp_path / f"{product}-SPECTRAL_IMAGE.TIF"
+    write_geotiff(str(image), stored, CRS, HR10 @ Affine.translation(12, 12) @ Affine.scale(R), nodata=-32768,
+                  dtype="int16")
+    bands = "".join(f'<bandID number="{b + 1}"><wavelengthCenterOfBand>{w:.3f}</wavelengthCenterOfBand>'
+                    f"<FWHMOfBand>9.0</FWHMOfBand><GainOfBand>0.0001</GainOfBand><OffsetOfBand>0</OffsetOfBand>"
+                    "</bandID>" for b, w in enumerate(WAVELENGTHS))
+    good = ",".join(str(b) for b in range(1, 69) if b not in (10, 51))
+    (tmp_path / f"{product}-METADATA.XML").write_text(
+        f"<level_X><specific><bandCharacterisation>{bands}</bandCharacterisation><vnirProductQuality>"
+        f"<expectedChannelsList>{good}</expectedChannelsList></vnirProductQuality></specific></level_X>")
+    s2 = srf_from_bands(WAVELENGTHS, band_ranges("sentinel2", "B2,B3,B4,B8"))
+    write_geotiff(str(tmp_path / "S2_10m.tif"), np.round(reference @ s2 * 10000), CRS, HR10, dtype="uint16")
+    crs, transform, shape, metrics = fuse(tmp_path, str(image), str(tmp_path / "S2_10m.tif"), "--msi_sensor",
+                                          "sentinel2", "--msi_bands_select", "B2,B3,B4,B8")
+    assert metrics["data"]["dropped_bands"] == [10, 51] and shape == (84, 84)
+    assert transform == HR10 @ Affine.translation(12, 12) and crs == CRS
+    assert np.hypot(*metrics["data"]["registration_shift_lr_pixels"]) < 0.2
