@@ -267,8 +267,9 @@ def _band_names(real):
 
 
 def write_georeferenced(run, pair, x_out):
-    """My_Out.tif (GeoTIFF, the HR-MSI's CRS and transform) or My_Out.hdr (ENVI) when the HR-MSI came as
-    one, with the HSI band centres; the run folder's My_Out.mat is written for every run."""
+    """My_Out.tif (GeoTIFF) or My_Out.hdr (ENVI) when the HR-MSI came as one, with the HSI band centres and
+    the HR-MSI's CRS and transform (those of the grid fused on, for an aligned pair); the run folder's
+    My_Out.mat is written for every run."""
     real = pair.source
     if real is None:
         return None
@@ -278,7 +279,8 @@ def write_georeferenced(run, pair, x_out):
                       wavelengths=real.wavelengths, fwhm=real.fwhm)
     elif real.msi.fmt == "envi":
         path = run.file("My_Out.hdr")
-        write_envi(path, x_out, wavelengths=real.wavelengths, fwhm=real.fwhm, nodata=real.nodata)
+        write_envi(path, x_out, wavelengths=real.wavelengths, fwhm=real.fwhm, nodata=real.nodata, crs=real.msi.crs,
+                   transform=real.msi.transform if real.msi.crs is not None else None)
     else:
         return None
     return path

@@ -507,7 +507,33 @@ def _read_envi(path, header):
         image.nodata = _floats([meta["data ignore value"]], header, "data ignore value")[0]
     if "band names" in meta:
         image.band_names = [str(n) for n in meta["band names"]]
+    if "map info" in meta:
+        image.crs, image.transform = _envi_georeference(header, meta)
     return image
+
+
+def _envi_georeference(header, meta):
+    """(CRS or None, affine.Affine) of an ENVI header's ``map info`` (tie point: 1-based pixel x, y and its
+    easting, northing; pixel sizes) and ``coordinate system string`` (WKT), else of a UTM map info's zone
+    and hemisphere (WGS-84). Raises DataError for a map info that cannot be read."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    info = meta["map info"]
+    info = [v.strip() for v in (info if isinstance(info, list) else str(info).strip("{}").split(","))]
+    try:
+        ref_x, ref_y, east, north, px, py = (float(v) for v in info[1:7])
+    except (ValueError, IndexError):
+        raise DataError(f"{header}: the map info {{{', '.join(info)}}} cannot be read: it needs the projection, "
+                        "the reference pixel, its easting and northing and the pixel sizes") from None
+    transform = Affine(px, 0.0, east - (ref_x - 1) * px, 0.0, -py, north + (ref_y - 1) * py)
+    crs = None
+    wkt = meta.get("coordinate system string")
+    if wkt:
+        crs = CRS.from_wkt(wkt if isinstance(wkt, str) else ",".join(wkt))  # spectral splits it at commas
+    elif info[0].upper() == "UTM" and len(info) >= 9:
+        crs = CRS.from_epsg((32600 if info[8].lower().startswith("n") else 32700) + int(float(info[7])))
+    return crs, transform
 
 
 def _check_envi_header(header):

@@ -291,12 +291,29 @@ def write_mat73(path, name, cube, chunk=GEOTIFF_BLOCK):
         out.write(0, 0, cube)
 
 
-def write_envi(path, cube, wavelengths=None, fwhm=None, nodata=None, band_names=None):
+def envi_map_info(crs, transform):
+    """The ENVI header entries ``map info`` and ``coordinate system string`` of a north-up grid. Raises
+    ValueError for a rotated one (ENVI's rotation is not written here)."""
+    from rasterio.crs import CRS
+
+    if transform.b != 0 or transform.d != 0:
+        raise ValueError(f"a rotated grid (transform {tuple(transform)[:6]}) cannot be written as ENVI map info")
+    crs = CRS.from_user_input(crs)
+    name = (crs.to_dict().get("proj") or "Arbitrary") if crs.to_epsg() is None else f"EPSG_{crs.to_epsg()}"
+    return {"map info": [name, "1", "1", repr(float(transform.c)), repr(float(transform.f)), repr(float(transform.a)),
+                         repr(float(-transform.e)), "units=Meters"],
+            "coordinate system string": "{" + crs.to_wkt() + "}"}  # verbatim: a list would mangle its commas
+
+
+def write_envi(path, cube, wavelengths=None, fwhm=None, nodata=None, band_names=None, crs=None, transform=None):
     """Write an H x W x C cube as an ENVI float32 BSQ image: ``path`` is the header (.hdr), the data
     goes to the same name with extension .img.
 
     The header carries ``wavelength`` and ``fwhm`` (C values, nm) with ``wavelength units =
-    Nanometers``, ``data ignore value`` (nodata) and ``band names``. Both files are written under a
+    Nanometers``, ``data ignore value`` (nodata) and ``band names``; with ``crs`` (anything rasterio's CRS
+    takes) and a north-up ``transform`` (affine.Affine), ``map info`` (the upper-left corner of pixel
+    (1, 1) and the pixel sizes, as GDAL's ENVI driver writes it) and ``coordinate system string`` (the
+    CRS's WKT). Both files are written under a
     temporary name in the same folder and renamed at the end, the header last, so a header under the
     final name always describes a complete data file. Existing files of that name are replaced.
     Raises ValueError when ``path`` does not end in .hdr, for a cube that is not 3-D numeric, lists
@@ -319,6 +336,8 @@ def write_envi(path, cube, wavelengths=None, fwhm=None, nodata=None, band_names=
         metadata["data ignore value"] = repr(float(nodata))
     if band_names is not None:
         metadata["band names"] = band_names
+    if crs is not None and transform is not None:
+        metadata.update(envi_map_info(crs, transform))
     tmp = _temporary_base(path)
     written = (tmp + ".img", root + ".img"), (tmp + ".hdr", path)
     try:

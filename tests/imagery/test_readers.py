@@ -579,3 +579,22 @@ def test_band_centres_are_read_from_gdal_band_descriptions(tmp_path):
     np.testing.assert_allclose(read_image(path).wavelengths, [420.0, 665.0, 865.0, 1610.0])
     writers.write_geotiff(path, np.ones((4, 4, 2)), "EPSG:32616", Affine(30.0, 0, 0, 0, -30.0, 0), band_names=["red", "nir"])
     assert read_image(path).wavelengths is None  # names without a centre are not guessed at
+
+
+def test_envi_georeferencing_round_trips_and_gdal_reads_it(tmp_path):
+    transform = Affine(30.0, 0, 500010.0, 0, -30.0, 4200000.0)
+    path = str(tmp_path / "geo.hdr")
+    writers.write_envi(path, np.ones((4, 5, 3)), crs="EPSG:32616", transform=transform)
+    with rasterio.open(str(tmp_path / "geo.img")) as ds:  # GDAL's ENVI driver, an independent reader
+        assert ds.crs == CRS.from_epsg(32616) and ds.transform == transform
+    image = read_image(path)
+    assert image.crs == CRS.from_epsg(32616) and image.transform == transform
+
+
+def test_an_envi_utm_map_info_without_wkt_gives_the_utm_crs(tmp_path):
+    writers.write_envi(str(tmp_path / "utm.hdr"), np.ones((4, 5, 3)))
+    header = tmp_path / "utm.hdr"
+    header.write_text(header.read_text() + "map info = {UTM, 2, 2, 368030.0, 5809970.0, 30.0, 30.0, 33, North, "
+                                           "WGS-84, units=Meters}\n")
+    image = read_image(str(header))
+    assert image.crs == CRS.from_epsg(32633) and image.transform == Affine(30.0, 0, 368000.0, 0, -30.0, 5810000.0)

@@ -256,3 +256,17 @@ def test_an_undeclared_fill_value_in_a_real_pair_is_masked_with_a_warning(tmp_pa
     assert metrics["data"]["masked_hr_pixels"] >= 64
     with rasterio.open(run.file("My_Out.tif")) as out:
         assert np.isnan(out.read(1)[8:16, 8:16]).all()  # no-data in the output too (the LR-HSI declares none)
+
+
+def test_a_georeferenced_envi_pair_is_aligned_and_its_output_carries_the_grid(tmp_path, scene):
+    """ENVI map info and coordinate system string are read, and written back for the grid fused on: GDAL's
+    ENVI driver reads the output's CRS and transform as the HR grid used."""
+    _, lr, hr = scene
+    lr_path, hr_path = str(tmp_path / "lr.hdr"), str(tmp_path / "hr.hdr")
+    write_envi(lr_path, lr[1:], wavelengths=WAVELENGTHS, crs=CRS, transform=HR @ Affine.translation(0, 4) @
+               Affine.scale(R))  # the LR-HSI starts one LR row lower: the HR-MSI covers more ground
+    write_envi(hr_path, hr, crs=CRS, transform=HR)
+    run, metrics = fuse(tmp_path, ["--lr_hsi", lr_path, "--hr_msi", hr_path, "--msi_sensor", "worldview2"])
+    assert metrics["data"]["alignment"]["hr_resampled"] is False
+    with rasterio.open(run.file("My_Out.img")) as out:
+        assert out.crs == CRS and out.transform == HR @ Affine.translation(0, 4) and out.shape == (36, 40)
