@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
+from imagery.products import is_sentinel2_safe
+
 METHODS = ("udaln", "pfs2c2", "uds2c2")
 SCF_PLACES = ("inverse", "spatial")  # UDS2C2's SCFConv: in the spectral inverse mapping or in SpaDnet
 ATTENTION_STARTS = ("identity", "sigmoid")  # SCFConv's attentions at the start (model.scfconv)
@@ -194,7 +196,8 @@ def build_parser():
                    help="the LR-HSI to fuse (.mat, .h5, .npy, ENVI, GeoTIFF); needs --hr_msi "
                         "(default: none, simulate a pair from a reference cube)")
     g.add_argument("--hr_msi", metavar="FILE", default=None,
-                   help="the HR-MSI of the same scene (a single-band pan image is accepted); needs --lr_hsi")
+                   help="the HR-MSI of the same scene (a single-band pan image is accepted; a Sentinel-2 L2A .SAFE "
+                        "folder gives its 10 m bands B2, B3, B4, B8); needs --lr_hsi")
     g.add_argument("--lr_hsi_key", metavar="NAME", default=None,
                    help="variable of the LR-HSI in a .mat/.h5 file (default: REF, else the only 3-D array)")
     g.add_argument("--hr_msi_key", metavar="NAME", default=None,
@@ -327,7 +330,7 @@ def build_parser():
 
 
 def _check_file(parser, option, path):
-    if path is None or os.path.isfile(path):
+    if path is None or os.path.isfile(path) or (option == "--hr_msi" and is_sentinel2_safe(path)):
         return
     what = "is a folder, not a file" if os.path.isdir(path) else "file not found"
     parser.error(f"{option} {path}: {what}; give an existing file (a relative path is taken from the "

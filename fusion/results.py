@@ -273,7 +273,7 @@ def write_georeferenced(run, pair, x_out):
     real = pair.source
     if real is None:
         return None
-    if real.msi.fmt == "geotiff":
+    if real.msi.fmt in ("geotiff", "sentinel2_safe"):
         path = run.file("My_Out.tif")
         write_geotiff(path, x_out, real.msi.crs, real.msi.transform, nodata=real.nodata, band_names=_band_names(real),
                       wavelengths=real.wavelengths, fwhm=real.fwhm)

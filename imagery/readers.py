@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imagery.errors import DataError
-from imagery.products import apply_enmap_metadata, enmap_metadata_for
+from imagery.products import apply_enmap_metadata, enmap_metadata_for, is_sentinel2_safe, read_sentinel2_safe
 from imagery.tables import read_cells
 
 log = logging.getLogger(__name__)
@@ -371,6 +371,10 @@ def read_image(path, key=None, role="image", key_option="--key", allow_2d=False,
     band centres or FWHM the file declares are not one valid value per band.
     """
     path = os.fspath(path)
+    if is_sentinel2_safe(path):
+        data, names, crs, transform = read_sentinel2_safe(path)
+        return Image(_as_cube(data, path, role, allow_2d, dtype), path, "sentinel2_safe", "uint16",
+                     band_names=names, crs=crs, transform=transform)
     if os.path.isdir(path):
         raise DataError(f"{path}: the {role} path is a folder, not a file; give the image file (for ENVI, its .hdr)")
     if not os.path.isfile(path):

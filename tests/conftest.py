@@ -90,3 +90,28 @@ def low_rank_case(seed=3, size=20, r=4, bands=16, msi_bands=4, rank=3):
     srf = np.kron(np.eye(msi_bands), np.ones((bands // msi_bands, 1))) / (bands // msi_bands)
     psf = gaussian_psf(r, r / 2.35482)
     return x, spatial_degrade(x, psf, r), x @ srf, r, psf, srf
+
+
+def sentinel2_safe(folder, reflectance, transform, offset=-1000, crs="EPSG:32633"):
+    """A Sentinel-2 L2A .SAFE folder in its documented layout, with the four 10 m bands as lossless JPEG 2000
+    (stored = reflectance x 10000 - offset; 0 = no data) and the MTD_MSIL2A.xml quantification and offsets."""
+    import rasterio
+
+    safe = folder / "S2B_MSIL2A_20230705T101559_N0509_R065_T33UUU_20230705T131406.SAFE"
+    r10m = safe / "GRANULE" / "L2A_T33UUU_A033070_20230705T101602" / "IMG_DATA" / "R10m"
+    r10m.mkdir(parents=True)
+    for k, band in enumerate(("B02", "B03", "B04", "B08")):
+        stored = np.round(reflectance[:, :, k] * 10000 - offset).astype(np.uint16)
+        stored[0, 0] = 0
+        with rasterio.open(r10m / f"T33UUU_20230705T101559_{band}_10m.jp2", "w", driver="JP2OpenJPEG",
+                           width=stored.shape[1], height=stored.shape[0], count=1, dtype="uint16", crs=crs,
+                           transform=transform, QUALITY=100, REVERSIBLE="YES") as ds:
+            ds.write(stored, 1)
+    offsets = "".join(f'<BOA_ADD_OFFSET band_id="{b}">{offset}</BOA_ADD_OFFSET>' for b in range(13))
+    (safe / "MTD_MSIL2A.xml").write_text(
+        '<n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd">'
+        "<n1:General_Info><Product_Image_Characteristics><QUANTIFICATION_VALUES_LIST>"
+        '<BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE></QUANTIFICATION_VALUES_LIST>'
+        f"<BOA_ADD_OFFSET_VALUES_LIST>{offsets}</BOA_ADD_OFFSET_VALUES_LIST></Product_Image_Characteristics>"
+        "</n1:General_Info></n1:Level-2A_User_Product>")
+    return str(safe)

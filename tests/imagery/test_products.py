@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 from affine import Affine
 
+from conftest import sentinel2_safe
+
 from imagery.errors import DataError
 from imagery.readers import read_image
 from imagery.writers import write_geotiff
@@ -49,3 +51,12 @@ def test_enmap_metadata_for_another_band_count_is_refused(tmp_path):
     path = enmap_product(tmp_path, np.full((4, 4, 12), 0.2), bands=10)
     with pytest.raises(DataError, match="describes 10 bands, the spectral image beside it has 12"):
         read_image(path)
+
+
+def test_a_sentinel2_l2a_safe_folder_gives_its_10_m_bands_as_reflectance(tmp_path):
+    reflectance = np.random.default_rng(1).uniform(0.02, 0.5, (8, 9, 4))
+    transform = Affine(10.0, 0, 368000.0, 0, -10.0, 5810000.0)
+    image = read_image(sentinel2_safe(tmp_path, reflectance, transform), dtype=np.float32)
+    assert image.band_names == ["B2", "B3", "B4", "B8"] and image.transform == transform
+    assert image.crs == "EPSG:32633" and np.isnan(image.data[0, 0]).all()  # 0 = no data
+    np.testing.assert_allclose(image.data[1:], reflectance[1:], atol=5e-5)  # (stored - 1000) / 10000

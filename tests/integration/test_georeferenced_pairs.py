@@ -10,7 +10,7 @@ import pytest
 import rasterio
 import scipy.ndimage as ndi
 from affine import Affine
-from conftest import SYNTHETIC_CUBE, TINY_SCHEDULE
+from conftest import SYNTHETIC_CUBE, TINY_SCHEDULE, sentinel2_safe
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 import train_all_special
@@ -126,8 +126,8 @@ def test_a_misregistration_the_georeference_hides_is_measured_and_refused_or_cor
 
 
 def test_an_enmap_l2a_product_with_a_sentinel2_image_as_delivered(ground, tmp_path):
-    """docs/real_pairs.md's EnMAP + Sentinel-2 command: the L2A spectral image beside its METADATA.XML (band
-    centres, gains, two bad bands), and four 10 m Sentinel-2 bands covering more ground; no gdalwarp step."""
+    """README's EnMAP + Sentinel-2 command: the L2A spectral image beside its METADATA.XML (band centres,
+    gains, two bad bands), and a Sentinel-2 L2A .SAFE folder covering more ground; no gdalwarp step."""
     reference, _ = ground
     product = "ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z"
     lr = spatial_degrade(reference[12:96, 12:96], gaussian_psf(R, R / 2.35482), R)
@@ -144,9 +144,9 @@ def test_an_enmap_l2a_product_with_a_sentinel2_image_as_delivered(ground, tmp_pa
         f"<level_X><specific><bandCharacterisation>{bands}</bandCharacterisation><vnirProductQuality>"
         f"<expectedChannelsList>{good}</expectedChannelsList></vnirProductQuality></specific></level_X>")
     s2 = srf_from_bands(WAVELENGTHS, band_ranges("sentinel2", "B2,B3,B4,B8"))
-    write_geotiff(str(tmp_path / "S2_10m.tif"), np.round(reference @ s2 * 10000), CRS, HR10, dtype="uint16")
-    crs, transform, shape, metrics = fuse(tmp_path, str(image), str(tmp_path / "S2_10m.tif"), "--msi_sensor",
-                                          "sentinel2", "--msi_bands_select", "B2,B3,B4,B8")
+    safe = sentinel2_safe(tmp_path, reference @ s2, HR10, crs=CRS)  # the L2A .SAFE folder, 10 m bands
+    crs, transform, shape, metrics = fuse(tmp_path, str(image), safe, "--msi_sensor", "sentinel2",
+                                          "--msi_bands_select", "B2,B3,B4,B8")
     assert metrics["data"]["dropped_bands"] == [10, 51] and shape == (84, 84)
     assert transform == HR10 @ Affine.translation(12, 12) and crs == CRS
     assert np.hypot(*metrics["data"]["registration_shift_lr_pixels"]) < 0.2
