@@ -461,6 +461,23 @@ def _check_folders(parser, args):
                      f"(under --checkpoints_dir, e.g. {os.path.join(args.checkpoints_dir, '<run name>')})")
 
 
+def options_argv(options):
+    """The command line of ``options`` ({option name: value}; True/False for a flag, None leaves it out), as
+    the Python API (fusion.api) and a batch table (fusion.batch) give them. Raises OptionError for a name
+    that is not an option of train_all_special.py."""
+    actions = {action.dest: action for action in build_parser()._actions if action.dest != "help"}
+    argv = []
+    for option, value in options.items():
+        if option not in actions:
+            raise OptionError(f"unknown option {option!r}; the options are those of train_all_special.py "
+                              "(docs/options.md), e.g. method, seed, threads, epoch_stage3")
+        if actions[option].nargs == 0:  # a flag
+            argv += [f"--{option}"] if value else []
+        elif value is not None:
+            argv += [f"--{option}", str(value)]
+    return argv
+
+
 def get_args(argv=None, arrays=None, raise_errors=False):
     """Parse ``argv`` (default: sys.argv[1:]), fill the method's schedule and the default paths, check
     every value, and add the derived options ``sigma`` and ``device``.

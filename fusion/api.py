@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from config import OptionError, build_parser, get_args
+from config import OptionError, get_args, options_argv
 from data_loader import DataError, real_pair_from_images
 from fusion.pair import Pair
 from fusion.run import fuse
@@ -86,22 +86,13 @@ def fuse_arrays(lr_hsi, hr_msi, *, srf=None, msi_sensor=None, msi_bands_select=N
 
 def _argv(options, **named):
     """The command line of ``options`` ({option name: value}; True/False for a flag) and of the ``named``
-    real-pair options that are not None. Raises OptionError for an unknown option or one that names a file."""
-    parser = build_parser()
-    actions = {action.dest: action for action in parser._actions}
-    argv = []
-    for option, value in {**options, **{k: v for k, v in named.items() if v is not None}}.items():
+    real-pair options (None leaves one out). Raises OptionError for an unknown option or one that names a
+    file."""
+    for option in options:
         if option in NOT_FOR_ARRAYS:
             raise OptionError(f"{option} does not apply to arrays: the pair, its SRF and its reference are given as "
                               "arrays (lr_hsi, hr_msi, srf, reference), and run_folder keeps the run folder")
-        if option not in actions or option == "help":
-            raise OptionError(f"unknown option {option!r}; the options are those of train_all_special.py "
-                              "(docs/options.md), e.g. method, seed, threads, epoch_stage3")
-        if actions[option].nargs == 0:  # a flag
-            argv += [f"--{option}"] if value else []
-        else:
-            argv += [f"--{option}", str(value)]
-    return argv
+    return options_argv({**options, **named})
 
 
 def _image(array, role, wavelengths=None, fwhm=None, allow_2d=False):

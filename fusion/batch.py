@@ -18,9 +18,9 @@ import os
 import sys
 from dataclasses import dataclass
 
-from config import OptionError, build_parser, get_args
-from fusion.jobs import (BUSY_MINUTES, EXECUTORS, TRAIN_SCRIPT, Status, read_metrics, run_all, run_folders_in,
-                         run_status, runner_for)
+from config import ROOT, OptionError, build_parser, get_args, options_argv
+from fusion.jobs import (TRAIN_SCRIPT, Status, add_runner_options, check_runner_options, read_metrics, run_all,
+                         run_folders_in, run_status, runner_for)
 
 REQUIRED = ("name", "lr_hsi", "hr_msi")
 PATH_COLUMNS = ("lr_hsi", "hr_msi", "hsi_wavelengths", "srf", "msi_bands", "reference")
@@ -75,20 +75,13 @@ def read_table(path):
 def pair_jobs(rows, table_path, common, out, threads):
     """A PairJob per row: its options checked by config.get_args (a refused one carries the message)."""
     base = os.path.dirname(os.path.abspath(table_path))
-    parser = build_parser()
-    flags = {a.dest for a in parser._actions if a.nargs == 0}
+    flags = {a.dest for a in build_parser()._actions if a.nargs == 0}
     jobs = []
     for row in rows:
-        argv = []
-        for column, value in row.items():
-            if column == "name" or not value:
-                continue
-            if column in flags:
-                argv += [f"--{column}"] if value.lower() in ("yes", "y", "true", "1") else []
-                continue
-            if column in PATH_COLUMNS:
-                value = os.path.join(base, value)
-            argv += [f"--{column}", value]
+        options = {column: (value.lower() in ("yes", "y", "true", "1") if column in flags else
+                            os.path.join(base, value) if column in PATH_COLUMNS else value)
+                   for column, value in row.items() if column != "name" and value}
+        argv = options_argv(options)
         folder = os.path.join(out, "runs", row["name"])
         argv += [*common, "--checkpoints_dir", folder]
         error = ""
@@ -166,24 +159,15 @@ def parse(argv):
     parser.add_argument("table", help="CSV: name, lr_hsi, hr_msi, then any train_all_special.py option by name")
     parser.add_argument("--out", default=None, help="the campaign's folder: runs/<name>/, logs/, summary.csv/.md "
                         "(default: checkpoints/batch_<table name> in the repository folder)")
-    parser.add_argument("--jobs", type=int, default=None, help="pairs fused at once (default: cores // --threads)")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads per pair (default: 1)")
-    parser.add_argument("--executor", choices=EXECUTORS, default="pool",
-                        help="pool: local subprocesses; local or slurm: submitit jobs (default: pool)")
-    parser.add_argument("--slurm_partition", default=None)
-    parser.add_argument("--slurm_time", type=int, default=240, metavar="MINUTES")
-    parser.add_argument("--slurm_cpus", type=int, default=None)
-    parser.add_argument("--busy_minutes", type=float, default=BUSY_MINUTES,
-                        help="a run folder without metrics.json written to this recently is left to the process "
-                             "training it")
-    return parser.parse_known_args(argv)
+    add_runner_options(parser, "pairs")
+    opts, common = parser.parse_known_args(argv)
+    check_runner_options(parser, opts)
+    return opts, common
 
 
 def main(argv=None):
     """The command line; returns 0 when every pair is complete, 1 when one failed or is left to another
     process, 2 for a bad table, 130 interrupted."""
-    from config import ROOT
-
     opts, common = parse(argv)
     stem = os.path.splitext(os.path.basename(opts.table))[0]
     out = os.path.abspath(opts.out or os.path.join(ROOT, "checkpoints", f"batch_{stem}"))
@@ -198,11 +182,12 @@ def main(argv=None):
                           runner_for(opts, os.path.join(out, "submitit"), "fusion-batch"), os.path.join(out, "logs"))
     except KeyboardInterrupt:
         interrupted, outcome = True, {}
-    csv_path, md_path = write_summary(summary_rows(jobs, outcome), out)
+    rows = summary_rows(jobs, outcome)
+    csv_path, md_path = write_summary(rows, out)
     print(f"summary: {csv_path}, {md_path}", flush=True)
     if interrupted:
         return 130
-    failed = [job.name for job in jobs if pair_values(job) is None]
+    failed = [row[0] for row in rows if row[1] != "complete"]
     if failed:
         print(f"{len(failed)} of {len(jobs)} pairs not complete: {', '.join(failed)}", flush=True)
         return 1

@@ -16,9 +16,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from config import usable_cpus
+from config import ROOT, usable_cpus
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SCRIPT = os.path.join(ROOT, "train_all_special.py")
 # A deep run saves its checkpoint every --checkpoint_every minutes (5 by default): a folder without
 # metrics.json touched more recently than this is taken to be trained by another process right now.
@@ -146,6 +145,32 @@ class LocalPool:
 
     def close(self, wait):
         self.pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def add_runner_options(parser, what):
+    """The options of how the runs are run (``--jobs``, ``--threads``, ``--executor``, ``--slurm_*``,
+    ``--busy_minutes``), for a command whose runs are ``what`` (e.g. "cells", "pairs")."""
+    parser.add_argument("--jobs", type=int, default=None,
+                        help=f"{what} run at once (default: usable cores // --threads locally; every one at once "
+                             "on SLURM)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per run (default: 1)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="pool",
+                        help="pool: a local pool of worker subprocesses; local: submitit's local executor; "
+                             "slurm: SLURM jobs through submitit (default: pool)")
+    parser.add_argument("--slurm_partition", default=None, help="SLURM partition (default: the cluster's)")
+    parser.add_argument("--slurm_time", type=int, default=240, metavar="MINUTES",
+                        help="time limit of each submitit job, minutes (default: 240)")
+    parser.add_argument("--slurm_cpus", type=int, default=None, help="CPUs per SLURM job (default: --threads)")
+    parser.add_argument("--busy_minutes", type=float, default=BUSY_MINUTES,
+                        help="a run folder without metrics.json written to in the last this many minutes is being "
+                             "trained by another process and is not started (default: 15)")
+
+
+def check_runner_options(parser, opts):
+    """``parser.error`` for a count option of ``add_runner_options`` below 1."""
+    for option in ("jobs", "threads", "slurm_cpus", "slurm_time"):
+        if getattr(opts, option) is not None and getattr(opts, option) < 1:
+            parser.error(f"--{option} must be at least 1")
 
 
 def runner_for(opts, folder, name):

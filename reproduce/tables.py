@@ -37,8 +37,8 @@ import numpy as np
 
 from baselines import BASELINES
 from config import METHODS as DEEP_METHODS
-from config import build_parser, get_args
-from fusion.jobs import BUSY_MINUTES, EXECUTORS, ROOT, TRAIN_SCRIPT, read_metrics, run_all, runner_for
+from config import ROOT, build_parser, get_args
+from fusion.jobs import TRAIN_SCRIPT, add_runner_options, check_runner_options, read_metrics, run_all, runner_for
 from reproduce.cells import Cell, cell_status
 
 LABELS = {"bicubic": "Bicubic", "gsa": "GSA", "mtf_glp_hs": "MTF-GLP-HS", "cnmf": "CNMF", "hysure": "HySure",
@@ -278,24 +278,10 @@ def parse(argv):
     parser.add_argument("--degradations", default=None,
                         help="degradation models of the deep cells, comma-separated (original: the papers'; "
                              "normalised): a row per model (default: one row, each method's default model)")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="cells run at once (default: usable cores // --threads locally; every cell at once "
-                             "on SLURM)")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads per cell (default: 1)")
-    parser.add_argument("--executor", choices=EXECUTORS, default="pool",
-                        help="pool: a local pool of worker subprocesses; local: submitit's local executor; "
-                             "slurm: SLURM jobs through submitit (default: pool)")
-    parser.add_argument("--slurm_partition", default=None, help="SLURM partition (default: the cluster's)")
-    parser.add_argument("--slurm_time", type=int, default=240, metavar="MINUTES",
-                        help="time limit of each cell's submitit job, minutes (default: 240)")
-    parser.add_argument("--slurm_cpus", type=int, default=None,
-                        help="CPUs per SLURM job (default: --threads)")
+    add_runner_options(parser, "cells")
     parser.add_argument("--out", default=None,
                         help="folder of the tables, the Wald pairs and the baseline cells (default: "
                              "<checkpoints_dir>/tables/<data_name>/)")
-    parser.add_argument("--busy_minutes", type=float, default=BUSY_MINUTES,
-                        help="a deep cell's folder without metrics.json written to in the last this many "
-                             "minutes is being trained by another process and is not started (default: 15)")
     opts, train_argv = parser.parse_known_args(argv)
 
     def numbers(text, option, least):
@@ -322,9 +308,7 @@ def parse(argv):
     opts.tables = [t for t in opts.tables.split(",") if t]
     if not opts.tables or set(opts.tables) - set(TABLE_KINDS):
         parser.error(f"--tables {','.join(opts.tables)}: choose from {', '.join(TABLE_KINDS)}")
-    for option in ("jobs", "threads", "slurm_cpus", "slurm_time"):
-        if getattr(opts, option) is not None and getattr(opts, option) < 1:
-            parser.error(f"--{option} must be at least 1")
+    check_runner_options(parser, opts)
     given, unknown = build_parser().parse_known_args(train_argv)
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)} (python -m reproduce.tables -h lists this "
