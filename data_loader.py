@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from imagery.alignment import align_to_lr_grid, georeferenced
+from imagery.alignment import align_to_lr_grid, georeferenced, onto_hr_grid
 from imagery.errors import DataError  # noqa: F401 (re-exported: callers catch data_loader.DataError)
 from imagery.geometry import infer_scale
 from imagery.radiometry import (band_extrema, block_all, empty_bands, fill_invalid, invalid_pixels, power_of_ten_scale,
@@ -458,7 +458,8 @@ def real_pair_from_images(hsi, msi, args, srf=None, reference=None):
     hr_valid = ~msi_invalid & replicate(~hsi_invalid, r)
     out_valid = ~msi_invalid
     if reference is not None:
-        reference, ref_invalid = _reference_for(reference, (rows, cols, hsi_data.shape[2]), user_nodata)
+        reference, ref_invalid = _reference_for(reference, (rows, cols, hsi_data.shape[2]), user_nodata, alignment,
+                                                ~empty)
         out_valid &= ~ref_invalid
     nodata = hsi.nodata if hsi.nodata is not None else (user_nodata if user_nodata is not None else float("nan"))
     cut = None if alignment is not None and alignment.resampled else [int(file_shape[0] - rows),
@@ -534,12 +535,27 @@ def warn_constant_bands(cube, valid, path):
     return constant.tolist()
 
 
-def _reference_for(ref, shape, nodata):
+def _reference_for(ref, shape, nodata, alignment, kept_bands):
     """An HR-HSI reference (an imagery.readers.Image, float32) for scoring a real-pair run: H x W x C
-    float32 (as the pair: scaled and filled in place), cropped like the HR-MSI, scaled by the same rule (so
-    reflectance references match reflectance inputs); returns it with its H x W no-data mask."""
+    float32 (as the pair: scaled and filled in place) on the HR-MSI's grid, scaled by the same rule (so
+    reflectance references match reflectance inputs); returns it with its H x W no-data mask.
+
+    On the grid: cropped at the bottom and right like the HR-MSI; for a pair put on nested grids
+    (``alignment``, imagery.alignment), a georeferenced reference goes onto the same grid, and one without
+    georeference is taken as on the HR-MSI file's grid, which must then only have been cut at the bottom
+    and right. ``kept_bands`` (C bool): the LR-HSI bands kept; a reference of all the file's bands loses
+    the same ones. Raises DataError for a reference of another size or band count, or one that cannot be
+    placed."""
     path = ref.path
     rows, cols, bands = shape
+    if alignment is not None and georeferenced(ref):
+        ref = replace(ref, data=onto_hr_grid(ref, alignment))
+    elif alignment is not None and (alignment.resampled or alignment.hr_crop[0].start or alignment.hr_crop[1].start):
+        raise DataError(f"{path}: the reference has no georeference, but the HR-MSI was "
+                        f"{'resampled' if alignment.resampled else 'cut at the top or left'} to fit the LR-HSI's "
+                        "grid; give the reference with the HR-MSI's georeference (e.g. as a GeoTIFF)")
+    if ref.data.shape[2] == kept_bands.size and not kept_bands.all():
+        ref = replace(ref, data=ref.data[:, :, kept_bands])
     if ref.data.shape[2] != bands or ref.data.shape[0] < rows or ref.data.shape[1] < cols:
         raise DataError(f"{path}: the reference is {' x '.join(map(str, ref.data.shape))}, but the fused image "
                         f"will be {rows} x {cols} x {bands}; give the HR-HSI of the same scene and bands")

@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 # |LR pixel size / HR pixel size - r| accepted for the nearest integer r: 30 m / 10.5 m = 2.86 gives r = 3
 # (the HR-MSI is then resampled to 10 m); 30 m / 12 m = 2.5 lies halfway between two ratios and is refused.
 RATIO_TOLERANCE = 0.25
-# Below these the HR-MSI grid already is the nested grid and is only cropped (no resampling): the ratio's
-# relative error, and the offset of the nested grid's origin from a whole HR pixel of the file's grid.
+# Below these the HR-MSI grid already is the nested grid and is only cropped (no resampling): the pixel
+# size's relative difference, and the offset of the nested grid's origin from a whole pixel of the file's grid.
 EXACT_RATIO = 1e-9
 EXACT_OFFSET_HR_PIXELS = 1e-6
 MIN_LR_PIXELS = 2
@@ -46,17 +46,24 @@ MIN_LR_PIXELS = 2
 class Alignment:
     """What ``align_to_lr_grid`` did. ``rows``/``cols``: the LR-HSI rows and columns kept (slices);
     ``lr_transform``/``hr_transform``: the transforms of the kept LR grid and of the nested HR grid, in
-    ``crs``; ``r``: the ratio; ``resampled``: whether the HR-MSI was resampled (else only cropped);
+    ``crs``; ``hr_shape``: the nested HR grid's rows and columns; ``r``: the ratio; ``hr_crop``: the rows and
+    columns (slices) of the HR-MSI file kept when it was only cropped, None when it was resampled;
     ``reprojected``: whether its CRS differed; ``ratio``: the measured pixel-size ratio (LR / HR)."""
     rows: slice
     cols: slice
     lr_transform: Affine
     hr_transform: Affine
     crs: object
+    hr_shape: tuple
     r: int
-    resampled: bool
+    hr_crop: tuple
     reprojected: bool
     ratio: float
+
+    @property
+    def resampled(self):
+        """Whether the HR-MSI was resampled (else only cropped)."""
+        return self.hr_crop is None
 
     def facts(self):
         """The alignment as metrics.json records it (plain numbers)."""
@@ -92,20 +99,30 @@ def align_to_lr_grid(hsi, msi, given_r=None):
     lr_transform = hsi.transform @ Affine.translation(cols.start, rows.start)
     hr_transform = lr_transform @ Affine.scale(1 / r)
     shape = (r * (rows.stop - rows.start), r * (cols.stop - cols.start))
-    crop = None if reprojected else _whole_pixel_crop(msi, hr_transform, shape, ratios, r)
-    if crop is not None:
-        whole = crop == (slice(0, msi.data.shape[0]), slice(0, msi.data.shape[1]))
-        msi_data = msi.data if whole else np.ascontiguousarray(msi.data[crop])
-    else:
-        msi_data = _resample(msi, hsi.crs, hr_transform, shape)
-    alignment = Alignment(rows, cols, lr_transform, hr_transform, hsi.crs, r, crop is None, reprojected,
+    crop = None if reprojected else _whole_pixel_crop(msi, hr_transform, shape)
+    alignment = Alignment(rows, cols, lr_transform, hr_transform, hsi.crs, shape, r, crop, reprojected,
                           float(np.mean(ratios)))
+    msi_data = onto_hr_grid(msi, alignment)
     _log(hsi, msi, alignment, shape)
     hsi_data = hsi.data
     if (rows.stop - rows.start, cols.stop - cols.start) != hsi_data.shape[:2]:
         hsi_data = np.ascontiguousarray(hsi_data[rows, cols])
     return (replace(hsi, data=hsi_data, transform=lr_transform),
             replace(msi, data=msi_data, transform=hr_transform, crs=hsi.crs), alignment)
+
+
+def onto_hr_grid(image, alignment):
+    """The data of ``image`` (imagery.readers.Image with a CRS and transform: the HR-MSI, or an HR-HSI
+    reference of the same ground) on the nested HR grid of ``alignment``: its own pixels, cropped, when its
+    grid already is that grid, else GDAL's area-weighted average (H x W x C float32, NaN where it has no
+    data)."""
+    crop = _whole_pixel_crop(image, alignment.hr_transform, alignment.hr_shape) \
+        if _same_crs(alignment.crs, image.crs) else None
+    if crop is None:
+        return _resample(image, alignment.crs, alignment.hr_transform, alignment.hr_shape)
+    if crop == (slice(0, image.data.shape[0]), slice(0, image.data.shape[1])):
+        return image.data
+    return np.ascontiguousarray(image.data[crop])
 
 
 def _same_crs(a, b):
@@ -163,18 +180,20 @@ def _footprint(transform, height, width):
     return "(" + ", ".join(f"{v:.2f}" for v in array_bounds(height, width, transform)) + ")"
 
 
-def _whole_pixel_crop(msi, hr_transform, shape, ratios, r):
-    """The (rows, cols) slices of the HR-MSI that are the nested grid when its own grid already is (same
-    CRS checked by the caller, exact ratio, origin on a whole HR pixel, inside the image), else None."""
-    if any(abs(ratio - r) > EXACT_RATIO * r for ratio in ratios):
+def _whole_pixel_crop(image, hr_transform, shape):
+    """The (rows, cols) slices of ``image`` that are the nested grid ``hr_transform`` (``shape``) when its own
+    grid already is (same CRS checked by the caller, the same pixel size, origin on a whole pixel, inside
+    the image), else None."""
+    t = image.transform
+    if abs(t.a - hr_transform.a) > EXACT_RATIO * abs(hr_transform.a) or \
+            abs(t.e - hr_transform.e) > EXACT_RATIO * abs(hr_transform.e):
         return None
-    t = msi.transform
     col = (hr_transform.c - t.c) / t.a
     row = (hr_transform.f - t.f) / t.e
     if abs(col - round(col)) > EXACT_OFFSET_HR_PIXELS or abs(row - round(row)) > EXACT_OFFSET_HR_PIXELS:
         return None
     row, col = round(row), round(col)
-    if row < 0 or col < 0 or row + shape[0] > msi.data.shape[0] or col + shape[1] > msi.data.shape[1]:
+    if row < 0 or col < 0 or row + shape[0] > image.data.shape[0] or col + shape[1] > image.data.shape[1]:
         return None
     return slice(row, row + shape[0]), slice(col, col + shape[1])
 

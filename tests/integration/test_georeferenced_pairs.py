@@ -150,3 +150,31 @@ def test_an_enmap_l2a_product_with_a_sentinel2_image_as_delivered(ground, tmp_pa
     assert metrics["data"]["dropped_bands"] == [10, 51] and shape == (84, 84)
     assert transform == HR10 @ Affine.translation(12, 12) and crs == CRS
     assert np.hypot(*metrics["data"]["registration_shift_lr_pixels"]) < 0.2
+
+
+def test_a_reference_is_placed_on_the_grid_the_pair_was_fused_on(ground, tmp_path):
+    """--reference with an aligned pair: a georeferenced reference is cut like the HR-MSI (here 12 pixels off
+    its top and left), one without georeference is refused rather than scored against the wrong pixels, and
+    bands the LR-HSI drops are dropped from it too."""
+    from config import get_args
+    from data_loader import DataError, load_real_pair
+
+    reference, msi = ground
+    lr = lr_hsi(ground, tmp_path)
+    write_geotiff(str(tmp_path / "hr.tif"), msi, CRS, HR10)
+    write_geotiff(str(tmp_path / "ref.tif"), reference, CRS, HR10)
+    argv = ["--lr_hsi", lr, "--hr_msi", str(tmp_path / "hr.tif"), "--msi_sensor", "worldview2", "--device", "cpu"]
+    pair = load_real_pair(get_args(argv + ["--reference", str(tmp_path / "ref.tif")]))
+    np.testing.assert_array_equal(pair.reference, reference[12:96, 12:96].astype(np.float32))
+    np.save(tmp_path / "ref.npy", reference)
+    with pytest.raises(DataError, match="the reference has no georeference, but the HR-MSI was cut at the top or"):
+        load_real_pair(get_args(argv + ["--reference", str(tmp_path / "ref.npy")]))
+
+    stored = spatial_degrade(reference[12:96, 12:96], gaussian_psf(R, R / 2.35482), R)
+    stored[:, :, 7] = np.nan  # a band without data
+    write_geotiff(str(tmp_path / "lr_bad.tif"), stored, CRS, HR10 @ Affine.translation(12, 12) @ Affine.scale(R),
+                  wavelengths=WAVELENGTHS)
+    argv[1] = str(tmp_path / "lr_bad.tif")
+    pair = load_real_pair(get_args(argv + ["--reference", str(tmp_path / "ref.tif")]))
+    assert pair.reference.shape == (84, 84, 67) and pair.info["dropped_bands"] == [8]
+    np.testing.assert_array_equal(pair.reference, np.delete(reference[12:96, 12:96], 7, axis=2).astype(np.float32))
