@@ -193,11 +193,13 @@ def build_parser():
 
     g = p.add_argument_group("real pair (no reference)")
     g.add_argument("--lr_hsi", metavar="FILE", default=None,
-                   help="the LR-HSI to fuse (.mat, .h5, .npy, ENVI, GeoTIFF); needs --hr_msi "
+                   help="the LR-HSI to fuse (.mat, .h5, .npy, ENVI, GeoTIFF; products: EnMAP L2A SPECTRAL_IMAGE.TIF, "
+                        "PRISMA L2D .he5, EMIT L2A .nc); needs --hr_msi "
                         "(default: none, simulate a pair from a reference cube)")
     g.add_argument("--hr_msi", metavar="FILE", default=None,
                    help="the HR-MSI of the same scene (a single-band pan image is accepted; a Sentinel-2 L2A .SAFE "
-                        "folder gives its 10 m bands B2, B3, B4, B8); needs --lr_hsi")
+                        "folder gives its 10 m bands B2, B3, B4, B8, a PRISMA L2D .he5 file its 5 m panchromatic "
+                        "image); needs --lr_hsi")
     g.add_argument("--lr_hsi_key", metavar="NAME", default=None,
                    help="variable of the LR-HSI in a .mat/.h5 file (default: REF, else the only 3-D array)")
     g.add_argument("--hr_msi_key", metavar="NAME", default=None,

@@ -30,7 +30,7 @@ import torch
 from evaluation import evaluate, pixel_rmse, spectral_angles
 from fusion.pair import hwc
 from imagery import quicklook as ql
-from imagery.readers import row_blocks
+from imagery.blocks import row_blocks
 from imagery.writers import atomic_write
 
 # The UDALN paper's Fig. 2 shows the residuals magnified 40 times.

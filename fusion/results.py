@@ -194,13 +194,14 @@ class _StreamedFusion:
         return [None if s is None else s.result() for s in (reference, lr, hr)]
 
     def _writer(self):
-        """My_Out.tif by windows for a pair whose HR-MSI is a GeoTIFF, else My_Out.mat (MATLAB v7.3)."""
+        """My_Out.tif by windows for a pair whose HR-MSI is georeferenced (``georeferenced_format``), else
+        My_Out.mat (MATLAB v7.3)."""
         real, shape, side = self.pair.source, (self.height, self.width, self.bands), self.tiler.side
-        if real is not None and real.msi.fmt == "geotiff":
+        if georeferenced_format(real) == "geotiff":
             return GeoTIFFWriter(self.folder.file("My_Out.tif"), *shape, real.msi.crs, real.msi.transform,
                                  nodata=real.nodata, band_names=_band_names(real), wavelengths=real.wavelengths,
                                  fwhm=real.fwhm, block=side if side % 16 == 0 else GEOTIFF_BLOCK)
-        if real is not None and real.msi.fmt == "envi":
+        if georeferenced_format(real) == "envi":
             log.info("the fused scene is written as My_Out.mat (MATLAB v7.3) only: no ENVI copy of a streamed scene")
         return Mat73Writer(self.folder.file("My_Out.mat"), "Out", shape, chunk=side)
 
@@ -266,18 +267,28 @@ def _band_names(real):
     return None if real.wavelengths is None else [f"{w:.2f} nm" for w in real.wavelengths]
 
 
+def georeferenced_format(real):
+    """The georeferenced copy of the fused image a real pair gets (``real``: fusion.pair's source of the pair,
+    None for a simulated one): 'envi' when the HR-MSI came as ENVI, 'geotiff' when it came as a GeoTIFF or
+    carries a CRS (a product such as a Sentinel-2 .SAFE folder or a PRISMA panchromatic image), else None."""
+    if real is None:
+        return None
+    if real.msi.fmt == "envi":
+        return "envi"
+    return "geotiff" if real.msi.fmt == "geotiff" or real.msi.crs is not None else None
+
+
 def write_georeferenced(run, pair, x_out):
-    """My_Out.tif (GeoTIFF) or My_Out.hdr (ENVI) when the HR-MSI came as one, with the HSI band centres and
+    """My_Out.tif (GeoTIFF) or My_Out.hdr (ENVI) as ``georeferenced_format`` decides, with the HSI band centres and
     the HR-MSI's CRS and transform (those of the grid fused on, for an aligned pair); the run folder's
     My_Out.mat is written for every run."""
     real = pair.source
-    if real is None:
-        return None
-    if real.msi.fmt in ("geotiff", "sentinel2_safe"):
+    fmt = georeferenced_format(real)
+    if fmt == "geotiff":
         path = run.file("My_Out.tif")
         write_geotiff(path, x_out, real.msi.crs, real.msi.transform, nodata=real.nodata, band_names=_band_names(real),
                       wavelengths=real.wavelengths, fwhm=real.fwhm)
-    elif real.msi.fmt == "envi":
+    elif fmt == "envi":
         path = run.file("My_Out.hdr")
         write_envi(path, x_out, wavelengths=real.wavelengths, fwhm=real.fwhm, nodata=real.nodata, crs=real.msi.crs,
                    transform=real.msi.transform if real.msi.crs is not None else None)

@@ -14,14 +14,15 @@ value (a no-data value of 0 is only taken when every band is 0, since 0 is a val
 when it is 0 in every band (the frame of delivered scenes).
 
 Memory: the passes over a whole image (``invalid_pixels``, ``band_extrema``, ``power_of_ten_scale``,
-``scale_in_place``) go through it in row blocks (``imagery.readers.row_blocks``), so their
+``scale_in_place``) go through it in row blocks (``imagery.blocks.row_blocks``), so their
 temporaries stay at tens of MB whatever the image's size; ``scale_in_place`` changes the image itself.
 """
 import math
 
 import numpy as np
 
-from imagery.readers import invalid_values, row_blocks
+from imagery.blocks import row_blocks
+from imagery.readers import invalid_values
 
 
 def invalid_pixels(cube, nodata=None):

@@ -1,4 +1,5 @@
-"""Reading image files: MATLAB (v5/v7 and v7.3), HDF5, NumPy, ENVI and GeoTIFF, plus band-centre lists.
+"""Reading image files: MATLAB (v5/v7 and v7.3), HDF5, NumPy, ENVI and GeoTIFF, delivered products
+(``imagery.products``), plus band-centre lists.
 
 Every image comes back as a C-contiguous H x W x C array (axis order rows, columns, bands) of the
 floating-point type the caller asks for (``read_image``'s ``dtype``), holding the values as stored: no
@@ -38,16 +39,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imagery import blocks
 from imagery.errors import DataError
-from imagery.products import apply_enmap_metadata, enmap_metadata_for, is_sentinel2_safe, read_sentinel2_safe
+from imagery.image import Image
+from imagery.products import read_product
+from imagery.products.enmap import apply_enmap_metadata, enmap_metadata_for
 from imagery.tables import read_cells
 
 log = logging.getLogger(__name__)
 
-# Values per row block of the passes over a whole image (reading, masks, extrema, scaling): bounds
-# their temporaries to tens of MB whatever the image's size, large enough that numpy's per-call
-# overhead stays negligible.
-BLOCK_VALUES = 1 << 22
 # GDAL's block cache (MB) while a GeoTIFF's pixels are read, at least twice a window's blocks: each
 # block is decoded once, so a larger cache only adds memory (GDAL's default, 5 % of the RAM, kept
 # about 1 GB of a 1600 x 1600 x 166 int16 scene's decoded blocks).
@@ -64,7 +64,8 @@ MAT_FWHM_KEY = "fwhm"
 MATLAB_V73_HEADER = b"MATLAB 7.3 MAT-file"
 ENVI_DATA_EXTENSIONS = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
 SUPPORTED_FORMATS = ("MATLAB .mat (v5/v7 or v7.3), HDF5 .h5/.hdf5, NumPy .npy, ENVI (.hdr, or a data file "
-                     f"{'/'.join(ENVI_DATA_EXTENSIONS)} or without extension next to its .hdr), GeoTIFF .tif/.tiff")
+                     f"{'/'.join(ENVI_DATA_EXTENSIONS)} or without extension next to its .hdr), GeoTIFF .tif/.tiff; "
+                     "products: PRISMA L2D .he5, EMIT L2A .nc, a Sentinel-2 L2A .SAFE folder")
 # Bands below this many "nm" are almost surely micrometres: the shortest band any sensor of this
 # domain records is above 300 nm, and the longest thermal band is below 15 um.
 MICROMETRE_LIMIT = 30.0
@@ -81,30 +82,6 @@ _UNITS_UNDECLARED = {"", "unknown"}
 _MAT5_DATA_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 16, 17, 18})
 _MAT5_MATRIX, _MAT5_COMPRESSED = 14, 15
 _MAT5_CONTAINER_CLASSES = frozenset({1, 2, 3, 16, 17})  # cell, struct, object, function handle, opaque
-
-
-@dataclass
-class Image:
-    """An image read from a file.
-
-    data: H x W x C, C-contiguous, of read_image's ``dtype`` (float64 unless asked otherwise), the
-        raw values as stored (no scaling, no masking).
-    fmt: 'mat' (MATLAB v5/v7), 'mat73' (MATLAB v7.3), 'hdf5', 'npy', 'envi' or 'geotiff'.
-    dtype: the stored data type, e.g. 'uint16' (``data`` may be of another type).
-    wavelengths, fwhm: C band centres and full widths at half maximum in nm, when the file has them.
-    nodata: the no-data value the file declares. crs, transform: rasterio CRS and affine.Affine (GeoTIFF).
-    band_names: C names (ENVI ``band names``, GeoTIFF band descriptions).
-    """
-    data: np.ndarray
-    path: str
-    fmt: str
-    dtype: str
-    wavelengths: np.ndarray | None = None
-    fwhm: np.ndarray | None = None
-    nodata: float | None = None
-    crs: object | None = None
-    transform: object | None = None
-    band_names: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +316,11 @@ def read_image(path, key=None, role="image", key_option="--key", allow_2d=False,
     bands) of ``dtype`` (np.float64 or np.float32; see the module docstring for what float32 rounds),
     writable and owned by the caller (never a view of the file).
 
+    Delivered products (``imagery.products``) come first, with their metadata applied (physical values,
+    NaN where there is no data): a Sentinel-2 L2A ``.SAFE`` folder, a PRISMA L2D ``.he5`` file (its
+    panchromatic image for the ``role`` "HR-MSI", else its hyperspectral one), an EMIT L2A ``.nc`` file;
+    an EnMAP L2A ``-SPECTRAL_IMAGE.TIF`` is read as a GeoTIFF and its ``-METADATA.XML`` applied.
+
     Formats, by extension:
       - ``.mat``: MATLAB v5/v7 (scipy.io) or v7.3 (HDF5, h5py); ``.h5``/``.hdf5``: HDF5.
         HDF5 axes are transposed back only for files MATLAB wrote (the userblock starts with the text
@@ -371,10 +353,10 @@ def read_image(path, key=None, role="image", key_option="--key", allow_2d=False,
     band centres or FWHM the file declares are not one valid value per band.
     """
     path = os.fspath(path)
-    if is_sentinel2_safe(path):
-        data, names, crs, transform = read_sentinel2_safe(path)
-        return Image(_as_cube(data, path, role, allow_2d, dtype), path, "sentinel2_safe", "uint16",
-                     band_names=names, crs=crs, transform=transform)
+    product = read_product(path, role, dtype)
+    if product is not None:
+        product.data = _as_cube(product.data, path, role, allow_2d, dtype)
+        return product
     if os.path.isdir(path):
         raise DataError(f"{path}: the {role} path is a folder, not a file; give the image file (for ENVI, its .hdr)")
     if not os.path.isfile(path):
@@ -435,14 +417,6 @@ def _mat_vector(container, vector, name, shape, role, what):
         raise DataError(f"{container.path}: {vector!r} holds {count} values but the {role} {name!r} has {bands} "
                         f"bands; store one {what} (nm) per band, in band order, or rename the variable{hint}")
     return np.asarray(container.read(vector), dtype=np.float64).ravel()
-
-
-def row_blocks(shape):
-    """Slices of rows that cover the first axis of an array of ``shape`` (H x W x C or H x W) in blocks
-    of about BLOCK_VALUES values (at least one row), for passes over a whole image whose temporaries
-    must stay small."""
-    step = max(1, BLOCK_VALUES // max(1, int(np.prod(shape[1:], dtype=np.int64))))
-    return [slice(top, min(top + step, shape[0])) for top in range(0, shape[0], step)]
 
 
 def _as_cube(data, path, role, allow_2d, dtype):
@@ -651,8 +625,8 @@ def _geotiff_pixels(ds, dtype):
     if np.dtype(ds.dtypes[0]).kind not in "iuf":
         return ds.read().transpose(1, 2, 0)
     block_rows, block_cols = ds.block_shapes[0]
-    width = min(ds.width, block_cols * max(1, BLOCK_VALUES // (block_rows * block_cols * ds.count)))
-    height = block_rows * max(1, BLOCK_VALUES // (block_rows * width * ds.count))
+    width = min(ds.width, block_cols * max(1, blocks.BLOCK_VALUES // (block_rows * block_cols * ds.count)))
+    height = block_rows * max(1, blocks.BLOCK_VALUES // (block_rows * width * ds.count))
     window_mb = height * width * ds.count * np.dtype(ds.dtypes[0]).itemsize / 2 ** 20
     data = np.empty((ds.height, ds.width, ds.count), dtype=dtype)
     # as in _as_cube, out-of-range values become Inf

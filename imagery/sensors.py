@@ -67,6 +67,7 @@ _SUPERDOVE = (("coastal_blue", 431, 452), ("blue", 465, 515), ("green_i", 513, 5
 _PLEIADES_SOURCE = "Airbus Defence and Space, Pleiades imagery user guide, spectral bands of Pleiades 1A/1B"
 _PLEIADES_MS = (("blue", 430, 550), ("green", 500, 620), ("red", 590, 710), ("nir", 740, 940))
 _PLEIADES_PAN = (("pan", 470, 830),)
+_PRISMA_PAN = (("pan", 400, 700),)
 _RGB_SOURCE = ("no document: the visible range cut in thirds, for a camera whose response is not published (e.g. "
                "the Houston 2018 RGB); its real bands overlap and differ, so learn the SRF (--isCal_SRF Yes)")
 _RGB = (("blue", 400, 500), ("green", 500, 600), ("red", 600, 700))
@@ -91,6 +92,8 @@ SENSORS = {
     "planetscope_superdove": Sensor("PlanetScope SuperDove (PSB.SD), 8 bands", _SUPERDOVE, _PLANET_SOURCE),
     "pleiades": Sensor("Pleiades 1A/1B multispectral", _PLEIADES_MS, _PLEIADES_SOURCE),
     "pleiades_pan": Sensor("Pleiades 1A/1B panchromatic", _PLEIADES_PAN, _PLEIADES_SOURCE),
+    "prisma_pan": Sensor("PRISMA panchromatic camera (5 m)", _PRISMA_PAN, "ASI, PRISMA mission description: "
+                         "panchromatic camera, 400-700 nm"),
     "rgb_camera": Sensor("a generic RGB camera (nominal)", _RGB, _RGB_SOURCE),
 }
 # The same instruments under their sister satellites' names.

@@ -115,3 +115,64 @@ def sentinel2_safe(folder, reflectance, transform, offset=-1000, crs="EPSG:32633
         f"<BOA_ADD_OFFSET_VALUES_LIST>{offsets}</BOA_ADD_OFFSET_VALUES_LIST></Product_Image_Characteristics>"
         "</n1:General_Info></n1:Level-2A_User_Product>")
     return str(safe)
+
+
+PRISMA_L2D = "PRS_L2D_STD_20230705101559_20230705101603_0001.he5"
+
+
+def prisma_l2d(folder, hsi, wavelengths, ul_centre, pan=None, vnir_bands=None, flagged=(), scale=(0.0, 1.2),
+               epsg=32633, level="L2D"):
+    """A PRISMA product in the L2D layout (HDF-EOS5): ``hsi`` (H x W x C reflectance, bands of increasing
+    ``wavelengths``) split into VNIR_Cube (the first ``vnir_bands``) and SWIR_Cube, each stored (rows, bands,
+    columns) in decreasing wavelength with one undelivered channel (centre 0) among them; ``flagged``: band
+    indices flagged unusable; ``pan`` (6H x 6W) the panchromatic Cube; DN = (value - min) / (max - min) x
+    65535, 0 in every band for a pixel that is NaN; ``ul_centre``: the (easting, northing) of the upper-left
+    pixel's centre, 30 m pixels."""
+    import h5py
+
+    rows, cols, bands = hsi.shape
+    vnir_bands = bands // 2 if vnir_bands is None else vnir_bands
+    low, high = scale
+    dn = np.round((np.nan_to_num(hsi, nan=low) - low) / (high - low) * 65535).astype(np.uint16)
+    dn[np.isnan(hsi).any(axis=2)] = 0
+    path = folder / PRISMA_L2D
+    with h5py.File(path, "w") as f:
+        swath = f"HDFEOS/SWATHS/PRS_{level}_HCO/Data Fields"
+        for name, infix, part in (("VNIR", "Vnir", slice(0, vnir_bands)), ("SWIR", "Swir", slice(vnir_bands, bands))):
+            order = np.arange(bands)[part][::-1]  # decreasing wavelength, as delivered
+            cube = np.concatenate([np.zeros((rows, 1, cols), np.uint16), np.moveaxis(dn[:, :, order], 2, 1)], axis=1)
+            f[f"{swath}/{name}_Cube"] = cube
+            f.attrs[f"List_Cw_{infix}"] = np.concatenate([[0.0], wavelengths[order]]).astype(np.float32)
+            f.attrs[f"List_Fwhm_{infix}"] = np.concatenate([[0.0], 10.0 + order]).astype(np.float32)
+            f.attrs[f"List_Cw_{infix}_Flags"] = np.array([0] + [0 if b in flagged else 1 for b in order], np.int8)
+            f.attrs[f"L2Scale{infix}Min"], f.attrs[f"L2Scale{infix}Max"] = low, high
+        if pan is not None:
+            stored = np.round((np.nan_to_num(pan, nan=low) - low) / (high - low) * 65535).astype(np.uint16)
+            stored[np.isnan(pan)] = 0
+            f[f"HDFEOS/SWATHS/PRS_{level}_PCO/Data Fields/Cube"] = stored
+            f.attrs["L2ScalePanMin"], f.attrs["L2ScalePanMax"] = low, high
+        f.attrs["Epsg_Code"] = np.int32(epsg)
+        f.attrs["Product_ULcorner_easting"], f.attrs["Product_ULcorner_northing"] = ul_centre
+        f.attrs["Product_LRcorner_easting"] = ul_centre[0] + 30.0 * (cols - 1)
+        f.attrs["Product_LRcorner_northing"] = ul_centre[1] - 30.0 * (rows - 1)
+    return str(path)
+
+
+def emit_l2a(folder, instrument, wavelengths, glt_x, glt_y, geotransform, good=None, fill=-9999.0):
+    """An EMIT L2A reflectance file in its NetCDF-4 layout (written with h5py): ``instrument`` (downtrack x
+    crosstrack x bands, NaN written as the fill value), the band parameters, the 1-based GLT and the map
+    grid's ``geotransform`` (GDAL order) in EPSG:4326."""
+    import h5py
+    from rasterio.crs import CRS
+
+    path = folder / "EMIT_L2A_RFL_001_20230316T045133_2307503_005.nc"
+    with h5py.File(path, "w") as f:
+        f["reflectance"] = np.where(np.isnan(instrument), fill, instrument).astype(np.float32)
+        f["reflectance"].attrs["_FillValue"] = np.float32(fill)
+        f["sensor_band_parameters/wavelengths"] = np.asarray(wavelengths, np.float32)
+        f["sensor_band_parameters/fwhm"] = np.full(len(wavelengths), 8.5, np.float32)
+        f["sensor_band_parameters/good_wavelengths"] = (np.ones(len(wavelengths)) if good is None else good).astype(np.uint8)
+        f["location/glt_x"], f["location/glt_y"] = glt_x.astype(np.int32), glt_y.astype(np.int32)
+        f.attrs["geotransform"] = np.asarray(geotransform, np.float64)
+        f.attrs["spatial_ref"] = CRS.from_epsg(4326).to_wkt()
+    return str(path)

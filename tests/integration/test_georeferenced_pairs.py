@@ -10,7 +10,7 @@ import pytest
 import rasterio
 import scipy.ndimage as ndi
 from affine import Affine
-from conftest import SYNTHETIC_CUBE, TINY_SCHEDULE, sentinel2_safe
+from conftest import SYNTHETIC_CUBE, TINY_SCHEDULE, emit_l2a, prisma_l2d, sentinel2_safe
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 import train_all_special
@@ -149,6 +149,38 @@ def test_an_enmap_l2a_product_with_a_sentinel2_image_as_delivered(ground, tmp_pa
                                           "--msi_bands_select", "B2,B3,B4,B8")
     assert metrics["data"]["dropped_bands"] == [10, 51] and shape == (84, 84)
     assert transform == HR10 @ Affine.translation(12, 12) and crs == CRS
+    assert np.hypot(*metrics["data"]["registration_shift_lr_pixels"]) < 0.2
+
+
+def test_a_prisma_l2d_product_fuses_its_hyperspectral_image_with_its_own_panchromatic_one(ground, tmp_path):
+    """One .he5 file as both images: the 30 m VNIR + SWIR cubes as the LR-HSI, the 5 m panchromatic cube as
+    the HR image (r = 6), on the grid the product's corners give."""
+    reference, _ = ground
+    lr = spatial_degrade(reference, gaussian_psf(6, 6 / 2.35482), 6)
+    pan = (reference @ srf_from_bands(WAVELENGTHS, band_ranges("prisma_pan")))[:, :, 0]
+    product = prisma_l2d(tmp_path, lr, WAVELENGTHS, (ORIGIN[0] + 15.0, ORIGIN[1] - 15.0), pan=pan, flagged=(7,),
+                         epsg=32616)
+    crs, transform, shape, metrics = fuse(tmp_path, product, product, "--msi_sensor", "prisma_pan")
+    assert crs == CRS and shape == (108, 108) and metrics["scale_factor"] == 6
+    assert transform == Affine(5.0, 0, ORIGIN[0], 0, -5.0, ORIGIN[1])
+    assert metrics["data"]["dropped_bands"] == [8]
+    assert np.hypot(*metrics["data"]["registration_shift_lr_pixels"]) < 0.2
+
+
+def test_an_emit_l2a_file_fuses_on_its_map_grid(ground, tmp_path):
+    """An EMIT L2A file (geographic map grid, the instrument image placed by its GLT, two bad bands) with an
+    HR-MSI GeoTIFF of the same ground at a third of its pixel size."""
+    reference, msi = ground
+    lr = spatial_degrade(reference, gaussian_psf(R, R / 2.35482), R)
+    rows, cols = np.mgrid[0:36, 0:36]
+    good = np.ones(68)
+    good[[20, 40]] = 0
+    emit = emit_l2a(tmp_path, lr[::-1], WAVELENGTHS, cols + 1, 36 - rows, (-95.0, 3e-4, 0, 30.0, 0, -3e-4), good)
+    hr_grid = Affine(1e-4, 0, -95.0, 0, -1e-4, 30.0)
+    write_geotiff(str(tmp_path / "hr.tif"), msi, "EPSG:4326", hr_grid)
+    crs, transform, shape, metrics = fuse(tmp_path, emit, str(tmp_path / "hr.tif"))
+    assert crs == "EPSG:4326" and shape == (108, 108) and transform.almost_equals(hr_grid)
+    assert metrics["data"]["dropped_bands"] == [21, 41] and metrics["data"]["alignment"]["hr_resampled"] is False
     assert np.hypot(*metrics["data"]["registration_shift_lr_pixels"]) < 0.2
 
 

@@ -14,6 +14,7 @@ import imagery.readers as readers
 from config import get_args
 from evaluation import constant_bands
 from fusion.pair import Pair
+from imagery import blocks
 from imagery.radiometry import band_extrema, invalid_pixels, power_of_ten_scale, scale_in_place
 from imagery.writers import write_envi, write_geotiff
 
@@ -27,7 +28,7 @@ SMALL_BLOCK = 4096  # values per row block in these tests: many blocks even on t
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(readers, "BLOCK_VALUES", SMALL_BLOCK)
+    monkeypatch.setattr(blocks, "BLOCK_VALUES", SMALL_BLOCK)
 
 
 def scene(tmp_path, lr_side=16, extra_columns=0):

@@ -11,7 +11,7 @@ from conftest import TINY_SCHEDULE, short_run_argv
 
 import func
 import fusion.run
-import imagery.readers
+import imagery.blocks
 import train_all_special
 from evaluation import compute_rmse, compute_sam, spectral_angles
 from fusion import figures as run_figures
@@ -155,7 +155,7 @@ def test_comparison_of_a_large_image_uses_the_pixels_shown_in_blocks(tmp_path, r
     expected = loop_sam(*shown)
     expected[:100] = np.nan  # rows 0..297 of the image are masked out
     np.testing.assert_allclose(whole.panels["m"]["SAM"], expected, rtol=1e-9, atol=1e-12)
-    monkeypatch.setattr(imagery.readers, "BLOCK_VALUES", 8)  # one row a block
+    monkeypatch.setattr(imagery.blocks, "BLOCK_VALUES", 8)  # one row a block
     blocks = figures.save_comparison_figure(tmp_path / "b.png", reference, {"m": estimate}, mask=mask)
     np.testing.assert_array_equal(blocks.panels["m"]["SAM"], whole.panels["m"]["SAM"])
     np.testing.assert_array_equal(blocks.panels["m"]["MRAE"], whole.panels["m"]["MRAE"])
