@@ -203,7 +203,9 @@ def build_parser():
     g.add_argument("--lr_hsi_key", metavar="NAME", default=None,
                    help="variable of the LR-HSI in a .mat/.h5 file (default: REF, else the only 3-D array)")
     g.add_argument("--hr_msi_key", metavar="NAME", default=None,
-                   help="variable of the HR-MSI in a .mat/.h5 file (default: REF, else the only 3-D array)")
+                   help="variable of the HR-MSI in a .mat/.h5 file (default: REF, else the only 3-D array); for a "
+                        "Sentinel-2 L2A .SAFE folder, the resolution: 10m (B2, B3, B4, B8; the default) or 20m (B2-B7, "
+                        "B8A, B11, B12)")
     g.add_argument("--hsi_wavelengths", metavar="FILE", default=None,
                    help="the HSI band centres in nm, one per band, with an optional second column FWHM "
                         "(default: those the LR-HSI file, or a simulated pair's reference cube file, declares, if any)")

@@ -317,7 +317,8 @@ def read_image(path, key=None, role="image", key_option="--key", allow_2d=False,
     writable and owned by the caller (never a view of the file).
 
     Delivered products (``imagery.products``) come first, with their metadata applied (physical values,
-    NaN where there is no data): a Sentinel-2 L2A ``.SAFE`` folder, a PRISMA L2D ``.he5`` file (its
+    NaN where there is no data): a Sentinel-2 L2A ``.SAFE`` folder (its 10 m bands, or its 20 m ones with
+    ``key`` "20m"), a PRISMA L2D ``.he5`` file (its
     panchromatic image for the ``role`` "HR-MSI", else its hyperspectral one), an EMIT L2A ``.nc`` file;
     an EnMAP L2A ``-SPECTRAL_IMAGE.TIF`` is read as a GeoTIFF and its ``-METADATA.XML`` applied.
 
@@ -353,7 +354,7 @@ def read_image(path, key=None, role="image", key_option="--key", allow_2d=False,
     band centres or FWHM the file declares are not one valid value per band.
     """
     path = os.fspath(path)
-    product = read_product(path, role, dtype)
+    product = read_product(path, role, dtype, key)
     if product is not None:
         product.data = _as_cube(product.data, path, role, allow_2d, dtype)
         return product

@@ -92,18 +92,21 @@ def low_rank_case(seed=3, size=20, r=4, bands=16, msi_bands=4, rank=3):
     return x, spatial_degrade(x, psf, r), x @ srf, r, psf, srf
 
 
-def sentinel2_safe(folder, reflectance, transform, offset=-1000, crs="EPSG:32633"):
-    """A Sentinel-2 L2A .SAFE folder in its documented layout, with the four 10 m bands as lossless JPEG 2000
-    (stored = reflectance x 10000 - offset; 0 = no data) and the MTD_MSIL2A.xml quantification and offsets."""
+def sentinel2_safe(folder, reflectance, transform, offset=-1000, crs="EPSG:32633", resolution="10m"):
+    """A Sentinel-2 L2A .SAFE folder in its documented layout, with the bands of one ``resolution`` as lossless
+    JPEG 2000 (the four 10 m bands B02, B03, B04, B08, or the nine 20 m ones B02-B07, B8A, B11, B12; stored =
+    reflectance x 10000 - offset; 0 = no data) and the MTD_MSIL2A.xml quantification and offsets."""
     import rasterio
 
+    names = {"10m": ("B02", "B03", "B04", "B08"),
+             "20m": ("B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B11", "B12")}[resolution]
     safe = folder / "S2B_MSIL2A_20230705T101559_N0509_R065_T33UUU_20230705T131406.SAFE"
-    r10m = safe / "GRANULE" / "L2A_T33UUU_A033070_20230705T101602" / "IMG_DATA" / "R10m"
-    r10m.mkdir(parents=True)
-    for k, band in enumerate(("B02", "B03", "B04", "B08")):
+    bands = safe / "GRANULE" / "L2A_T33UUU_A033070_20230705T101602" / "IMG_DATA" / f"R{resolution}"
+    bands.mkdir(parents=True)
+    for k, band in enumerate(names):
         stored = np.round(reflectance[:, :, k] * 10000 - offset).astype(np.uint16)
         stored[0, 0] = 0
-        with rasterio.open(r10m / f"T33UUU_20230705T101559_{band}_10m.jp2", "w", driver="JP2OpenJPEG",
+        with rasterio.open(bands / f"T33UUU_20230705T101559_{band}_{resolution}.jp2", "w", driver="JP2OpenJPEG",
                            width=stored.shape[1], height=stored.shape[0], count=1, dtype="uint16", crs=crs,
                            transform=transform, QUALITY=100, REVERSIBLE="YES") as ds:
             ds.write(stored, 1)

@@ -62,6 +62,21 @@ def test_a_sentinel2_l2a_safe_folder_gives_its_10_m_bands_as_reflectance(tmp_pat
     np.testing.assert_allclose(image.data[1:], reflectance[1:], atol=5e-5)  # (stored - 1000) / 10000
 
 
+def test_a_sentinel2_l2a_safe_folder_gives_its_20_m_bands_when_asked(tmp_path):
+    reflectance = np.random.default_rng(5).uniform(0.02, 0.5, (6, 7, 9))
+    transform = Affine(20.0, 0, 368000.0, 0, -20.0, 5810000.0)
+    safe = sentinel2_safe(tmp_path, reflectance, transform, resolution="20m")
+    image = read_image(safe, key="20m", role="HR-MSI", dtype=np.float32)
+    assert image.band_names == ["B2", "B3", "B4", "B5", "B6", "B7", "B8A", "B11", "B12"]
+    assert image.transform == transform
+    np.testing.assert_allclose(image.data[1:, 1:], reflectance[1:, 1:], atol=5e-5)  # stored to 1e-4
+    with pytest.raises(DataError, match=r"0 files GRANULE/\*/IMG_DATA/R10m/\*_B02_10m.jp2, expected one"):
+        read_image(safe, role="HR-MSI")
+    with pytest.raises(DataError, match="--hr_msi_key 60m names no resolution .* give 10m"):
+        read_image(safe, key="60m", role="HR-MSI")
+
+
+
 PRISMA_CENTRES = np.linspace(410.0, 2480.0, 10)
 
 
