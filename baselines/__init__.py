@@ -4,8 +4,9 @@
 
 Y: LR-HSI h x w x C, Z: HR-MSI H x W x Cm (H = r h), psf: r x r convolution kernel (sum 1), srf: C x Cm
 (columns sum 1), X_hat: H x W x C float64; the degradation model is data_loader's (Wald's protocol).
-They are given the true PSF and SRF, as the papers' comparisons did. ``BASELINES`` maps each name to
-its module path; ``fuse_with(name, ...)`` imports the module only when it is used.
+They are given the true PSF and SRF, as the papers' comparisons did (Blind-STEREO only the SRF).
+``BASELINES`` maps each name to its module path (and function, when it is not ``fuse``); ``baseline(name)``
+and ``fuse_with(name, ...)`` import the module only when it is used.
 """
 import importlib
 
@@ -17,11 +18,20 @@ BASELINES = {
     "hysure": "baselines.hysure",              # subspace + vector TV (Simoes et al. 2015)
     "fuse": "baselines.fuse_sylvester",        # Sylvester closed form (Wei et al. 2015)
     "cstf": "baselines.cstf",                  # coupled sparse tensor factorisation (Li et al. 2018)
+    "stereo": "baselines.stereo",              # coupled CPD (Kanatsoulis et al. 2018)
+    "blind_stereo": "baselines.stereo:fuse_blind",  # the same, blind to the PSF
 }
+
+
+def baseline(name):
+    """The ``fuse`` function of the baseline ``name`` (a key of BASELINES: "module" or "module:function");
+    raises KeyError listing the known names."""
+    if name not in BASELINES:
+        raise KeyError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    module, _, function = BASELINES[name].partition(":")
+    return getattr(importlib.import_module(module), function or "fuse")
 
 
 def fuse_with(name, Y, Z, r, psf, srf, **params):
     """Fuse with the baseline ``name`` (a key of BASELINES); raises KeyError listing the known names."""
-    if name not in BASELINES:
-        raise KeyError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
-    return importlib.import_module(BASELINES[name]).fuse(Y, Z, r, psf, srf, **params)
+    return baseline(name)(Y, Z, r, psf, srf, **params)

@@ -19,7 +19,7 @@ import time
 
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="bicubic,gsa,mtf_glp_hs,cnmf,hysure,fuse,cstf")
+    parser.add_argument("--methods", default=None, help="comma-separated names of baselines.BASELINES (default: all)")
     parser.add_argument("--scales", default="5,8")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data_name", default=None, help="a data set of data/ (default: train_all_special.py's)")
@@ -36,20 +36,21 @@ def main(argv=None):
     import numpy as np
     from scipy.ndimage import gaussian_filter
 
-    from baselines import fuse_with
+    from baselines import BASELINES, fuse_with
     from benchmarks.speed import benchmark_srf
     from config import get_args
     from data_loader import Dataset, simulate_pair
     from evaluation import evaluate
     from model.degradation import gaussian_psf
 
+    methods = opts.methods.split(",") if opts.methods else list(BASELINES)
     rows = []
     for scale in map(int, opts.scales.split(",")):
         data_options = ["--data_name", opts.data_name] if opts.data_name else []
         data = Dataset(get_args(["--device", "cpu", "--scale_factor", str(scale), *data_options]))
         item = {k: v.numpy().transpose(1, 2, 0).astype(np.float64) for k, v in data[0].items()
                 if k in ("lhsi", "hmsi", "hhsi")}
-        for name in opts.methods.split(","):
+        for name in methods:
             start = time.perf_counter()
             x_hat = fuse_with(name, item["lhsi"], item["hmsi"], scale, data.PSF, data.sp_matrix)
             seconds = time.perf_counter() - start
@@ -64,7 +65,7 @@ def main(argv=None):
         cube = (cube - cube.min()) / np.ptp(cube)
         srf, psf = benchmark_srf(46), gaussian_psf(5, 5 / 2.35482)
         pair = simulate_pair(cube, srf, psf, 5)
-        for name in opts.methods.split(","):
+        for name in methods:
             start = time.perf_counter()
             fuse_with(name, pair["lhsi"], pair["hmsi"], 5, psf, srf)
             timing[name] = round(time.perf_counter() - start, 2)

@@ -17,6 +17,8 @@ one an option)::
     git -C /tmp/octave_ref/hysure checkout 8652a5838b95c29ca056f7921f8ac58def6bbaf7
     git clone https://github.com/renweidian/CSTF /tmp/octave_ref/cstf2019              # --cstf
     git -C /tmp/octave_ref/cstf2019 checkout 3e33be69788c0d5de30c1dffc64b2f372699b2ee
+    git clone https://github.com/marhar19/HSR_via_tensor_decomposition /tmp/octave_ref/stereo  # --stereo
+    git -C /tmp/octave_ref/stereo checkout ad25244bae03caebb8dd304d9354d006ec54ab3b
 
 ``hif-benchmarking`` (M. Magalhaes, KU Leuven 2022; large, of which only methods/ and
 auxiliary/globals/ are used) holds the HSMSFusionToolbox of N. Yokoya,
@@ -26,7 +28,7 @@ ImprovedDL/private folder; this script compiles them with Octave's ``mex`` when 
 
 How to run (about 2 minutes on one core; add ``--methods`` to run a subset)::
 
-    python benchmarks/octave_reference.py [--methods gsa,mtf_glp_hs,cnmf,hysure,cstf] [--work /tmp/octave_reference]
+    python benchmarks/octave_reference.py [--methods gsa,mtf_glp_hs,cnmf,hysure,cstf,stereo,blind_stereo] [--work /tmp/octave_reference]
 
 Each method runs in its own Octave process (``benchmarks/octave/run_reference.m``, this project's
 driver) in two modes: ``authors`` (their functions, given the true SRF and PSF wherever their
@@ -35,7 +37,8 @@ interface takes them, with their own interpolators, degradations and random init
 and the random scan order of CSTF's K-SVD are the project's: ``benchmarks/octave/project_operators/``).
 ``benchmarks/octave/compat/`` gives Octave 7 the MATLAB behaviour the authors' code relies on. Metrics are computed
 here with ``evaluation.evaluate`` for both sides, so the definitions are the same. The fused cubes
-stay in the work folder. FUSE is not run: see ``NOT_RUN``.
+stay in the work folder. FUSE is not run: see ``NOT_RUN``; STEREO and Blind-STEREO run in the project mode
+only: see ``PROJECT_ONLY``.
 """
 import argparse
 import datetime
@@ -53,7 +56,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from baselines import cnmf, cstf, fuse_with  # noqa: E402
+from baselines import cnmf, cstf, fuse_with, stereo  # noqa: E402
+from baselines.operators import degradation_matrices  # noqa: E402
 from baselines.fuse_sylvester import principal_directions  # noqa: E402
 from data_loader import load_cube, simulate_pair  # noqa: E402
 from evaluation import evaluate  # noqa: E402
@@ -77,6 +81,8 @@ CASE = {
 
 HIF = {"repository": "https://github.com/magamig/hif-benchmarking",
        "commit": "ef23570447a2d4c7244edd11f58f06a1ba82cd5b", "option": "hif_benchmarking"}
+STEREO_SOURCE = {"repository": "https://github.com/marhar19/HSR_via_tensor_decomposition",
+                 "commit": "ad25244bae03caebb8dd304d9354d006ec54ab3b", "option": "stereo"}
 SOURCES = {
     "gsa": {**HIF, "paths": ["methods/GSA/GSA_wrapper.m", "methods/GSA/GSA.m"],
             "origin": "HSMSFusionToolbox (Yokoya et al. 2017), GSA of Aiazzi et al. 2007 adapted to HS-MS fusion",
@@ -100,6 +106,15 @@ SOURCES = {
                        "iterations); the 2020 revisions of CSTF_FUS.m use SVD dictionaries and 3 iterations",
              "call": "CSTF_FUS(Y, Z, srf', BW, BH, r, par, 1, X) with demo.m's par (lambda 1e-5, 9 spectral atoms, "
                      "spatial atoms min(240, size)) and the true separable PSF"},
+    "stereo": {**STEREO_SOURCE, "paths": ["algorithms/STEREO.m", "functions/khatri_rao.m"],
+               "origin": "C. I. Kanatsoulis' STEREO (TSP 2018), demo_for_STEREO.m's parameters",
+               "call": "STEREO(Y, Z, P1, P2, srf', 2, 1, A, B, C, C_tilde): one iteration, lambda 1, from the "
+                       "Python side's TenRec factors and separable operators"},
+    "blind_stereo": {**STEREO_SOURCE, "paths": ["algorithms/Blind_STEREO.m", "functions/khatri_rao.m"],
+                     "origin": "C. I. Kanatsoulis' Blind-STEREO (TSP 2018, Section V), Demo_for_Blind_STEREO.m's "
+                               "parameters",
+                     "call": "Blind_STEREO(Y, Z, srf', 4, A, B, A_lr, B_lr, C_tilde, 1): three iterations, lambda "
+                             "1, from the Python side's Blind TenRec factors"},
 }
 NOT_RUN = {
     "fuse": "The authors' FUSE (Q. Wei, via the HSMSFusionToolbox's FUSE_wrapper) calls SylvesterFusion, which "
@@ -113,9 +128,16 @@ NOT_RUN = {
 # VD) with VD as their vd.m counts it on this noiseless case (rounding-level eigenvalues included,
 # which cnmf.virtual_dimensionality leaves out: its default gives 30), as the Octave run reports.
 PYTHON_PARAMS = {"gsa": {}, "mtf_glp_hs": {"injection": "regression"}, "cnmf": {"n_endmembers": 34}, "hysure": {},
-                 "cstf": {}}
+                 "cstf": {}, "stereo": {}, "blind_stereo": {}}
 DEFAULT_SOURCES = {"hif_benchmarking": "/tmp/octave_ref/hif", "hysure": "/tmp/octave_ref/hysure",
-                   "cstf": "/tmp/octave_ref/cstf2019"}
+                   "cstf": "/tmp/octave_ref/cstf2019", "stereo": "/tmp/octave_ref/stereo"}
+# Methods whose authors' code cannot run as published here: their 'authors' mode is recorded with the reason.
+PROJECT_ONLY = {
+    method: "The demos initialise with Tensorlab's cpd (tensorlab.net), which is distributed only after "
+            "registration and is not installed; the authors' algorithm runs from the Python side's initial "
+            "factors (project mode), so the CPD initialisation itself is not compared."
+    for method in ("stereo", "blind_stereo")
+}
 METRIC_DIGITS = 6
 
 
@@ -153,6 +175,19 @@ def initial_endmembers(case):
         "endmembers_cstf": cstf.vca(y.reshape(-1, y.shape[2]).T, min(cstf.SPECTRAL_ATOMS, y.shape[2]),
                                     np.random.default_rng(0)),
     }
+
+
+def initial_factors(case):
+    """The factors the Python STEREO and Blind-STEREO start from (TenRec and Blind TenRec with the default
+    rank, CPD iterations and seed 0, as their ``fuse`` computes them) and STEREO's separable operators P1,
+    P2, handed to the Octave side (stereo_* in the case file)."""
+    y, z, r = case["Y"], case["Z"], case["r"]
+    P1, P2 = degradation_matrices(case["psf"], r, z.shape[0], z.shape[1])
+    rank = stereo.default_rank(y)
+    A, B, C, C_tilde = stereo.ten_rec(y, z, P1, P2, rank, stereo.CPD_ITERS, 0)
+    _, _, A_lr, B_lr, _ = stereo.blind_ten_rec(z, r, rank, stereo.CPD_ITERS, 0)
+    return {"stereo_P1": P1, "stereo_P2": P2, "stereo_A": A, "stereo_B": B, "stereo_C": C, "stereo_C_tilde": C_tilde,
+            "stereo_A_lr": A_lr, "stereo_B_lr": B_lr}
 
 
 def python_fuse(method, case):
@@ -219,7 +254,7 @@ def main(argv=None):
     case = build_case()
     case_file = os.path.join(opts.work, "case.mat")
     scipy.io.savemat(case_file, {**{k: case[k] for k in ("X", "Y", "Z", "psf", "srf")}, "r": float(case["r"]),
-                                 **initial_endmembers(case)})
+                                 **initial_endmembers(case), **initial_factors(case)})
     fixture = {}
     if os.path.exists(opts.output):
         with open(opts.output) as f:
@@ -241,6 +276,9 @@ def main(argv=None):
                             "seconds": round(python_seconds, 2)},
                  **{mode: fixture["methods"].get(method, {}).get(mode) for mode in MODES}}
         for mode in modes:
+            if mode == "authors" and method in PROJECT_ONLY:
+                entry[mode] = {"not_run": PROJECT_ONLY[method]}
+                continue
             out_file = os.path.join(opts.work, f"{method}_{mode}.mat")
             if os.path.exists(out_file):
                 os.remove(out_file)

@@ -14,7 +14,7 @@ function run_reference(case_file, out_file, method, mode, source_dir)
 %                endmembers for the 'project' mode)
 %   out_file   : .mat to write: Xhat (H x W x C), seconds, octave_version, endmembers (CNMF: the
 %                number M its code chose; NaN for the other methods)
-%   method     : 'gsa' | 'mtf_glp_hs' | 'cnmf' | 'hysure' | 'cstf'
+%   method     : 'gsa' | 'mtf_glp_hs' | 'cnmf' | 'hysure' | 'cstf' | 'stereo' | 'blind_stereo'
 %   mode       : 'authors' - the authors' functions with the true SRF and PSF wherever their interface
 %                takes them (the SRF estimator estR of the HSMSFusionToolbox is replaced by the true
 %                SRF), everything else as published: their interpolators and degradations, their
@@ -23,7 +23,10 @@ function run_reference(case_file, out_file, method, mode, source_dir)
 %                gaussian_down_sample, interp23tapGeneral) are the project's (project_operators/),
 %                the random VCA initialisation returns the endmembers the Python side uses, and
 %                randperm (K-SVD's scan for a replacement atom) is the identity order, so that any
-%                remaining difference is in the algorithm itself
+%                remaining difference is in the algorithm itself. STEREO and Blind-STEREO run in this
+%                mode only: their demos initialise with Tensorlab's cpd, which is not available, so
+%                their STEREO.m / Blind_STEREO.m start from the Python side's TenRec factors
+%                (stereo_* in the case file) with its separable operators P1, P2
 %   source_dir : root of the authors' code for this method (see octave_reference.py)
 
   here = fileparts(mfilename('fullpath'));
@@ -52,6 +55,8 @@ function run_reference(case_file, out_file, method, mode, source_dir)
     case 'cstf'
       addpath(source_dir, fullfile(source_dir, 'functions'), fullfile(source_dir, 'ImprovedDL'), ...
               fullfile(source_dir, 'tensor_toolbox_2.6'), fullfile(source_dir, 'sisal'));
+    case {'stereo', 'blind_stereo'}
+      addpath(fullfile(source_dir, 'algorithms'), fullfile(source_dir, 'functions'));
     otherwise
       error('run_reference: unknown method %s', method);
   end
@@ -86,6 +91,16 @@ function run_reference(case_file, out_file, method, mode, source_dir)
                    'lambda', 1e-5);
       [bw, bh] = cstf_kernels(data.psf, size(Z, 1), size(Z, 2));
       Xhat = CSTF_FUS(Y, Z, data.srf', bw, bh, r, par, 1, double(data.X));
+    case 'stereo'
+      % demo_for_STEREO.m: lamda = 1, s_iter = 2 (one iteration of STEREO.m's loop iter = 2:MAXIT).
+      [A, B, C] = STEREO(Y, Z, data.stereo_P1, data.stereo_P2, sparse(data.srf'), 2, 1, data.stereo_A, ...
+                         data.stereo_B, data.stereo_C, data.stereo_C_tilde);
+      Xhat = cpd_tensor(A, B, C);
+    case 'blind_stereo'
+      % Demo_for_Blind_STEREO.m: lamdab = 1, bs_iter = 4 (three iterations).
+      [A, B, C] = Blind_STEREO(Y, Z, sparse(data.srf'), 4, data.stereo_A, data.stereo_B, data.stereo_A_lr, ...
+                               data.stereo_B_lr, data.stereo_C_tilde, 1);
+      Xhat = cpd_tensor(A, B, C);
   end
   seconds = toc;
   octave_version = version();
@@ -122,4 +137,13 @@ function [bw, bh] = cstf_kernels(psf, rows, cols)
   b_cols(mod(-(0:r - 1), cols) + 1) = v;
   bw = fft(b_rows);
   bh = fft(b_cols);
+end
+
+
+function X = cpd_tensor(A, B, C)
+% The I x J x K tensor [[A, B, C]] (the demos' khatri_rao(C, B) * A', folded back).
+  X = zeros(size(A, 1), size(B, 1), size(C, 1));
+  for k = 1:size(C, 1)
+    X(:, :, k) = A * diag(C(k, :)) * B';
+  end
 end

@@ -4,15 +4,14 @@ import inspect
 import numpy as np
 import pytest
 
-from baselines import BASELINES, fuse_with
+from baselines import BASELINES, baseline, fuse_with
 from imagery.errors import DataError
 from model.degradation import gaussian_psf, spatial_degrade
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_every_baseline_has_the_common_signature(name):
-    import importlib
-    parameters = list(inspect.signature(importlib.import_module(BASELINES[name]).fuse).parameters)
+    parameters = list(inspect.signature(baseline(name)).parameters)
     assert parameters[:5] == ["Y", "Z", "r", "psf", "srf"]
 
 
