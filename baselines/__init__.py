@@ -20,6 +20,7 @@ BASELINES = {
     "cstf": "baselines.cstf",                  # coupled sparse tensor factorisation (Li et al. 2018)
     "stereo": "baselines.stereo",              # coupled CPD (Kanatsoulis et al. 2018)
     "blind_stereo": "baselines.stereo:fuse_blind",  # the same, blind to the PSF
+    "csu": "baselines.csu",                    # coupled spectral unmixing (Lanaras et al. 2015)
 }
 
 

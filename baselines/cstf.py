@@ -51,6 +51,7 @@ import numpy as np
 import scipy.linalg
 
 from baselines.operators import check_inputs, degradation_matrices
+from baselines.unmixing import vca
 from imagery.errors import DataError
 
 LAMBDA = 1e-5          # demo.m: par.lambda, weight of ||C||_1
@@ -354,32 +355,6 @@ def _padded_gram(gram, chosen, valid):
     both = valid.T[:, :, None] & valid.T[:, None, :]
     eye = np.eye(chosen.shape[0], dtype=bool)
     return np.where(both, gram[chosen.T[:, :, None], chosen.T[:, None, :]], eye)
-
-
-def vca(data, p, rng):
-    """Vertex component analysis (Nascimento & Bioucas-Dias 2005), high-SNR form: p <= C endmembers
-    (C x p) of the C x N data, each a data point projected on the data's p-dim principal subspace.
-
-    The data are projected on the p leading singular vectors and scaled projectively onto the
-    hyperplane of their mean; each endmember is the point with the largest |projection| on a random
-    direction orthogonal to the endmembers found so far.
-    """
-    count = data.shape[1]
-    _, vectors = np.linalg.eigh(data @ data.T / count)
-    basis = vectors[:, ::-1][:, :p]
-    projected = basis.T @ data
-    denominator = np.mean(projected, axis=1) @ projected
-    scaled = projected / np.where(np.abs(denominator) > 0, denominator, 1.0)
-    found = np.zeros((p, p))
-    found[-1, 0] = 1
-    indices = np.zeros(p, dtype=int)
-    for i in range(p):
-        direction = rng.random(p)
-        direction -= found @ (np.linalg.pinv(found) @ direction)
-        direction /= max(np.linalg.norm(direction), np.finfo(float).tiny)
-        indices[i] = np.argmax(np.abs(direction @ scaled))
-        found[:, i] = scaled[:, indices[i]]
-    return basis @ projected[:, indices]
 
 
 # ----------------------------------------------------------------------------- checks

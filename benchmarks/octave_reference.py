@@ -19,16 +19,24 @@ one an option)::
     git -C /tmp/octave_ref/cstf2019 checkout 3e33be69788c0d5de30c1dffc64b2f372699b2ee
     git clone https://github.com/marhar19/HSR_via_tensor_decomposition /tmp/octave_ref/stereo  # --stereo
     git -C /tmp/octave_ref/stereo checkout ad25244bae03caebb8dd304d9354d006ec54ab3b
+    git clone https://github.com/lanha/SupResPALM /tmp/octave_ref/csu                 # --csu
+    git -C /tmp/octave_ref/csu checkout ffdb249a807b8090e54e03fdbecf36345403b1dd
+    git clone https://github.com/spidermanJie/hyperspectral_unmixing_project /tmp/octave_ref/unmixing
+    git -C /tmp/octave_ref/unmixing checkout 17e0641a4a87e9b46aa11f8033136afb1bc3fbb6
+    cp /tmp/octave_ref/unmixing/unmixing_overview/include/{VCA,hinge,sisal,soft,soft_neg,sunsal}.m /tmp/octave_ref/csu/sisal/
 
 ``hif-benchmarking`` (M. Magalhaes, KU Leuven 2022; large, of which only methods/ and
 auxiliary/globals/ are used) holds the HSMSFusionToolbox of N. Yokoya,
 C. Grohnfeldt and J. Chanussot (IEEE GRSM 5(2), 2017): GSA_wrapper, MTF_GLP_wrapper (GLP-HS),
 CNMF_fusion (Yokoya's CNMF, 2015), FUSE_wrapper. CSTF's K-SVD needs the MEX files of its
-ImprovedDL/private folder; this script compiles them with Octave's ``mex`` when they are missing.
+ImprovedDL/private folder, and CSU's simplex projection its reproject_simplex_mex_fast.cpp; this script compiles
+them with Octave's ``mkoctfile`` when they are missing. CSU's SISAL and SUNSAL come from J. Bioucas-Dias'
+unmixing_overview package, of which the copy its compile.m downloads is the one cloned above.
 
 How to run (about 2 minutes on one core; add ``--methods`` to run a subset)::
 
-    python benchmarks/octave_reference.py [--methods gsa,mtf_glp_hs,cnmf,hysure,cstf,stereo,blind_stereo] [--work /tmp/octave_reference]
+    python benchmarks/octave_reference.py [--methods gsa,mtf_glp_hs,cnmf,hysure,cstf,stereo,blind_stereo,csu]
+        [--work /tmp/octave_reference]
 
 Each method runs in its own Octave process (``benchmarks/octave/run_reference.m``, this project's
 driver) in two modes: ``authors`` (their functions, given the true SRF and PSF wherever their
@@ -56,7 +64,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from baselines import cnmf, cstf, fuse_with, stereo  # noqa: E402
+from baselines import cnmf, csu, cstf, fuse_with, stereo, unmixing  # noqa: E402
 from baselines.operators import degradation_matrices  # noqa: E402
 from baselines.fuse_sylvester import principal_directions  # noqa: E402
 from data_loader import load_cube, simulate_pair  # noqa: E402
@@ -115,6 +123,13 @@ SOURCES = {
                                "parameters",
                      "call": "Blind_STEREO(Y, Z, srf', 4, A, B, A_lr, B_lr, C_tilde, 1): three iterations, lambda "
                              "1, from the Python side's Blind TenRec factors"},
+    "csu": {"repository": "https://github.com/lanha/SupResPALM", "commit": "ffdb249a807b8090e54e03fdbecf36345403b1dd",
+            "option": "csu", "paths": ["SupResPALM.m", "include/hyperSpatialDown.m",
+                                       "reproject_simplex/reproject_simplex_mex_fast.cpp"],
+            "origin": "C. Lanaras' SupResPALM (CSU, ICCV 2015), with J. Bioucas-Dias' sisal.m and sunsal.m "
+                      "(unmixing_overview, as its compile.m fetches them)",
+            "call": "SupResPALM(Y, Z, X, srf', 10, H) (demoSupResPALM.m's p = 10); as published its spatial "
+                    "degradation is the r x r box average"},
 }
 NOT_RUN = {
     "fuse": "The authors' FUSE (Q. Wei, via the HSMSFusionToolbox's FUSE_wrapper) calls SylvesterFusion, which "
@@ -128,9 +143,9 @@ NOT_RUN = {
 # VD) with VD as their vd.m counts it on this noiseless case (rounding-level eigenvalues included,
 # which cnmf.virtual_dimensionality leaves out: its default gives 30), as the Octave run reports.
 PYTHON_PARAMS = {"gsa": {}, "mtf_glp_hs": {"injection": "regression"}, "cnmf": {"n_endmembers": 34}, "hysure": {},
-                 "cstf": {}, "stereo": {}, "blind_stereo": {}}
+                 "cstf": {}, "stereo": {}, "blind_stereo": {}, "csu": {}}
 DEFAULT_SOURCES = {"hif_benchmarking": "/tmp/octave_ref/hif", "hysure": "/tmp/octave_ref/hysure",
-                   "cstf": "/tmp/octave_ref/cstf2019", "stereo": "/tmp/octave_ref/stereo"}
+                   "cstf": "/tmp/octave_ref/cstf2019", "stereo": "/tmp/octave_ref/stereo", "csu": "/tmp/octave_ref/csu"}
 # Methods whose authors' code cannot run as published here: their 'authors' mode is recorded with the reason.
 PROJECT_ONLY = {
     method: "The demos initialise with Tensorlab's cpd (tensorlab.net), which is distributed only after "
@@ -165,14 +180,18 @@ def initial_endmembers(case):
     """The endmember matrices the Python versions start from, handed to the Octave side in project mode
     (C x K each): CNMF's successive-projection pure pixels (all C of them, in the order chosen: the
     authors' code takes the first M), HySure's 10 principal directions, CSTF's VCA spectral dictionary
-    (seed 0, as ``cstf.fuse``'s default)."""
+    (seed 0, as ``cstf.fuse``'s default), CSU's VCA endmembers and their FCLS abundances (h x w x p maps)."""
     y = case["Y"]
     pixels = np.maximum(y, 0).reshape(-1, y.shape[2]).T
     count = min(y.shape[2], pixels.shape[1])
+    hsi = y.reshape(-1, y.shape[2]).T
+    csu_endmembers = unmixing.vca(hsi, csu.ENDMEMBERS, np.random.default_rng(0))
     return {
+        "endmembers_csu": csu_endmembers,
+        "abundances_csu": unmixing.fcls(csu_endmembers, hsi).T.reshape(y.shape[0], y.shape[1], -1),
         "endmembers_cnmf": pixels[:, cnmf.successive_projection(pixels, count)],
         "endmembers_hysure": principal_directions(y, 10, "HySure")[0],
-        "endmembers_cstf": cstf.vca(y.reshape(-1, y.shape[2]).T, min(cstf.SPECTRAL_ATOMS, y.shape[2]),
+        "endmembers_cstf": unmixing.vca(y.reshape(-1, y.shape[2]).T, min(cstf.SPECTRAL_ATOMS, y.shape[2]),
                                     np.random.default_rng(0)),
     }
 
@@ -205,6 +224,16 @@ def compile_cstf_mex(source_dir, octave):
     if not os.path.exists(os.path.join(private, "ompmex.mex")):
         subprocess.run([octave, "--no-gui", "--quiet", "--no-window-system", "--eval", "make"], cwd=private,
                        check=True, capture_output=True, text=True)
+
+
+def compile_csu_mex(source_dir):
+    """Compile CSU's simplex projection (reproject_simplex/reproject_simplex_mex_fast.cpp, OpenMP) with Octave's
+    mkoctfile if it is missing, as the authors' compile.m does with MATLAB's mex."""
+    folder = os.path.join(source_dir, "reproject_simplex")
+    if not os.path.exists(os.path.join(folder, "reproject_simplex_mex_fast.mex")):
+        subprocess.run(["mkoctfile", "--mex", "reproject_simplex_mex_fast.cpp"], cwd=folder, check=True,
+                       capture_output=True, text=True, env={**os.environ, "CXXFLAGS": "-fopenmp -O2",
+                                                            "LDFLAGS": "-fopenmp"})
 
 
 def run_octave(octave, case_file, out_file, method, mode, source_dir, timeout):
@@ -267,6 +296,8 @@ def main(argv=None):
         source_dir = getattr(opts, source["option"])
         if method == "cstf":
             compile_cstf_mex(source_dir, octave)
+        if method == "csu":
+            compile_csu_mex(source_dir)
         start = time.perf_counter()
         ours = python_fuse(method, case)
         python_seconds = time.perf_counter() - start

@@ -14,7 +14,7 @@ function run_reference(case_file, out_file, method, mode, source_dir)
 %                endmembers for the 'project' mode)
 %   out_file   : .mat to write: Xhat (H x W x C), seconds, octave_version, endmembers (CNMF: the
 %                number M its code chose; NaN for the other methods)
-%   method     : 'gsa' | 'mtf_glp_hs' | 'cnmf' | 'hysure' | 'cstf' | 'stereo' | 'blind_stereo'
+%   method     : 'gsa' | 'mtf_glp_hs' | 'cnmf' | 'hysure' | 'cstf' | 'stereo' | 'blind_stereo' | 'csu'
 %   mode       : 'authors' - the authors' functions with the true SRF and PSF wherever their interface
 %                takes them (the SRF estimator estR of the HSMSFusionToolbox is replaced by the true
 %                SRF), everything else as published: their interpolators and degradations, their
@@ -26,7 +26,9 @@ function run_reference(case_file, out_file, method, mode, source_dir)
 %                remaining difference is in the algorithm itself. STEREO and Blind-STEREO run in this
 %                mode only: their demos initialise with Tensorlab's cpd, which is not available, so
 %                their STEREO.m / Blind_STEREO.m start from the Python side's TenRec factors
-%                (stereo_* in the case file) with its separable operators P1, P2
+%                (stereo_* in the case file) with its separable operators P1, P2. CSU's project mode
+%                also replaces SISAL, SUNSAL and the box degradation hyperSpatialDown by the Python
+%                side's start and the true PSF (project_operators/csu/)
 %   source_dir : root of the authors' code for this method (see octave_reference.py)
 
   here = fileparts(mfilename('fullpath'));
@@ -35,9 +37,13 @@ function run_reference(case_file, out_file, method, mode, source_dir)
   pkg load statistics
   data = load(case_file);
   global OCTAVE_REFERENCE
-  OCTAVE_REFERENCE = struct('psf', data.psf, 'r', double(data.r), 'srf', data.srf, 'endmembers', []);
+  OCTAVE_REFERENCE = struct('psf', data.psf, 'r', double(data.r), 'srf', data.srf, 'endmembers', [], ...
+                            'abundances', []);
   if isfield(data, ['endmembers_' method])
     OCTAVE_REFERENCE.endmembers = data.(['endmembers_' method]);
+  end
+  if isfield(data, ['abundances_' method])
+    OCTAVE_REFERENCE.abundances = data.(['abundances_' method]);
   end
   % Their random initialisations (VCA, K-SVD's atom replacement) draw from Octave's generators.
   rand('seed', 0); randn('seed', 0); rand('state', 0); randn('state', 0);
@@ -57,6 +63,9 @@ function run_reference(case_file, out_file, method, mode, source_dir)
               fullfile(source_dir, 'tensor_toolbox_2.6'), fullfile(source_dir, 'sisal'));
     case {'stereo', 'blind_stereo'}
       addpath(fullfile(source_dir, 'algorithms'), fullfile(source_dir, 'functions'));
+    case 'csu'
+      addpath(source_dir, fullfile(source_dir, 'include'), fullfile(source_dir, 'reproject_simplex'), ...
+              fullfile(source_dir, 'sisal'));
     otherwise
       error('run_reference: unknown method %s', method);
   end
@@ -65,6 +74,9 @@ function run_reference(case_file, out_file, method, mode, source_dir)
   addpath(fullfile(here, 'compat'), fullfile(here, 'true_srf'));
   if strcmp(mode, 'project')
     addpath(fullfile(here, 'project_operators'), fullfile(here, 'project_operators', 'uppercase'));
+    if strcmp(method, 'csu')
+      addpath(fullfile(here, 'project_operators', 'csu'));
+    end
   elseif ~strcmp(mode, 'authors')
     error('run_reference: unknown mode %s', mode);
   end
@@ -101,6 +113,10 @@ function run_reference(case_file, out_file, method, mode, source_dir)
       [A, B, C] = Blind_STEREO(Y, Z, sparse(data.srf'), 4, data.stereo_A, data.stereo_B, data.stereo_A_lr, ...
                                data.stereo_B_lr, data.stereo_C_tilde, 1);
       Xhat = cpd_tensor(A, B, C);
+    case 'csu'
+      % demoSupResPALM.m: p = 10 endmembers; the reference X is only printed (RMSE per iteration).
+      [E, A] = SupResPALM(Y, Z, double(data.X), data.srf', 10, size(Z, 1));
+      Xhat = hyperConvert3d(E * A, size(Z, 1), size(Z, 2));
   end
   seconds = toc;
   octave_version = version();

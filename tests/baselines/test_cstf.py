@@ -79,17 +79,6 @@ def test_omp_recovers_two_sparse_codes_in_an_orthonormal_dictionary():
     np.testing.assert_allclose(cstf.omp(D, D @ codes, 2), codes, atol=1e-10)
 
 
-def test_vca_finds_the_pure_pixels():
-    """Mixtures of 4 spectra with one pure pixel each: VCA returns exactly those 4 spectra."""
-    rng = np.random.default_rng(5)
-    spectra = rng.random((10, 4))
-    abundances = rng.dirichlet(np.ones(4), 60).T
-    abundances[:, :4] = np.eye(4)
-    found = cstf.vca(spectra @ abundances, 4, np.random.default_rng(0))
-    distances = np.linalg.norm(found[:, :, None] - spectra[:, None, :], axis=0)
-    np.testing.assert_allclose(np.sort(distances.min(axis=0)), 0, atol=1e-10)
-
-
 def test_cube_following_the_tucker_model_is_recovered():
     """Spectra in a 3-dim subspace with 3 spectral atoms and complete spatial dictionaries: the HR-MSI
     fixes the core and VCA's atoms span the spectra, so CSTF returns X up to the proximal steps' lag

@@ -8,7 +8,7 @@ compared with the reference's 'project' run: the authors' code given the same sp
 the same initial endmembers as the Python version, so that what is compared is the algorithm.
 
 Tolerances (TOLERANCES; PSNR in dB, SAM and ERGAS relative):
-- GSA, MTF-GLP-HS, CNMF, HySure, STEREO, Blind-STEREO: deterministic once the operators and
+- GSA, MTF-GLP-HS, CNMF, HySure, STEREO, Blind-STEREO, CSU: deterministic once the operators and
   initialisations agree (STEREO's from the Python side's TenRec factors: the authors' Tensorlab CPD is
   not available, so they run in the project mode only); the
   fused cubes agree to rounding (at most 1e-7 for GSA, whose band regressions are rank-deficient on a
@@ -44,7 +44,8 @@ except ImportError:  # without it, BLAS threads are left as they are
 
 DETERMINISTIC = {"psnr_db": 1e-3, "relative": 1e-4}
 TOLERANCES = {"gsa": DETERMINISTIC, "mtf_glp_hs": DETERMINISTIC, "cnmf": DETERMINISTIC, "hysure": DETERMINISTIC,
-              "cstf": {"psnr_db": 0.3, "relative": 0.05}, "stereo": DETERMINISTIC, "blind_stereo": DETERMINISTIC}
+              "cstf": {"psnr_db": 0.3, "relative": 0.05}, "stereo": DETERMINISTIC, "blind_stereo": DETERMINISTIC,
+              "csu": DETERMINISTIC}
 # Methods whose 'authors' run differs from the 'project' run only by random initialisation.
 AUTHORS_RUN_ASSERTED = ("cstf",)
 
