@@ -64,9 +64,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from baselines import cnmf, csu, cstf, fuse_with, stereo, unmixing  # noqa: E402
-from baselines.operators import degradation_matrices  # noqa: E402
+from baselines import cnmf, cstf, csu, fuse_with, stereo, unmixing  # noqa: E402
 from baselines.fuse_sylvester import principal_directions  # noqa: E402
+from baselines.operators import degradation_matrices  # noqa: E402
 from data_loader import load_cube, simulate_pair  # noqa: E402
 from evaluation import evaluate  # noqa: E402
 from model.degradation import gaussian_psf
