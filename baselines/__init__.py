@@ -4,7 +4,8 @@
 
 Y: LR-HSI h x w x C, Z: HR-MSI H x W x Cm (H = r h), psf: r x r convolution kernel (sum 1), srf: C x Cm
 (columns sum 1), X_hat: H x W x C float64; the degradation model is data_loader's (Wald's protocol).
-They are given the true PSF and SRF, as the papers' comparisons did (Blind-STEREO only the SRF).
+They are given the true PSF and SRF, as the papers' comparisons did (Blind-STEREO and G-SOMP+ use only the
+SRF).
 ``BASELINES`` maps each name to its module path (and function, when it is not ``fuse``); ``baseline(name)``
 and ``fuse_with(name, ...)`` import the module only when it is used.
 """
@@ -21,6 +22,7 @@ BASELINES = {
     "stereo": "baselines.stereo",              # coupled CPD (Kanatsoulis et al. 2018)
     "blind_stereo": "baselines.stereo:fuse_blind",  # the same, blind to the PSF
     "csu": "baselines.csu",                    # coupled spectral unmixing (Lanaras et al. 2015)
+    "gsomp": "baselines.gsomp",                # G-SOMP+, sparse spatio-spectral representation (Akhtar et al. 2014)
 }
 
 

@@ -35,7 +35,7 @@ unmixing_overview package, of which the copy its compile.m downloads is the one 
 
 How to run (about 2 minutes on one core; add ``--methods`` to run a subset)::
 
-    python benchmarks/octave_reference.py [--methods gsa,mtf_glp_hs,cnmf,hysure,cstf,stereo,blind_stereo,csu]
+    python benchmarks/octave_reference.py [--methods gsa,mtf_glp_hs,cnmf,hysure,cstf,stereo,blind_stereo,csu,gsomp]
         [--work /tmp/octave_reference]
 
 Each method runs in its own Octave process (``benchmarks/octave/run_reference.m``, this project's
@@ -64,7 +64,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from baselines import cnmf, cstf, csu, fuse_with, stereo, unmixing  # noqa: E402
+from baselines import cnmf, cstf, csu, fuse_with, gsomp, stereo, unmixing  # noqa: E402
 from baselines.fuse_sylvester import principal_directions  # noqa: E402
 from baselines.operators import degradation_matrices  # noqa: E402
 from data_loader import load_cube, simulate_pair  # noqa: E402
@@ -123,6 +123,12 @@ SOURCES = {
                                "parameters",
                      "call": "Blind_STEREO(Y, Z, srf', 4, A, B, A_lr, B_lr, C_tilde, 1): three iterations, lambda "
                              "1, from the Python side's Blind TenRec factors"},
+    "gsomp": {**HIF, "paths": ["methods/GSOMP/superResolution2.m", "methods/GSOMP/superResolution.m"],
+              "origin": "N. Akhtar's G-SOMP+ (ECCV 2014) as distributed in hif-benchmarking: superResolution2.m, "
+                        "its superResolution.m taking the image pair as arguments",
+              "call": "superResolution2(struct('spams', 0, 'L', 20, 'gamma', 0.99), Y, Z, srf', 10) with the "
+                      "Python side's dictionary as Phi.mat, patches of 10 x 10 (the code then runs with L = 68, "
+                      "the number of bands)"},
     "csu": {"repository": "https://github.com/lanha/SupResPALM", "commit": "ffdb249a807b8090e54e03fdbecf36345403b1dd",
             "option": "csu", "paths": ["SupResPALM.m", "include/hyperSpatialDown.m",
                                        "reproject_simplex/reproject_simplex_mex_fast.cpp"],
@@ -138,20 +144,29 @@ NOT_RUN = {
             ".m versions (FastAuxMat.m, FastFusion.m) lack their helpers PPlus/PMinus, so the solver could not "
             "be assembled from the authors' code.",
 }
+# G-SOMP+'s patch side in the comparison: the authors' code drops what lies beyond the last whole patch, and
+# the demo's 8 does not divide the case's 60 pixels.
+GSOMP_PATCH = 10
+# G-SOMP+ with the authors' effective L: their code overwrites L = 20 with the number of bands (68 here;
+# baselines/gsomp.py).
 # The Python call compared with each reference: MTF-GLP-HS with the toolbox's injection (the module's
 # default is HPM, Selva et al.'s paper); CNMF with the authors' number of endmembers, max(min(30, C),
 # VD) with VD as their vd.m counts it on this noiseless case (rounding-level eigenvalues included,
 # which cnmf.virtual_dimensionality leaves out: its default gives 30), as the Octave run reports.
 PYTHON_PARAMS = {"gsa": {}, "mtf_glp_hs": {"injection": "regression"}, "cnmf": {"n_endmembers": 34}, "hysure": {},
-                 "cstf": {}, "stereo": {}, "blind_stereo": {}, "csu": {}}
+                 "cstf": {}, "stereo": {}, "blind_stereo": {}, "csu": {},
+                 "gsomp": {"patch": GSOMP_PATCH, "atoms_per_step": 68}}
 DEFAULT_SOURCES = {"hif_benchmarking": "/tmp/octave_ref/hif", "hysure": "/tmp/octave_ref/hysure",
                    "cstf": "/tmp/octave_ref/cstf2019", "stereo": "/tmp/octave_ref/stereo", "csu": "/tmp/octave_ref/csu"}
 # Methods whose authors' code cannot run as published here: their 'authors' mode is recorded with the reason.
 PROJECT_ONLY = {
-    method: "The demos initialise with Tensorlab's cpd (tensorlab.net), which is distributed only after "
-            "registration and is not installed; the authors' algorithm runs from the Python side's initial "
-            "factors (project mode), so the CPD initialisation itself is not compared."
-    for method in ("stereo", "blind_stereo")
+    **{method: "The demos initialise with Tensorlab's cpd (tensorlab.net), which is distributed only after "
+               "registration and is not installed; the authors' algorithm runs from the Python side's initial "
+               "factors (project mode), so the CPD initialisation itself is not compared."
+       for method in ("stereo", "blind_stereo")},
+    "gsomp": "The authors learn the dictionary with SPAMS' mexTrainDL, which is not built for Octave here (and "
+             "without it their code loads a dictionary learned for their demo image); G-SOMP+ runs on the Python "
+             "side's dictionary (project mode), so the dictionary learning itself is not compared.",
 }
 METRIC_DIGITS = 6
 
@@ -199,13 +214,16 @@ def initial_endmembers(case):
 def initial_factors(case):
     """The factors the Python STEREO and Blind-STEREO start from (TenRec and Blind TenRec with the default
     rank, CPD iterations and seed 0, as their ``fuse`` computes them) and STEREO's separable operators P1,
-    P2, handed to the Octave side (stereo_* in the case file)."""
+    P2 (stereo_* in the case file), and G-SOMP+'s learned dictionary (seed 0) and patch side, handed to the
+    Octave side."""
     y, z, r = case["Y"], case["Z"], case["r"]
     P1, P2 = degradation_matrices(case["psf"], r, z.shape[0], z.shape[1])
     rank = stereo.default_rank(y)
     A, B, C, C_tilde = stereo.ten_rec(y, z, P1, P2, rank, stereo.CPD_ITERS, 0)
     _, _, A_lr, B_lr, _ = stereo.blind_ten_rec(z, r, rank, stereo.CPD_ITERS, 0)
-    return {"stereo_P1": P1, "stereo_P2": P2, "stereo_A": A, "stereo_B": B, "stereo_C": C, "stereo_C_tilde": C_tilde,
+    return {"gsomp_dictionary": gsomp.learn_dictionary(y.reshape(-1, y.shape[2]).T, gsomp.ATOMS),
+            "gsomp_patch": float(GSOMP_PATCH),
+            "stereo_P1": P1, "stereo_P2": P2, "stereo_A": A, "stereo_B": B, "stereo_C": C, "stereo_C_tilde": C_tilde,
             "stereo_A_lr": A_lr, "stereo_B_lr": B_lr}
 
 

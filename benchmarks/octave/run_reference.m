@@ -14,7 +14,8 @@ function run_reference(case_file, out_file, method, mode, source_dir)
 %                endmembers for the 'project' mode)
 %   out_file   : .mat to write: Xhat (H x W x C), seconds, octave_version, endmembers (CNMF: the
 %                number M its code chose; NaN for the other methods)
-%   method     : 'gsa' | 'mtf_glp_hs' | 'cnmf' | 'hysure' | 'cstf' | 'stereo' | 'blind_stereo' | 'csu'
+%   method     : 'gsa' | 'mtf_glp_hs' | 'cnmf' | 'hysure' | 'cstf' | 'stereo' | 'blind_stereo' | 'csu' |
+%                'gsomp'
 %   mode       : 'authors' - the authors' functions with the true SRF and PSF wherever their interface
 %                takes them (the SRF estimator estR of the HSMSFusionToolbox is replaced by the true
 %                SRF), everything else as published: their interpolators and degradations, their
@@ -28,7 +29,8 @@ function run_reference(case_file, out_file, method, mode, source_dir)
 %                their STEREO.m / Blind_STEREO.m start from the Python side's TenRec factors
 %                (stereo_* in the case file) with its separable operators P1, P2. CSU's project mode
 %                also replaces SISAL, SUNSAL and the box degradation hyperSpatialDown by the Python
-%                side's start and the true PSF (project_operators/csu/)
+%                side's start and the true PSF (project_operators/csu/); G-SOMP+ runs in this mode only,
+%                with the Python side's dictionary (its authors learn theirs with SPAMS)
 %   source_dir : root of the authors' code for this method (see octave_reference.py)
 
   here = fileparts(mfilename('fullpath'));
@@ -66,6 +68,8 @@ function run_reference(case_file, out_file, method, mode, source_dir)
     case 'csu'
       addpath(source_dir, fullfile(source_dir, 'include'), fullfile(source_dir, 'reproject_simplex'), ...
               fullfile(source_dir, 'sisal'));
+    case 'gsomp'
+      addpath(fullfile(source_dir, 'methods', 'GSOMP'));
     otherwise
       error('run_reference: unknown method %s', method);
   end
@@ -117,6 +121,18 @@ function run_reference(case_file, out_file, method, mode, source_dir)
       % demoSupResPALM.m: p = 10 endmembers; the reference X is only printed (RMSE per iteration).
       [E, A] = SupResPALM(Y, Z, double(data.X), data.srf', 10, size(Z, 1));
       Xhat = hyperConvert3d(E * A, size(Z, 1), size(Z, 2));
+    case 'gsomp'
+      % superResolution.m's L = 20, gamma = 0.99, with param.spams = 0: superResolution2.m then loads its
+      % dictionary Phi from Phi.mat in the working folder, here the Python side's (gsomp_dictionary);
+      % gsomp_patch is the patch side of this comparison (the demo's 8 does not divide the case's 60).
+      Phi = data.gsomp_dictionary;
+      folder = tempname();
+      mkdir(folder);
+      save('-v7', fullfile(folder, 'Phi.mat'), 'Phi');
+      previous = cd(folder);
+      param = struct('spams', 0, 'L', 20, 'gamma', 0.99, 'k', size(Phi, 2), 'eta', 10e-9);
+      Xhat = superResolution2(param, Y, Z, data.srf', double(data.gsomp_patch));
+      cd(previous);
   end
   seconds = toc;
   octave_version = version();
