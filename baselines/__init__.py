@@ -11,18 +11,20 @@ and ``fuse_with(name, ...)`` import the module only when it is used.
 """
 import importlib
 
+# In the order of the UDALN paper's Tables II-III (HySure, FUSE, G-SOMP+, CSU, CNMF, STEREO, CSTF), after the
+# floor and the two pansharpening-style methods it does not list; Blind-STEREO beside STEREO.
 BASELINES = {
     "bicubic": "baselines.bicubic",            # the floor
     "gsa": "baselines.gsa",                    # component substitution (Aiazzi et al. 2007)
     "mtf_glp_hs": "baselines.mtf_glp_hs",      # multiresolution analysis (Selva et al. 2015)
-    "cnmf": "baselines.cnmf",                  # coupled NMF (Yokoya et al. 2012)
     "hysure": "baselines.hysure",              # subspace + vector TV (Simoes et al. 2015)
     "fuse": "baselines.fuse_sylvester",        # Sylvester closed form (Wei et al. 2015)
-    "cstf": "baselines.cstf",                  # coupled sparse tensor factorisation (Li et al. 2018)
+    "gsomp": "baselines.gsomp",                # G-SOMP+, sparse spatio-spectral representation (Akhtar et al. 2014)
+    "csu": "baselines.csu",                    # coupled spectral unmixing (Lanaras et al. 2015)
+    "cnmf": "baselines.cnmf",                  # coupled NMF (Yokoya et al. 2012)
     "stereo": "baselines.stereo",              # coupled CPD (Kanatsoulis et al. 2018)
     "blind_stereo": "baselines.stereo:fuse_blind",  # the same, blind to the PSF
-    "csu": "baselines.csu",                    # coupled spectral unmixing (Lanaras et al. 2015)
-    "gsomp": "baselines.gsomp",                # G-SOMP+, sparse spatio-spectral representation (Akhtar et al. 2014)
+    "cstf": "baselines.cstf",                  # coupled sparse tensor factorisation (Li et al. 2018)
 }
 
 
