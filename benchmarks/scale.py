@@ -115,25 +115,27 @@ def fuse_child(paths, method, threads, folder, extra):
     return metrics, seconds, usage.ru_maxrss / 1024, output
 
 
-def inference_seconds(paths, method, threads):
-    """Seconds of tiled inference X_hat = the method's inverse network over the whole HR-MSI (untrained
-    networks: the cost does not depend on the weights), in a child; outputs are dropped."""
+def inference_seconds(paths, method, threads, device="cpu"):
+    """Seconds of tiled inference X_hat = the method's inverse network over the whole HR-MSI on ``device``
+    (untrained networks: the cost does not depend on the weights), in a child; outputs are dropped."""
     code = f"""
 import sys, time, torch
 sys.path.insert(0, {ROOT!r})
 from config import get_args
 from fusion.tiling import TiledForward
 from methods import METHODS
-from train_all_special import load_pair
+from fusion.run import load_pair
 torch.set_num_threads({threads})
 args = get_args(["--lr_hsi", {paths[0]!r}, "--hr_msi", {paths[1]!r}, "--msi_sensor", "worldview2", "--method",
-                 {method!r}, "--device", "cpu"])
+                 {method!r}, "--device", {device!r}])
 pair, _ = load_pair(args)
 nets, _ = METHODS[args.method](args, pair)
 with torch.inference_mode():
     start = time.perf_counter()
     for part in TiledForward(nets.up, pair.Z, align=pair.scale):
         pass
+    if pair.Z.is_cuda:
+        torch.cuda.synchronize()
     print(time.perf_counter() - start)
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -161,7 +163,7 @@ def measure(side, args, extra):
             "patches_per_step": options["patches_per_step"], "steps_per_stage": args.steps,
             "seconds_per_step": {s: round(t / args.steps, 5) for s, t in metrics["stage_seconds"].items()},
             "results_seconds": round(metrics["output_seconds"], 2),
-            "inference_seconds": round(inference_seconds(paths, args.method, args.threads), 2),
+            "inference_seconds": round(inference_seconds(paths, args.method, args.threads, options["device"]), 2),
             "output_mib": round(output / 2 ** 20, 1), "peak_rss_mib": round(peak), "wall_seconds": round(wall, 1)}
 
 

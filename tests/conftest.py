@@ -31,6 +31,12 @@ TINY_SCHEDULE = ["--epoch_stage1", "60", "--decay_begin_epoch_stage1", "30", "--
                  "--threads", "1"]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--device", default=None,
+                     help="the device of tests/integration/test_device.py (default: cuda when there is one, "
+                          "else those tests are skipped)")
+
+
 @pytest.fixture(scope="session")
 def crop_data(tmp_path_factory):
     """A 40 x 40 crop of the synthetic class-mean cube and its WorldView-2-like SRF."""
