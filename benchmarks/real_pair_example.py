@@ -4,7 +4,8 @@ reduced-resolution scores, wall time and peak memory. One training process at a 
 
     python benchmarks/real_pair_example.py [--methods udaln,pfs2c2,uds2c2] [--threads 1]
         [--checkpoints_dir checkpoints/real_pair_example] [--seeds 0,1,2,3,4]
-        [--output checkpoints/real_pair_example_results] [extra options of train_all_special.py]
+        [--run_folders udaln=FOLDER,...] [--output checkpoints/real_pair_example_results]
+        [extra options of train_all_special.py]
 
 Each method runs, in turn, as `train_all_special.py --lr_hsi data/real_pair_example/houston18_lr_hsi.tif
 --hr_msi data/real_pair_example/houston18_hr_rgb.tif --msi_sensor worldview2 --msi_bands_select
@@ -12,7 +13,10 @@ red,green,blue --reduced_resolution --method M --threads 1 --checkpoints_dir DIR
 schedule (hours each on a 2-core CPU; extra options are passed on, e.g. a shorter schedule
 `--epoch_stage1 20 --decay_begin_epoch_stage1 10 ...`). The RGB camera's SRF is unknown: the SRF is
 WorldView-2's red, green and blue band ranges (a nominal SRF), and the fusion is blind. The child's log
-goes to --output/train_M.log; its peak resident memory is the child process's (os.wait4).
+goes to --output/train_M.log; its peak resident memory is the child process's (os.wait4). A method given a
+finished run folder with --run_folders (e.g. fused by ``python -m fusion.batch`` on another machine, or
+resumed over several sessions) is not trained again: its time is the run's own total_seconds (metrics.json)
+and its peak memory is not known ("-").
 
 Then ``reproduce.classification`` classifies, with the labels data/ground_truth/houston18_labels.tif
 (12 classes on the RGB grid; the RGB's no-data patch and the labels under it are left out), each
@@ -80,6 +84,27 @@ def train(method, threads, checkpoints_dir, output, extra):
     return {"folder": os.path.join(ROOT, folder.strip()), "seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
+def finished_run(folder):
+    """A run folder given with --run_folders, as ``train`` describes a run: {'folder', 'seconds': its
+    metrics.json total_seconds, 'peak_rss_mib': None}. Exits naming the folder when it has no metrics.json
+    (the run is not finished)."""
+    path = os.path.join(folder, "metrics.json")
+    if not os.path.isfile(path):
+        raise SystemExit(f"{folder}: no metrics.json, the run is not finished; resume it (train_all_special.py "
+                         "--resume FOLDER) or leave it out of --run_folders")
+    with open(path) as f:
+        seconds = json.load(f)["total_seconds"]
+    return {"folder": os.path.abspath(folder), "seconds": seconds, "peak_rss_mib": None}
+
+
+def run_folder_list(text):
+    """--run_folders: 'method=FOLDER,...' as {method: folder}."""
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 or not pair[1] for pair in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: give method=FOLDER pairs separated by commas")
+    return {method.strip(): folder.strip() for method, folder in pairs}
+
+
 def bicubic_reduced_resolution(extra):
     """Bicubic upsampling of the reduced-resolution pair (``fusion.pair.reduced_resolution_pair``)
     scored against the LR-HSI over its valid pixels, as the runs' reduced-resolution protocol scores
@@ -116,10 +141,10 @@ def table(results, runs, bicubic_rr):
             continue
         run = runs[method]
         q, rr = run["metrics"]["no_reference"], run["metrics"]["reduced_resolution"]
+        peak = "-" if run["peak_rss_mib"] is None else f"{run['peak_rss_mib']:.0f}"
         lines.append(f"| {method} | {q['D_lambda']:.4f} | {q['D_s']:.4f} | {q['QNR']:.4f} | "
                      f"{q['lrhsi_consistency']['PSNR']:.2f} | {q['hrmsi_consistency']['PSNR']:.2f} | "
-                     f"{rr['PSNR']:.2f} / {rr['SAM']:.3f} | {scores} | {run['seconds']:.0f} | "
-                     f"{run['peak_rss_mib']:.0f} |")
+                     f"{rr['PSNR']:.2f} / {rr['SAM']:.3f} | {scores} | {run['seconds']:.0f} | {peak} |")
     return lines
 
 
@@ -130,17 +155,22 @@ def main(argv=None):
     parser.add_argument("--checkpoints_dir", default=os.path.join(ROOT, "checkpoints", "real_pair_example"))
     parser.add_argument("--seeds", type=classification.seed_list, default=classification.DEFAULT_SEEDS)
     parser.add_argument("--output", default=os.path.join(ROOT, "checkpoints", "real_pair_example_results"))
+    parser.add_argument("--run_folders", type=run_folder_list, default={},
+                        help="method=FOLDER,...: finished run folders of these methods, used instead of training")
     args, extra = parser.parse_known_args(argv)
+    unknown = sorted(set(args.run_folders) - set(args.methods.split(",")))
+    if unknown:
+        parser.error(f"--run_folders names {', '.join(unknown)}, not among --methods {args.methods}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.makedirs(args.output, exist_ok=True)
     bicubic_rr = bicubic_reduced_resolution(extra)
     runs = {}
     for method in args.methods.split(","):
-        runs[method] = run = train(method, args.threads, args.checkpoints_dir, args.output, extra)
+        runs[method] = run = (finished_run(args.run_folders[method]) if method in args.run_folders
+                              else train(method, args.threads, args.checkpoints_dir, args.output, extra))
         with open(os.path.join(run["folder"], "metrics.json")) as f:
             run["metrics"] = json.load(f)
-        log.info("%s: %.0f s, peak RSS %.0f MiB, run folder %s", method, run["seconds"], run["peak_rss_mib"],
-                 run["folder"])
+        log.info("%s: %.0f s, run folder %s", method, run["seconds"], run["folder"])
     results = classification.evaluate_runs([run["folder"] for run in runs.values()], LABELS, seeds=args.seeds)
     classification.write_tables(results, args.output)
     lines = table(results, runs, bicubic_rr)
