@@ -50,7 +50,7 @@ from functools import partial
 import numpy as np
 import scipy.linalg
 
-from baselines.operators import check_inputs, degradation_matrices
+from baselines.operators import check_inputs, check_integer, degradation_matrices
 from baselines.unmixing import vca
 from imagery.errors import DataError
 
@@ -98,13 +98,16 @@ def fuse(Y, Z, r, psf, srf, lam=LAMBDA, atoms_rows=None, atoms_cols=None, atoms_
     h, w, bands = Y.shape
     rows, cols, msi_bands = Z.shape
     lam = _number(lam, "lam")
-    n_w = _integer(min(SPATIAL_ATOMS, rows) if atoms_rows is None else atoms_rows, "atoms_rows", 1, cols * msi_bands)
-    n_h = _integer(min(SPATIAL_ATOMS, cols) if atoms_cols is None else atoms_cols, "atoms_cols", 1, rows * msi_bands)
-    n_s = _integer(min(SPECTRAL_ATOMS, bands, h * w) if atoms_spectral is None else atoms_spectral,
-                   "atoms_spectral", 1, min(bands, h * w))
-    outer_iters = _integer(outer_iters, "outer_iters", 0, None)
-    ksvd_iters = _integer(ksvd_iters, "ksvd_iters", 0, None)
-    solve = _sylvester if cg_iters is None else partial(_sylvester_cg, iters=_integer(cg_iters, "cg_iters", 1, None))
+    n_w = check_integer(min(SPATIAL_ATOMS, rows) if atoms_rows is None else atoms_rows, "atoms_rows", "CSTF", 1,
+                        cols * msi_bands)
+    n_h = check_integer(min(SPATIAL_ATOMS, cols) if atoms_cols is None else atoms_cols, "atoms_cols", "CSTF", 1,
+                        rows * msi_bands)
+    n_s = check_integer(min(SPECTRAL_ATOMS, bands, h * w) if atoms_spectral is None else atoms_spectral,
+                        "atoms_spectral", "CSTF", 1, min(bands, h * w))
+    outer_iters = check_integer(outer_iters, "outer_iters", "CSTF", 0)
+    ksvd_iters = check_integer(ksvd_iters, "ksvd_iters", "CSTF", 0)
+    solve = (_sylvester if cg_iters is None
+             else partial(_sylvester_cg, iters=check_integer(cg_iters, "cg_iters", "CSTF", 1)))
     P1, P2 = degradation_matrices(psf, r, rows, cols)
     R = srf.T
     rng = np.random.default_rng(seed)
@@ -359,12 +362,6 @@ def _padded_gram(gram, chosen, valid):
 
 # ----------------------------------------------------------------------------- checks
 
-def _integer(value, name, low, high):
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
-            or (high is not None and value > high)):
-        bound = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise DataError(f"CSTF: {name} = {value!r} must be an integer {bound}")
-    return int(value)
 
 
 def _number(value, name):

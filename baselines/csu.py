@@ -35,7 +35,7 @@ import numbers
 
 import numpy as np
 
-from baselines.operators import bicubic_upsample, blur_decimate, check_inputs
+from baselines.operators import bicubic_upsample, blur_decimate, check_inputs, check_integer
 from baselines.unmixing import fcls, simplex_projection, vca
 from imagery.errors import DataError
 
@@ -62,8 +62,8 @@ def fuse(Y, Z, r, psf, srf, endmembers=ENDMEMBERS, outer_iters=OUTER_ITERS, tole
     """
     Y, Z, r, psf, srf = check_inputs(Y, Z, r, psf, srf, "CSU")
     h, w, bands = Y.shape
-    endmembers = _integer(endmembers, "endmembers", 1, min(bands, h * w))
-    outer_iters = _integer(outer_iters, "outer_iters", 1, None)
+    endmembers = check_integer(endmembers, "endmembers", "CSU", 1, min(bands, h * w))
+    outer_iters = check_integer(outer_iters, "outer_iters", "CSU", 1)
     if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < np.inf:
         raise DataError(f"CSU: tolerance = {tolerance!r} must be a finite number >= 0")
     H = Y.reshape(-1, bands).T
@@ -137,11 +137,3 @@ def _maps(A, rows, cols):
 
 def _pixels(maps):
     return maps.reshape(-1, maps.shape[2]).T
-
-
-def _integer(value, name, low, high):
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
-            or (high is not None and value > high)):
-        bound = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise DataError(f"CSU: {name} = {value!r} must be an integer {bound}")
-    return int(value)

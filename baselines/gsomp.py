@@ -32,11 +32,13 @@ scikit-learn only has the penalised form of the coding step, min 1/2 ||x - Phi a
 took 310, 190 and 90 s on the Houston 2018 crop at r = 4, 5 and 8 (42.3, 44.4 and 42.7 dB). The learning
 therefore ends at 300 steps or earlier, by scikit-learn's own rule (10 steps without a better smoothed
 cost): 5 to 10 s for the whole method there, at 42.0, 41.7 and 44.9 dB. Atoms left at zero by the learning
-are dropped (their normalised correlation is undefined). Given the same dictionary, the authors' superResolution2.m run under GNU Octave agrees with
-this module patch by patch wherever the non-negative least-squares problems have one solution; where a
-patch's support holds more atoms than the HR-MSI has bands they have many, and Octave's lsqnonneg and
-scipy's nnls (both Lawson-Hanson) stop at different ones, so the comparison
-(tests/baselines/test_octave_reference.py) is on quality. The authors' code leaves out the rows and
+are dropped (their normalised correlation is undefined).
+
+Given the same dictionary, the authors' superResolution2.m run under GNU Octave agrees with this module
+patch by patch wherever the non-negative least-squares problems have one solution; where a patch's support
+holds more atoms than the HR-MSI has bands they have many, and Octave's lsqnonneg and scipy's nnls (both
+Lawson-Hanson) stop at different ones, so the comparison (tests/baselines/test_octave_reference.py) is on
+quality. The authors' code leaves out the rows and
 columns beyond the last whole patch; here they are coded as smaller patches. Each pixel's non-negative
 least squares is scipy's (Lawson-Hanson, as MATLAB's ``lsqnonneg``), one small solve per pixel.
 """
@@ -45,7 +47,7 @@ import numbers
 import numpy as np
 import scipy.optimize
 
-from baselines.operators import check_inputs
+from baselines.operators import check_inputs, check_integer
 from imagery.errors import DataError
 
 ATOMS = 300            # superResolution.m: k
@@ -73,13 +75,14 @@ def fuse(Y, Z, r, psf, srf, atoms=ATOMS, atoms_per_step=ATOMS_PER_STEP, gamma=GA
     of range.
     """
     Y, Z, r, psf, srf = check_inputs(Y, Z, r, psf, srf, "G-SOMP+")
-    atoms_per_step = _integer(atoms_per_step, "atoms_per_step", 1)
-    patch = _integer(patch, "patch", 1)
+    atoms_per_step = check_integer(atoms_per_step, "atoms_per_step", "G-SOMP+", 1)
+    patch = check_integer(patch, "patch", "G-SOMP+", 1)
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0 < gamma <= 1:
         raise DataError(f"G-SOMP+: gamma = {gamma!r} must be a number in (0, 1]")
     bands = Y.shape[2]
     if dictionary is None:
-        dictionary = learn_dictionary(Y.reshape(-1, bands).T, _integer(atoms, "atoms", 1), penalty, seed)
+        atoms = check_integer(atoms, "atoms", "G-SOMP+", 1)
+        dictionary = learn_dictionary(Y.reshape(-1, bands).T, atoms, penalty, seed)
     projected = srf.T @ dictionary
     rows, cols = Z.shape[:2]
     X = np.empty((rows, cols, bands))
@@ -127,9 +130,3 @@ def gsomp_plus(D, Y, atoms_per_step, gamma):
         if np.linalg.norm(residual, 2) > gamma * np.linalg.norm(previous, 2) or len(grown) == len(support):
             return codes
         support = grown
-
-
-def _integer(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise DataError(f"G-SOMP+: {name} = {value!r} must be an integer >= {low}")
-    return int(value)

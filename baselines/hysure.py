@@ -33,7 +33,7 @@ import numpy as np
 from scipy import fft
 
 from baselines.fuse_sylvester import principal_directions
-from baselines.operators import check_inputs, psf_otf
+from baselines.operators import check_inputs, check_integer, psf_otf
 from imagery.errors import DataError
 
 SUBSPACE_DIM = 10      # demo_*.m: p
@@ -63,8 +63,9 @@ def fuse(Y, Z, r, psf, srf, subspace_dim=None, lambda_phi=LAMBDA_PHI, lambda_m=L
     Y, Z, r, psf, srf = check_inputs(Y, Z, r, psf, srf, "HySure")
     bands = Y.shape[2]
     H, W, _ = Z.shape
-    p = _integer(min(SUBSPACE_DIM, bands) if subspace_dim is None else subspace_dim, "subspace_dim", 1, bands)
-    iters = _integer(iters, "iters", 1, None)
+    p = check_integer(min(SUBSPACE_DIM, bands) if subspace_dim is None else subspace_dim, "subspace_dim", "HySure",
+                      1, bands)
+    iters = check_integer(iters, "iters", "HySure", 1)
     lambda_phi = _number(lambda_phi, "lambda_phi", 0.0)
     lambda_m = _number(lambda_m, "lambda_m", 0.0)
     mu = _number(mu, "mu", None)
@@ -123,13 +124,6 @@ def _vector_soft(a, b, threshold):
     shrink = np.maximum(norm - threshold, 0) / np.maximum(norm, np.finfo(float).tiny)
     return a * shrink, b * shrink
 
-
-def _integer(value, name, low, high):
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
-            or (high is not None and value > high)):
-        bound = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise DataError(f"HySure: {name} = {value!r} must be an integer {bound}")
-    return int(value)
 
 
 def _number(value, name, low):

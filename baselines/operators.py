@@ -96,6 +96,16 @@ def check_inputs(Y, Z, r, psf, srf, method="fuse"):
     return Y, Z, r, psf, srf
 
 
+def check_integer(value, name, method, low, high=None, hint=""):
+    """``value`` as an int when it is an integer (not a bool) from ``low`` to ``high`` (None: no upper bound);
+    else DataError naming ``method``, the parameter ``name``, the bounds and ``hint``."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
+            or (high is not None and value > high)):
+        bound = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise DataError(f"{method}: {name} = {value!r} must be an integer {bound}{hint}")
+    return int(value)
+
+
 # ----------------------------------------------------------------------------- block blur + decimation
 
 def blur_decimate(X, psf, r):

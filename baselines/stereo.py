@@ -41,7 +41,7 @@ import numbers
 import numpy as np
 import scipy.linalg
 
-from baselines.operators import check_inputs, degradation_matrices
+from baselines.operators import check_inputs, check_integer, degradation_matrices
 from imagery.errors import DataError
 
 RANK = 400             # demo_for_STEREO.m, Demo_for_Blind_STEREO.m: t_rank
@@ -197,16 +197,8 @@ def _solve_factor(gram, rhs):
 
 def _parameters(Y, rank, lam, iters, cpd_iters, method):
     pixels = Y.shape[0] * Y.shape[1]
-    rank = default_rank(Y) if rank is None else _integer(rank, "rank", 1, pixels, method)
+    rank = default_rank(Y) if rank is None else check_integer(rank, "rank", method, 1, pixels,
+                                                              " (the LR-HSI's pixel count h w)")
     if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not 0 <= lam < np.inf:
         raise DataError(f"{method}: lam = {lam!r} must be a finite number >= 0")
-    return rank, float(lam), _integer(iters, "iters", 0, None, method), _integer(cpd_iters, "cpd_iters", 1, None, method)
-
-
-def _integer(value, name, low, high, method):
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
-            or (high is not None and value > high)):
-        bound = f"from {low} to {high}" if high is not None else f">= {low}"
-        hint = " (the LR-HSI's pixel count h w)" if name == "rank" else ""
-        raise DataError(f"{method}: {name} = {value!r} must be an integer {bound}{hint}")
-    return int(value)
+    return rank, float(lam), check_integer(iters, "iters", method, 0), check_integer(cpd_iters, "cpd_iters", method, 1)
