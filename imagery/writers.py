@@ -292,16 +292,18 @@ def write_mat73(path, name, cube, chunk=GEOTIFF_BLOCK):
 
 
 def envi_map_info(crs, transform):
-    """The ENVI header entries ``map info`` and ``coordinate system string`` of a north-up grid. Raises
-    ValueError for a rotated one (ENVI's rotation is not written here)."""
+    """The ENVI header entries ``map info`` (its units Degrees for a geographic CRS, else Meters) and
+    ``coordinate system string`` of a north-up grid. Raises ValueError for a rotated one (ENVI's rotation is
+    not written here)."""
     from rasterio.crs import CRS
 
     if transform.b != 0 or transform.d != 0:
         raise ValueError(f"a rotated grid (transform {tuple(transform)[:6]}) cannot be written as ENVI map info")
     crs = CRS.from_user_input(crs)
     name = (crs.to_dict().get("proj") or "Arbitrary") if crs.to_epsg() is None else f"EPSG_{crs.to_epsg()}"
+    units = "Degrees" if crs.is_geographic else "Meters"  # an EMIT grid (EPSG:4326) is in degrees
     return {"map info": [name, "1", "1", repr(float(transform.c)), repr(float(transform.f)), repr(float(transform.a)),
-                         repr(float(-transform.e)), "units=Meters"],
+                         repr(float(-transform.e)), f"units={units}"],
             "coordinate system string": "{" + crs.to_wkt() + "}"}  # verbatim: a list would mangle its commas
 
 

@@ -591,6 +591,17 @@ def test_envi_georeferencing_round_trips_and_gdal_reads_it(tmp_path):
     assert image.crs == CRS.from_epsg(32616) and image.transform == transform
 
 
+def test_an_envi_map_info_of_a_geographic_grid_is_in_degrees(tmp_path):
+    """An EMIT-like grid in EPSG:4326: the header says degrees, not metres, and GDAL and our reader agree."""
+    transform = Affine(3e-4, 0, -95.0, 0, -3e-4, 30.0)
+    path = str(tmp_path / "geographic.hdr")
+    writers.write_envi(path, np.ones((4, 5, 3)), crs="EPSG:4326", transform=transform)
+    assert "units=Degrees" in (tmp_path / "geographic.hdr").read_text()
+    with rasterio.open(str(tmp_path / "geographic.img")) as ds:
+        assert ds.crs == CRS.from_epsg(4326) and ds.transform.almost_equals(transform)
+    assert read_image(path).transform.almost_equals(transform)
+
+
 def test_an_envi_utm_map_info_without_wkt_gives_the_utm_crs(tmp_path):
     writers.write_envi(str(tmp_path / "utm.hdr"), np.ones((4, 5, 3)))
     header = tmp_path / "utm.hdr"
