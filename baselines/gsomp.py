@@ -121,8 +121,7 @@ def gsomp_plus(D, Y, atoms_per_step, gamma):
         norms = np.linalg.norm(residual, axis=0)
         directions = np.divide(residual, norms, out=np.zeros_like(residual), where=norms > 0)
         ranked = np.argsort(-(normalised.T @ directions).sum(axis=1), kind="stable")
-        grown = np.union1d(support, ranked[:atoms_per_step])
-        codes = np.zeros_like(codes)
+        grown = np.union1d(support, ranked[:atoms_per_step])  # only grows: rows outside it stay 0
         basis = D[:, grown]
         codes[grown] = np.stack([scipy.optimize.nnls(basis, pixel)[0] for pixel in Y.T], axis=1)
         residual = Y - basis @ codes[grown]

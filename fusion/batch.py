@@ -19,8 +19,8 @@ import sys
 from dataclasses import dataclass
 
 from config import ROOT, OptionError, build_parser, get_args, options_argv
-from fusion.jobs import (TRAIN_SCRIPT, Status, add_runner_options, check_runner_options, read_metrics, run_all,
-                         run_folders_in, run_status, runner_for)
+from fusion.jobs import (TRAIN_SCRIPT, Status, add_runner_options, check_runner_options, exit_status, read_metrics,
+                         run_all, run_folders_in, run_status, runner_for)
 
 REQUIRED = ("name", "lr_hsi", "hr_msi")
 PATH_COLUMNS = ("lr_hsi", "hr_msi", "hsi_wavelengths", "srf", "msi_bands", "reference")
@@ -185,13 +185,7 @@ def main(argv=None):
     rows = summary_rows(jobs, outcome)
     csv_path, md_path = write_summary(rows, out)
     print(f"summary: {csv_path}, {md_path}", flush=True)
-    if interrupted:
-        return 130
-    failed = [row[0] for row in rows if row[1] != "complete"]
-    if failed:
-        print(f"{len(failed)} of {len(jobs)} pairs not complete: {', '.join(failed)}", flush=True)
-        return 1
-    return 0
+    return exit_status(interrupted, [row[0] for row in rows if row[1] != "complete"], len(jobs), "pairs")
 
 
 if __name__ == "__main__":

@@ -237,3 +237,15 @@ def run_all(items, status_of, values_of, summarize, make_runner, logs, poll_seco
         raise
     runner.close(wait=True)
     return outcome
+
+
+def exit_status(interrupted, incomplete, total, what):
+    """A sweep's exit status, as its command line returns it: 130 when it was interrupted, 1 (after a line
+    naming them) when some of the ``total`` runs, the ``incomplete`` labels, are not complete, else 0.
+    ``what`` names the runs ("cells", "pairs")."""
+    if interrupted:
+        return 130
+    if incomplete:
+        print(f"{len(incomplete)} of {total} {what} not complete: {', '.join(incomplete)}", flush=True)
+        return 1
+    return 0

@@ -291,7 +291,7 @@ def write_georeferenced(run, pair, x_out):
     elif fmt == "envi":
         path = run.file("My_Out.hdr")
         write_envi(path, x_out, wavelengths=real.wavelengths, fwhm=real.fwhm, nodata=real.nodata, crs=real.msi.crs,
-                   transform=real.msi.transform if real.msi.crs is not None else None)
+                   transform=real.msi.transform)
     else:
         return None
     return path

@@ -18,6 +18,7 @@ from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
 from imagery.errors import DataError
+from imagery.radiometry import block_all
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def measure_shift(lhsi, hmsi, srf, r, lr_invalid=None, hr_invalid=None):
     if lr_invalid is not None:
         invalid |= lr_invalid
     if hr_invalid is not None:
-        invalid |= hr_invalid.reshape(h, r, w, r).any(axis=(1, 3))
+        invalid |= ~block_all(~hr_invalid, r)
     if invalid.all():
         return None
     for image in (from_hsi, degraded):  # no-data at its band's mean: no edge, and nothing extreme to move

@@ -97,8 +97,8 @@ SENSORS = {
     "rgb_camera": Sensor("a generic RGB camera (nominal)", _RGB, _RGB_SOURCE),
 }
 # The same instruments under their sister satellites' names.
-SENSORS.update({"worldview3_pan": SENSORS["worldview2_pan"], "landsat9_oli": SENSORS["landsat8_oli"], "landsat9_oli_all": SENSORS["landsat8_oli_all"],
-                "landsat9_pan": SENSORS["landsat8_pan"], "zy1_02e": SENSORS["zy1_02d"],
+SENSORS.update({"worldview3_pan": SENSORS["worldview2_pan"], "landsat9_oli": SENSORS["landsat8_oli"],
+                "landsat9_oli_all": SENSORS["landsat8_oli_all"], "landsat9_pan": SENSORS["landsat8_pan"], "zy1_02e": SENSORS["zy1_02d"],
                 "gf1_pms": SENSORS["gf2_pms"], "gf1_pan": SENSORS["gf2_pan"]})
 
 

@@ -38,7 +38,8 @@ import numpy as np
 from baselines import BASELINES
 from config import METHODS as DEEP_METHODS
 from config import ROOT, build_parser, get_args
-from fusion.jobs import TRAIN_SCRIPT, add_runner_options, check_runner_options, read_metrics, run_all, runner_for
+from fusion.jobs import (TRAIN_SCRIPT, add_runner_options, check_runner_options, exit_status, read_metrics, run_all,
+                         runner_for)
 from reproduce.cells import Cell, cell_status
 
 LABELS = {"bicubic": "Bicubic", "gsa": "GSA", "mtf_glp_hs": "MTF-GLP-HS", "cnmf": "CNMF", "hysure": "HySure",
@@ -506,13 +507,7 @@ def main(argv=None):
              "pairs": {str(s): p for s, p in pairs.items()}}
     paths = write_tables(build_tables(layout), out, provenance, extra)
     print(f"tables: {', '.join(paths.values())}", flush=True)
-    if interrupted:
-        return 130
-    missing = [c.label for c in cells if outcome.get(c) != "complete"]
-    if missing:
-        print(f"{len(missing)} of {len(cells)} cells not complete: {', '.join(missing)}", flush=True)
-        return 1
-    return 0
+    return exit_status(interrupted, [c.label for c in cells if outcome.get(c) != "complete"], len(cells), "cells")
 
 
 if __name__ == "__main__":
