@@ -222,8 +222,11 @@ def test_streamed_scene_gives_the_same_file_content_and_scores(tmp_path, uds2c2_
                        rtol=0, atol=1e-6)
 
 
-def test_streamed_geotiff_pair_writes_my_out_tif_by_windows(tmp_path, uds2c2_nets, monkeypatch):
-    source = SimpleNamespace(msi=SimpleNamespace(fmt="geotiff", crs=CRS, transform=TRANSFORM), nodata=-9999.0,
+@pytest.mark.parametrize("fmt", ["geotiff", "sentinel2_safe", "prisma_l2d"])
+def test_streamed_geotiff_pair_writes_my_out_tif_by_windows(tmp_path, uds2c2_nets, monkeypatch, fmt):
+    """A whole scene whose HR image is georeferenced, a GeoTIFF or a product read with its CRS (a Sentinel-2
+    .SAFE folder, a PRISMA panchromatic image), gets My_Out.tif, streamed or not."""
+    source = SimpleNamespace(msi=SimpleNamespace(fmt=fmt, crs=CRS, transform=TRANSFORM), nodata=-9999.0,
                              wavelengths=WAVELENGTHS, fwhm=np.full(C, 10.0), msi_band_names=None)
     pair, nets = make_pair(source), uds2c2_nets
     os.makedirs(tmp_path / "whole")
@@ -254,3 +257,10 @@ def test_streamed_reduced_resolution_output_keeps_the_plain_values(tmp_path, uds
     assert not np.isnan(out).any()
     assert np.allclose(out, x * 2.0, rtol=0, atol=1e-6)
     assert fused.final["PSNR"] == pytest.approx(evaluate(pair.X, x, R, mask=pair.out_valid)["PSNR"], rel=1e-6)
+
+
+def test_an_hr_image_without_a_crs_gets_no_georeferenced_copy():
+    plain = SimpleNamespace(msi=SimpleNamespace(fmt="mat", crs=None, transform=None))
+    envi = SimpleNamespace(msi=SimpleNamespace(fmt="envi", crs=None, transform=None))
+    assert results.georeferenced_format(plain) is None and results.georeferenced_format(None) is None
+    assert results.georeferenced_format(envi) == "envi"
