@@ -1,17 +1,18 @@
-"""Classical HSI-MSI fusion baselines, one module per method, all with the signature
+"""The comparison methods of the papers' tables (classical HSI-MSI fusion, and uSDN, a network trained on
+the pair), one module per method, all with the signature
 
     fuse(Y, Z, r, psf, srf, **params) -> X_hat
 
 Y: LR-HSI h x w x C, Z: HR-MSI H x W x Cm (H = r h), psf: r x r convolution kernel (sum 1), srf: C x Cm
 (columns sum 1), X_hat: H x W x C float64; the degradation model is data_loader's (Wald's protocol).
-They are given the true PSF and SRF, as the papers' comparisons did (Blind-STEREO and G-SOMP+ use only the
-SRF).
+They are given the true PSF and SRF, as the papers' comparisons did (Blind-STEREO, G-SOMP+ and uSDN use only
+the SRF).
 ``BASELINES`` maps each name to its module path (and function, when it is not ``fuse``); ``baseline(name)``
 and ``fuse_with(name, ...)`` import the module only when it is used.
 """
 import importlib
 
-# In the order of the UDALN paper's Tables II-III (HySure, FUSE, G-SOMP+, CSU, CNMF, STEREO, CSTF), after the
+# In the order of the UDALN paper's Tables II-III (HySure, FUSE, G-SOMP+, CSU, CNMF, STEREO, CSTF, uSDN), after the
 # floor and the two pansharpening-style methods it does not list; Blind-STEREO beside STEREO.
 BASELINES = {
     "bicubic": "baselines.bicubic",            # the floor
@@ -25,6 +26,7 @@ BASELINES = {
     "stereo": "baselines.stereo",              # coupled CPD (Kanatsoulis et al. 2018)
     "blind_stereo": "baselines.stereo:fuse_blind",  # the same, blind to the PSF
     "cstf": "baselines.cstf",                  # coupled sparse tensor factorisation (Li et al. 2018)
+    "usdn": "baselines.usdn",                  # unsupervised sparse Dirichlet-net (Qu et al. 2018)
 }
 
 

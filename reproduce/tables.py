@@ -44,7 +44,7 @@ from reproduce.cells import Cell, cell_status
 
 LABELS = {"bicubic": "Bicubic", "gsa": "GSA", "mtf_glp_hs": "MTF-GLP-HS", "cnmf": "CNMF", "hysure": "HySure",
           "fuse": "FUSE", "cstf": "CSTF", "stereo": "STEREO", "blind_stereo": "Blind-STEREO", "csu": "CSU",
-          "gsomp": "G-SOMP+", "udaln": "UDALN", "pfs2c2": "PFS2C2", "uds2c2": "UDS2C2"}
+          "gsomp": "G-SOMP+", "usdn": "uSDN", "udaln": "UDALN", "pfs2c2": "PFS2C2", "uds2c2": "UDS2C2"}
 # Deep methods longest first (PFS2C2 takes about twice UDS2C2's time and three times UDALN's at one thread),
 # after the baselines (seconds each), so that a pool of workers finishes as early as it can.
 DEFAULT_METHODS = tuple(BASELINES) + ("pfs2c2", "uds2c2", "udaln")
