@@ -200,7 +200,8 @@ def test_the_deep_cells_are_the_run_folders_of_the_same_options_by_hand(tmp_path
         assert folder == os.path.join(str(tmp_path), run_folder_name(get_args(by_hand + checkpoints)))
     assert [t.id for t, _ in layout] == ["ablation_r5", "ablation_r8", "comparison_r5", "comparison_r8"]
     assert [label for label, _ in layout[2][1]] == ["Bicubic", "GSA", "MTF-GLP-HS", "HySure", "FUSE", "G-SOMP+", "CSU",
-                                                    "CNMF", "STEREO", "Blind-STEREO", "CSTF", "PFS2C2", "UDS2C2", "UDALN"]
+                                                    "CNMF", "STEREO", "Blind-STEREO", "CSTF", "uSDN", "PFS2C2", "UDS2C2",
+                                                    "UDALN"]
     assert layout[0][1][2][1][0] is layout[2][1][-1][1][0]  # Table I's 1+2+3 row is Table II's UDALN cell, run once
 
 
