@@ -298,10 +298,12 @@ class _Columns:
             mean = flat.mean(dim=0, keepdim=True)
             return flat - mean, mean, flat
 
-        self.y, self.mean_y, self.y_raw = centred(Y)
-        self.z, self.mean_z, self.z_raw = centred(Z)
+        self.y, self.mean_y, y_raw = centred(Y)
+        self.z, self.mean_z, z_raw = centred(Z)
         self.z_lr = centred(scipy.ndimage.zoom(Z, (1 / r, 1 / r, 1), order=0))[0]
         self.srf = torch.from_numpy(srf.astype(np.float32))
+        # What the checks score against, converted once: Y (float32) and Z and the SRF (float64).
+        self.y_target, self.z_target, self.srf_float64 = y_raw.numpy(), z_raw.double().numpy(), self.srf.double()
         self.reference = None if reference is None else np.asarray(reference, np.float64).reshape(-1, Y.shape[2])
 
 
@@ -318,7 +320,7 @@ def _train_lr_hsi(net, columns, tolerance, max_steps, history):
         if step % LR_CHECK_EVERY == 0:
             with torch.no_grad():
                 estimate = net.decoder(net.hsi_encoder(columns.y)) + columns.mean_y
-            rmse, degrees = band_angle_and_rmse(estimate.numpy(), columns.y_raw.numpy())
+            rmse, degrees = band_angle_and_rmse(estimate.numpy(), columns.y_target)
             history.append({"stage": "lr_hsi", "step": step, "degrees": degrees, "rmse": rmse})
             if degrees <= tolerance:
                 return step
@@ -366,8 +368,8 @@ def _check(net, columns, step):
     with torch.no_grad():
         fused = (net.decoder(net.msi_encoder(columns.z)) + columns.mean_y).double()
     check = {"stage": "hr_msi", "step": step}
-    check["msi_rmse"], check["msi_degrees"] = band_angle_and_rmse((fused @ columns.srf.double()).numpy(),
-                                                                  columns.z_raw.double().numpy())
+    check["msi_rmse"], check["msi_degrees"] = band_angle_and_rmse((fused @ columns.srf_float64).numpy(),
+                                                                  columns.z_target)
     if columns.reference is not None:
         check["rmse"], check["degrees"] = band_angle_and_rmse(fused.numpy(), columns.reference)
     return check

@@ -38,8 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.octave_reference import build_case, case_description  # noqa: E402
-from evaluation import evaluate  # noqa: E402
+from benchmarks.octave_reference import build_case, case_description, rounded_metrics  # noqa: E402
 
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "usdn_tensorflow.json")
 DRIVER = os.path.join(ROOT, "benchmarks", "tensorflow", "run_usdn.py")
@@ -48,11 +47,6 @@ SOURCE = {"repository": "https://github.com/aicip/uSDN", "commit": "d5ea85a5c48b
 INIT_STEPS = 2000
 MAX_STEPS = 8000
 PYTHON_PARAMS = {"stop": "reference", "init_steps": INIT_STEPS, "max_steps": MAX_STEPS}
-METRIC_DIGITS = 6
-
-
-def metrics(reference, fused, r):
-    return {k: round(float(v), METRIC_DIGITS) for k, v in evaluate(reference, fused, r).items()}
 
 
 def python_fuse(case, seed):
@@ -90,11 +84,11 @@ def main(argv=None):
     runs = {"authors": [], "python": []}
     for seed in map(int, opts.seeds.split(",")):
         fused, seconds = authors_fuse(case, seed, opts)
-        runs["authors"].append({"seed": seed, "metrics": metrics(case["X"], fused, case["r"]),
+        runs["authors"].append({"seed": seed, "metrics": rounded_metrics(case["X"], fused, case["r"]),
                                 "seconds": round(seconds, 1)})
         start = time.time()
         fused = python_fuse(case, seed)
-        runs["python"].append({"seed": seed, "metrics": metrics(case["X"], fused, case["r"]),
+        runs["python"].append({"seed": seed, "metrics": rounded_metrics(case["X"], fused, case["r"]),
                                "seconds": round(time.time() - start, 1)})
         print(seed, runs["authors"][-1], runs["python"][-1], flush=True)
     version = subprocess.run([opts.tf_python, "-c", "import tensorflow; print(tensorflow.__version__)"], check=True,

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -53,6 +54,16 @@ def short_run_argv(data_root, checkpoints, *extra):
     """Options of a short training run on the crop."""
     return ["--default_datapath", str(data_root), "--sp_root_path", str(data_root), "--data_name", "crop",
             "--checkpoints_dir", str(checkpoints), "--device", "cpu", *SHORT_SCHEDULE, *extra]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for the rest of the test module, restored after: small training steps (uSDN's)
+    lose more to thread synchronisation than they gain, above all on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

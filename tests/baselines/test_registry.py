@@ -3,7 +3,6 @@ import inspect
 
 import numpy as np
 import pytest
-import torch
 
 from baselines import BASELINES, baseline, fuse_with
 from imagery.errors import DataError
@@ -44,15 +43,6 @@ def small_case():
         srf[4 * band:4 * band + 4, band] = 0.25
     psf = gaussian_psf(4, 4 / 2.35482)
     return x, spatial_degrade(x, psf, 4), x @ srf, psf, srf
-
-
-@pytest.fixture
-def one_torch_thread():
-    """uSDN's small steps lose more to thread synchronisation than they gain."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))

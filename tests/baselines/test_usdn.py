@@ -12,16 +12,7 @@ from model.degradation import gaussian_psf, spatial_degrade
 R = 4
 # Few steps, so that each training takes seconds; the defaults are the authors' (module docstring).
 FAST = {"init_steps": 1000, "max_steps": 4000, "patience": 20}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread: uSDN's small steps lose far more to thread synchronisation than they gain, above all on
-    a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +92,7 @@ def test_the_authors_scores_are_band_angles_and_rmse_on_the_0_255_scale():
 
 
 @pytest.fixture(scope="module")
-def plateau_run(mixture_case):
+def plateau_run(mixture_case, one_torch_thread):
     x, y, z, psf, srf = mixture_case
     history = []
     return usdn.fuse(y, z, R, psf, srf, reference=x, history=history, **FAST), history
