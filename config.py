@@ -12,7 +12,7 @@ import torch
 
 from imagery.products import is_sentinel2_safe
 
-METHODS = ("udaln", "pfs2c2", "uds2c2")
+METHODS = ("udaln", "pfs2c2", "uds2c2", "recommended")
 SCF_PLACES = ("inverse", "spatial")  # UDS2C2's SCFConv: in the spectral inverse mapping or in SpaDnet
 ATTENTION_STARTS = ("identity", "sigmoid")  # SCFConv's attentions at the start (model.scfconv)
 REGISTRATION_CHOICES = ("check", "correct", "ignore")  # --registration (imagery.registration)
@@ -35,6 +35,7 @@ SCHEDULES = {
     "udaln": _UDALN_SCHEDULE,
     "pfs2c2": {1: (1e-3, 20000, 10000), 2: (1e-3, 30000, 20000), 3: (1e-3, 30000, 20000)},
     "uds2c2": _UDALN_SCHEDULE,
+    "recommended": {1: _UDALN_SCHEDULE[1]},  # UDALN's stage 1 only (methods.recommended)
 }
 
 # The UDALN paper's default ratio, used for simulated pairs; a real pair's ratio comes from its sizes.
@@ -55,6 +56,7 @@ AUTO_STAGE_THREADS = {
     "udaln": {1: 1, 2: 1, 3: None},
     "pfs2c2": {1: None, 2: 1, 3: None},
     "uds2c2": {1: 1, 2: 1, 3: None},
+    "recommended": {1: 1},
 }
 
 
@@ -123,7 +125,8 @@ def _schedule_default(stage, field):
     """Each method's default of one schedule value, e.g. '6e-5 (udaln, uds2c2), 1e-3 (pfs2c2)'."""
     methods_of = {}
     for method in METHODS:
-        methods_of.setdefault(SCHEDULES[method][stage][field], []).append(method)
+        if stage in SCHEDULES[method]:
+            methods_of.setdefault(SCHEDULES[method][stage][field], []).append(method)
     if len(methods_of) == 1:
         return f"{short_number(next(iter(methods_of)))} (every method)"
     return ", ".join(f"{short_number(value)} ({', '.join(methods)})" for value, methods in methods_of.items())
@@ -302,7 +305,11 @@ def build_parser():
                         "convolution) or sigmoid (near 1/2 each, as first built here)")
 
     g = p.add_argument_group("run")
-    g.add_argument("--method", choices=METHODS, default="udaln", help="fusion method")
+    g.add_argument("--method", choices=("auto",) + METHODS, default="auto",
+                   help="fusion method: a paper's (udaln, pfs2c2, uds2c2) or this project's recommended blind mode "
+                        "(recommended: UDALN's stage 1, then MTF-GLP-HS with the learned PSF; docs/methods.md); "
+                        "auto: recommended for a real pair, udaln (the paper reproduced) for a simulated one. The "
+                        "recommended mode has stage 1 only: schedules given for stages 2 and 3 do not apply to it")
     g.add_argument("--stages", type=_stages, default="123",
                    help="UDALN ablation (paper Table I): 123 (all stages), 12 (stop after stage 2) or 3 (stage 3 only, from untrained networks)")
     g.add_argument("--seed", type=int, default=2, help="random seed (the original uses 2)")
@@ -392,6 +399,8 @@ def _check_real_pair(parser, args, arrays=False):
 def _check_numbers(parser, args):
     """Values that would otherwise reach torch or the data layer as a traceback."""
     for stage in (1, 2, 3):
+        if stage not in SCHEDULES[args.method]:
+            continue
         lr = getattr(args, f"lr_stage{stage}")
         if not (lr > 0 and math.isfinite(lr)):
             parser.error(f"--lr_stage{stage} must be a positive number (got {lr}); the method's default is "
@@ -497,13 +506,18 @@ def get_args(argv=None, arrays=None, raise_errors=False):
     parser = build_parser()
     parser.raise_errors = arrays is not None or raise_errors
     args = parser.parse_args(argv)
-    for stage, values in SCHEDULES[args.method].items():
-        for name, value in zip(("lr_stage", "epoch_stage", "decay_begin_epoch_stage"), values):
-            if getattr(args, f"{name}{stage}") is None:
-                setattr(args, f"{name}{stage}", value)
     given_paths = [name for name in PATH_OPTIONS if getattr(args, name) is not None]
     if arrays is not None:
         args.lr_hsi = args.hr_msi = arrays
+    if args.method == "auto":
+        args.method = default_method(args)
+    schedule = SCHEDULES[args.method]
+    for stage in (1, 2, 3):
+        defaults = schedule.get(stage, (None, None, None))
+        for name, value in zip(("lr_stage", "epoch_stage", "decay_begin_epoch_stage"), defaults):
+            # A stage the method does not have (the recommended mode's 2 and 3) drops a schedule given for all methods.
+            if stage not in schedule or getattr(args, f"{name}{stage}") is None:
+                setattr(args, f"{name}{stage}", value)
     for name, path in DEFAULT_PATHS.items():
         if getattr(args, name) is None:
             setattr(args, name, path)
@@ -521,11 +535,18 @@ def get_args(argv=None, arrays=None, raise_errors=False):
     return args
 
 
+def default_method(args):
+    """--method auto: the recommended blind mode for a real pair (the best result this project gives,
+    docs/results.md), UDALN for a simulated one (the paper reproduced, with its Wald pair)."""
+    return "recommended" if getattr(args, "lr_hsi", None) else "udaln"
+
+
 def default_degradation(args):
     """--degradation auto: the normalised model for a real pair (two sensors), the papers' for a simulated
     one, except for UDS2C2, always normalised: no code of it is public to be faithful to, and its GCE is
-    the radiometric link that a free PSF would share the scale with (docs/methods.md, UDS2C2)."""
-    if getattr(args, "lr_hsi", None) or getattr(args, "method", None) == "uds2c2":
+    the radiometric link that a free PSF would share the scale with (docs/methods.md, UDS2C2); and for the
+    recommended mode, whose PSF is learned under the normalised model."""
+    if getattr(args, "lr_hsi", None) or getattr(args, "method", None) in ("uds2c2", "recommended"):
         return "normalised"
     return "original"
 
@@ -623,7 +644,7 @@ class RunOptions:
     psf_size: int
     """Side K (HR pixels) of the learned PSF, stride r; 0: K = r, the papers' disjoint r x r blocks."""
     method: str
-    """'udaln', 'pfs2c2' or 'uds2c2'."""
+    """'udaln', 'pfs2c2', 'uds2c2' or 'recommended' (never 'auto': resolved by ``get_args``)."""
     stages: str
     """The stages run: '123', '12' or '3' (UDALN's Table I ablation)."""
     pfs_lr_reset: bool

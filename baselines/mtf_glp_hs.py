@@ -36,20 +36,59 @@ INJECTIONS = ("hpm", "regression")
 # HPM models the band as proportional to the pan, which means nothing where the low-pass pan is at or
 # near 0: for non-negative data such values are overshoots of the cubic interpolation at sharp edges
 # (one such pixel turned 0.12 into 54 on the synthetic class-mean cube). Below this fraction of the
-# band's mean |low-pass pan| the detail is injected additively with unit gain, the HPM's own limit where
-# the pan fits the band (up(Y_k) = P_k^L); exact recovery of a cube linear in the MSI is unaffected.
+# band's mean |pan| on the LR grid (``hpm_floors``) the detail is injected additively with unit gain, the
+# HPM's own limit where the pan fits the band (up(Y_k) = P_k^L); exact recovery of a cube linear in the MSI
+# is unaffected.
 HPM_FLOOR = 1e-2
+# Singular values of the regression's design below this fraction of the largest are dropped: directions of
+# the MSI bands resolved only by float32 rounding (the recommended mode degrades Z in float32).
+REGRESSION_RCOND = 1e-6
 
 
 def synthetic_pans(Y, Z_lr):
     """Regression weights of every HSI band on the MSI bands and a constant: (Cm + 1) x C.
 
     Y: LR-HSI h x w x C; Z_lr: h x w x Cm, the MSI on the LR grid (Z degraded by the PSF). Column k
-    holds w_k of the module docstring; the last row is the constant.
+    holds w_k of the module docstring; the last row is the constant. MSI bands that are linear combinations
+    of the others (to REGRESSION_RCOND) get the minimum-norm weights, which float32 rounding cannot blow up.
     """
     design = np.concatenate([Z_lr.reshape(-1, Z_lr.shape[2]), np.ones((Z_lr.shape[0] * Z_lr.shape[1], 1))], axis=1)
-    weights, *_ = np.linalg.lstsq(design, Y.reshape(-1, Y.shape[2]), rcond=None)
+    weights, *_ = np.linalg.lstsq(design, Y.reshape(-1, Y.shape[2]), rcond=REGRESSION_RCOND)
     return weights
+
+
+def hpm_floors(z_lr, weights, fraction=HPM_FLOOR):
+    """``fraction`` (default HPM_FLOOR) times each band's mean |P_k| over the LR grid (z_lr: h x w x Cm, the
+    MSI degraded by the PSF; weights: ``synthetic_pans``): C values, below which the low-pass pan is not
+    divided by. Taken on the LR grid, so that a tile of the image (methods.recommended) gets the whole
+    image's floors."""
+    return fraction * np.abs(z_lr @ weights[:-1] + weights[-1]).mean(axis=(0, 1))
+
+
+def pans(Y, Z, z_lr, r, weights):
+    """up(Y_k), P_k and P_k^L of the module docstring for every band, each (r h) x (r w) x C float64.
+
+    Y: LR-HSI h x w x C; Z: HR-MSI r h x r w x Cm; z_lr: Z degraded by the PSF, h x w x Cm; weights:
+    ``synthetic_pans``. Each output pixel reads the LR pixels within 2 of its own (the bicubic's support),
+    so a tile computed with 2 LR pixels of margin equals the whole image's over its core.
+    """
+    gains, offsets = weights[:-1], weights[-1]
+    # The chain is linear and the bicubic rows sum to 1, so degrading and interpolating the MSI bands
+    # once gives every band's low-pass pan (Cm images instead of C).
+    return bicubic_upsample(Y, r), Z @ gains + offsets, bicubic_upsample(z_lr, r) @ gains + offsets
+
+
+def hpm_sharpen(Y, Z, z_lr, r, weights, floors, nonnegative=False):
+    """The HPM injection of the module docstring, X_k = up(Y_k) P_k / P_k^L (additive where P_k^L is below
+    ``floors``, ``hpm_floors``), arguments as ``pans``: (r h) x (r w) x C float64. ``nonnegative``: the
+    modulation P_k / P_k^L is clipped at 0 (methods.recommended), so that HPM never turns a band's sign: a
+    regression with gains of both signs can make P_k negative where P_k^L is not."""
+    up, pan, pan_low = pans(Y, Z, z_lr, r, weights)
+    valid = pan_low > floors
+    modulation = np.divide(pan, pan_low, out=np.ones_like(pan), where=valid)
+    if nonnegative:
+        modulation = np.maximum(modulation, 0.0)
+    return np.where(valid, up * modulation, up + pan - pan_low)
 
 
 def fuse(Y, Z, r, psf, srf, injection="hpm"):
@@ -66,16 +105,9 @@ def fuse(Y, Z, r, psf, srf, injection="hpm"):
     Y, Z, r, psf, srf = check_inputs(Y, Z, r, psf, srf, "MTF-GLP-HS")
     z_lr = blur_decimate(Z, psf, r)
     weights = synthetic_pans(Y, z_lr)
-    gains, offsets = weights[:-1], weights[-1]
-    pan = Z @ gains + offsets
-    # The chain is linear and the bicubic rows sum to 1, so degrading and interpolating the MSI bands
-    # once gives every band's low-pass pan (Cm images instead of C).
-    pan_low = bicubic_upsample(z_lr, r) @ gains + offsets
-    up = bicubic_upsample(Y, r)
     if injection == "hpm":
-        valid = pan_low > HPM_FLOOR * np.abs(pan_low).mean(axis=(0, 1))
-        modulated = up * np.divide(pan, pan_low, out=np.ones_like(pan), where=valid)
-        return np.where(valid, modulated, up + pan - pan_low)
+        return hpm_sharpen(Y, Z, z_lr, r, weights, hpm_floors(z_lr, weights))
+    up, pan, pan_low = pans(Y, Z, z_lr, r, weights)
     low0 = pan_low - pan_low.mean(axis=(0, 1))
     up0 = up - up.mean(axis=(0, 1))
     variance = np.einsum("pqk,pqk->k", low0, low0)

@@ -2,7 +2,7 @@
 by classification (UDS2C2's real-data evaluation), with each training's no-reference indices,
 reduced-resolution scores, wall time and peak memory. One training process at a time.
 
-    python benchmarks/real_pair_example.py [--methods udaln,pfs2c2,uds2c2] [--threads 1]
+    python benchmarks/real_pair_example.py [--methods udaln,pfs2c2,uds2c2,recommended] [--threads 1]
         [--checkpoints_dir checkpoints/real_pair_example] [--seeds 0,1,2,3,4]
         [--run_folders udaln=FOLDER,...] [--output checkpoints/real_pair_example_results]
         [extra options of train_all_special.py]
@@ -150,7 +150,7 @@ def table(results, runs, bicubic_rr):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="udaln,pfs2c2,uds2c2")
+    parser.add_argument("--methods", default="udaln,pfs2c2,uds2c2,recommended")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoints_dir", default=os.path.join(ROOT, "checkpoints", "real_pair_example"))
     parser.add_argument("--seeds", type=classification.seed_list, default=classification.DEFAULT_SEEDS)

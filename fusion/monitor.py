@@ -80,7 +80,7 @@ class Monitor:
         if "inverse" in watch:
             checks.append(("inverse_lrhsi", "generated lrhsi via SpeUnet and true lrhsi.",
                            mosaic(p.Y), mosaic(nets.up(nets.lr_msi(p.Z))), p.lr_valid))
-        x_hat = nets.fuse(p.Z) if {"spatial_inverse", "fusion"} & set(watch) else None
+        x_hat = nets.fuse(p.Z, p.Y) if {"spatial_inverse", "fusion"} & set(watch) else None
         if "spatial_inverse" in watch:
             x_spa = nets.spa_up(p.Y)
             checks.append(("pretraining_consistency", "generated hrhsi via SpaUp and via SpeUp, train",

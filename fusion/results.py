@@ -2,7 +2,7 @@
 reference when there is one, and without one (consistency with the inputs, QNR).
 
 ``fuse_and_write`` does both for a run folder. A fused cube of up to STREAM_OUTPUT_BYTES (the papers'
-sizes) is computed whole, as X_hat = nets.fuse(Z), scored with ``evaluation.evaluate`` / ``qnr`` and
+sizes) is computed whole, as X_hat = nets.fuse(Z, Y), scored with ``evaluation.evaluate`` / ``qnr`` and
 written as My_Out.mat (MATLAB v5, fusion.run_folder.RunFolder.save_output), plus My_Out.tif or My_Out.hdr for a
 georeferenced pair. A larger one (a whole satellite scene) is never held: it is computed tile by tile
 (``fusion.tiling``), each tile written to My_Out.tif (GeoTIFF pair, by windows) or My_Out.mat (MATLAB
@@ -74,9 +74,9 @@ def in_input_units(pair, x):
 @torch.inference_mode()
 def fuse_and_write(run, pair, nets, factor, fill_nodata=True, no_reference=True, composite=True, side=None,
                    memory=TILE_MEMORY_BYTES):
-    """X_hat = nets.fuse(Z) of ``pair``, written to ``run`` (a fusion.run_folder.RunFolder) in the input's units
-    (multiplied by ``factor``; with ``fill_nodata`` the no-data value where the HR-MSI has none) and
-    scored; returns a ``Fused``.
+    """X_hat = nets.fuse(Z, Y) of ``pair`` (after ``nets.prepare``), written to ``run`` (a
+    fusion.run_folder.RunFolder) in the input's units (multiplied by ``factor``; with ``fill_nodata`` the
+    no-data value where the HR-MSI has none) and scored; returns a ``Fused``.
 
     Up to STREAM_OUTPUT_BYTES (``streams``) the image is computed whole and the files and numbers are
     those of every earlier version: My_Out.mat (MATLAB v5, key Out) plus My_Out.tif / My_Out.hdr for a
@@ -88,8 +88,9 @@ def fuse_and_write(run, pair, nets, factor, fill_nodata=True, no_reference=True,
     per tile (``composite``). ``no_reference``: also the quality without a reference (the
     reduced-resolution protocol's run does without it).
     """
+    nets.prepare(pair)
     if not streams(pair):
-        x_hat = nets.fuse(pair.Z)
+        x_hat = nets.fuse(pair.Z, pair.Y)
         quality = no_reference_quality(pair, nets, x_hat) if no_reference else None
         x = hwc(x_hat)
         final = evaluate(pair.X, x, pair.scale, mask=pair.out_valid) if pair.has_reference else None
@@ -173,7 +174,7 @@ class _StreamedFusion:
         # Exact output around each tile: SSIM's window and GCE's 3 x 3 convolution (in SpeDnet(X_hat)) reach it.
         context = max(SSIM_HALO if pair.has_reference else 0, network_halo(nets.gce) if no_reference else 0)
         self.tiler = TiledForward(nets.inverse_network(), pair.Z, align=align, context=context, side=side,
-                                  memory=memory, group=group)
+                                  memory=memory, group=group, lr_input=pair.Y if nets.reads_lr_hsi else None)
         self.cell = self.tiler.side if group is None else max(self.tiler.side, group)
         self.composite = (CompositeCollector(self.height, self.width, self.bands, pair.wavelengths)
                           if composite else None)

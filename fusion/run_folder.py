@@ -13,7 +13,7 @@ import numpy as np
 import scipy.io
 import torch
 
-from config import build_parser, default_degradation
+from config import SCHEDULES, build_parser, default_degradation
 from imagery.errors import DataError
 from imagery.writers import MAT_V5_MAX_BYTES, UMASK, atomic_write, write_mat73
 
@@ -59,7 +59,8 @@ METHOD_NAME_TOKENS = {
 
 def run_folder_name(options, cube=None):
     """The run folder's name: the original naming <data>_<scale>_S1=<lr>_<epochs>_<decay>_S2=..._S3=...,
-    prefixed with the method for methods other than UDALN, with only the schedules of the stages run
+    prefixed with the method for methods other than UDALN, with only the schedules of the stages run (the
+    recommended mode has stage 1 only)
     and a suffix for the ablations (_stages12: S1 and S2, _stages3: S3), then one token per option that
     changes the result and is not at its default (NAME_TOKENS, METHOD_NAME_TOKENS; e.g. _seed3,
     _knownPSF, _noGCE). A run with the default options keeps the original name.
@@ -71,7 +72,8 @@ def run_folder_name(options, cube=None):
     """
     stages = "_".join(
         f"S{s}={getattr(options, f'lr_stage{s}')}_{getattr(options, f'epoch_stage{s}')}"
-        f"_{getattr(options, f'decay_begin_epoch_stage{s}')}" for s in (1, 2, 3) if str(s) in options.stages)
+        f"_{getattr(options, f'decay_begin_epoch_stage{s}')}"
+        for s in SCHEDULES[options.method] if str(s) in options.stages)
     lr_hsi = options.lr_hsi
     data = os.path.splitext(os.path.basename(lr_hsi))[0] if lr_hsi else options.data_name
     name = f"{data}_{options.scale_factor}_{stages}"
@@ -178,7 +180,10 @@ class RunFolder:
             f.write(f"{message}\n")
 
     def save_module(self, name, module):
-        state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        """<name>.pth: the module's state, in the original's layout where it has one (``original_state_dict``:
+        SpaDnet's kernel as psf.weight, whichever degradation model learned it)."""
+        state = getattr(module, "original_state_dict", module.state_dict)()
+        state = {k: v.detach().cpu() for k, v in state.items()}
         atomic_write(self.file(f"{name}.pth"), lambda f: torch.save(state, f))
 
     def save_output(self, cube):

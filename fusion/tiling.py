@@ -60,10 +60,12 @@ def network_halo(network):
     sum over the network's modules that have a ``kernel_size`` (Conv2d, SCFConv, ...) of their reach
     ceil(dilation (k - 1) / 2), the largest over the two axes; 0 for a network of 1x1 layers or for
     None. Summing over all layers assumes they are applied one after the other (an upper bound
-    otherwise). Raises TilingError for a layer with a stride other than 1, whose output grid is not
-    the input's (tiles could not be put together)."""
+    otherwise); a module's own ``tile_halo`` attribute when it has one. Raises TilingError for a layer with
+    a stride other than 1, whose output grid is not the input's (tiles could not be put together)."""
     if network is None:
         return 0
+    if hasattr(network, "tile_halo"):  # a module that states its own (methods.recommended.HyperSharpening)
+        return network.tile_halo
     halo = 0
     for name, module in network.named_modules():
         size = getattr(module, "kernel_size", None)
@@ -278,7 +280,10 @@ class TiledForward:
     ``context`` pixels around each tile (for a consumer with spatial context of its own: GCE's
     3 x 3 convolution, SSIM's window). side: the tile side in pixels (a multiple of ``align``), else
     chosen by ``choose_tile_side`` from ``memory`` bytes. group: tiles come cell by cell (``tile_grid``)
-    for a consumer that needs cells of ``group`` pixels whole (the QNR's blocks).
+    for a consumer that needs cells of ``group`` pixels whole (the QNR's blocks). lr_input: for a network
+    that also reads the LR-HSI (``network(z, y)``, methods.recommended), Y, 1 x C x h x w, z's LR grid at an
+    integer ratio r = H / h that divides ``align``; each tile's input region is then widened to the LR grid
+    and ``y`` is its LR part.
 
     Iterating yields a ``TileOutput`` per tile; the whole-image means of the global pooling modules
     are computed on first use (``global_means``). Runs under torch.inference_mode. Raises TilingError
@@ -286,12 +291,19 @@ class TiledForward:
     ``align``, or a group that fits neither.
     """
 
-    def __init__(self, network, z, align=1, context=0, side=None, memory=TILE_MEMORY_BYTES, group=None):
+    def __init__(self, network, z, align=1, context=0, side=None, memory=TILE_MEMORY_BYTES, group=None,
+                 lr_input=None):
         if z.dim() != 4 or z.shape[0] != 1:
             raise TilingError(f"z must be one image, 1 x C x H x W; got shape {tuple(z.shape)}")
-        self.network, self.z = network, z
+        self.network, self.z, self.lr_input = network, z, lr_input
         self.height, self.width = z.shape[2:]
         self.halo, self.context = network_halo(network), context
+        self.ratio = 1
+        if lr_input is not None:
+            self.ratio = self.height // lr_input.shape[2]
+            if align % self.ratio or (self.height, self.width) != tuple(s * self.ratio for s in lr_input.shape[2:]):
+                raise TilingError(f"the LR input of {tuple(lr_input.shape[2:])} pixels is not the {tuple(z.shape[2:])}"
+                                  f" image's LR grid at a ratio dividing the alignment {align}")
         self.pooling = global_pooling_modules(network)
         if side is None:
             side = choose_tile_side(network, self.height, self.width, align, self.halo + context, memory, group)
@@ -303,9 +315,15 @@ class TiledForward:
         self._means = None
 
     def _input(self, tile):
-        """The tile grown by the context and the halo: the input region and the region of exact output."""
-        grown = tile.grown(self.context + self.halo, self.height, self.width)
-        return grown, self.z[:, :, grown.rows, grown.cols]
+        """The tile grown by the context and the halo (to the LR grid with an LR input): the input region
+        and the network's input there, (z,) or (z, y)."""
+        margin = -(-(self.context + self.halo) // self.ratio) * self.ratio
+        grown = tile.grown(margin, self.height, self.width)
+        z = self.z[:, :, grown.rows, grown.cols]
+        if self.lr_input is None:
+            return grown, (z,)
+        rows, cols = grown.lr(self.ratio)
+        return grown, (z, self.lr_input[:, :, rows, cols])
 
     @torch.inference_mode()
     def global_means(self):
@@ -317,11 +335,11 @@ class TiledForward:
             for k in range(len(self.pooling)):
                 totals = []
                 for tile in self.tiles:
-                    grown, z = self._input(tile)
+                    grown, inputs = self._input(tile)
                     rows, cols = tile.within(grown)
                     try:
                         with _pooling_hooks(self.pooling, means, (k, rows, cols, totals)) as mode, mode:
-                            self.network(z)
+                            self.network(*inputs)
                     except _Collected:
                         continue
                     break  # the forward ended before pooling call k: no module left to measure
@@ -336,10 +354,11 @@ class TiledForward:
         """The network's output around ``tile`` (a TileOutput, given ``cell``), with the whole-image
         means fixed."""
         means = self.global_means()
-        grown, z = self._input(tile)
+        grown, inputs = self._input(tile)
+        z = inputs[0]
         outer = tile.grown(self.context, self.height, self.width)
         with _pooling_hooks(self.pooling, means) as mode, mode:
-            x = self.network(z)
+            x = self.network(*inputs)
         if x.shape[2:] != z.shape[2:]:
             raise TilingError(f"{type(self.network).__name__} maps {tuple(z.shape[2:])} pixels to "
                               f"{tuple(x.shape[2:])}: tiled inference needs an output on the input's grid")
@@ -356,9 +375,10 @@ class TiledForward:
 
 @torch.inference_mode()
 def forward_tiled(network, z, **options):
-    """network(z) computed tile by tile (``TiledForward``, same options) and put together: a
-    1 x C x H x W tensor equal to ``network(z)`` to float32 rounding. For images whose output fits in
-    memory (tests, checks); whole scenes consume ``TiledForward``'s tiles one by one instead."""
+    """network(z) (or network(z, y) with ``lr_input`` y) computed tile by tile (``TiledForward``, same
+    options) and put together: a 1 x C x H x W tensor equal to the whole image's forward to float32
+    rounding. For images whose output fits in memory (tests, checks); whole scenes consume
+    ``TiledForward``'s tiles one by one instead."""
     out = None
     for part in TiledForward(network, z, **options):
         if out is None:

@@ -19,8 +19,9 @@ class Nets:
     """The networks of one method, saved under the original checkpoint names."""
     spa: nn.Module                      # SpaDnet -> PSF.pth
     spe: nn.Module                      # SpeDnet -> convolution_hr2msi.pth
-    up: nn.Module                       # spectral inverse mapping -> <up_name>.pth
-    up_name: str = "spectral_upsample"  # SpeUnet's file name; PFS2C2 saves SpeUp.pth
+    up: nn.Module                       # inverse mapping -> <up_name>.pth
+    up_name: str = "spectral_upsample"  # SpeUnet's file name; PFS2C2 saves SpeUp.pth, the recommended mode
+    #                                     hypersharpening.pth
     spa_up: nn.Module = None            # PFS2C2's SpaUp -> SpaUp.pth
     gce: nn.Module = None               # UDS2C2's GCE -> GCE.pth
     msi_gain: nn.Module = None          # --degradation normalised without a GCE: MSIGain -> MSI_gain.pth
@@ -53,12 +54,30 @@ class Nets:
         msi = self.predicted_msi(x)
         return msi if self.msi_gain is None else self.msi_gain.to_sensor(msi)
 
-    def inverse_network(self):
-        """The module computing X_hat from Z (for tiled inference): SpeUnet, after MSIGain when there is one."""
-        return self.up if self.msi_gain is None else nn.Sequential(self.msi_gain, self.up)
+    @property
+    def reads_lr_hsi(self):
+        """Whether X_hat is computed from Y as well as Z (the recommended mode), not from Z alone (the papers)."""
+        return getattr(self.up, "reads_lr_hsi", False)
 
-    def fuse(self, Z):
-        """X_hat = SpeUnet(Z) (of the calibrated Z under the normalised degradation model)."""
+    def inverse_network(self):
+        """The module computing X_hat (for tiled inference): SpeUnet, after MSIGain when there is one, from Z;
+        the recommended mode's HyperSharpening from Z and Y (``reads_lr_hsi``)."""
+        if self.reads_lr_hsi or self.msi_gain is None:
+            return self.up
+        return nn.Sequential(self.msi_gain, self.up)
+
+    def prepare(self, pair):
+        """Set what the inverse mapping takes from the whole pair once training is over (the recommended
+        mode's learned PSF and band regression, methods.recommended); nothing for the papers' networks."""
+        if hasattr(self.up, "fit"):
+            self.up.fit(pair, self.spa)
+
+    def fuse(self, Z, Y):
+        """X_hat from the HR-MSI Z and the LR-HSI Y: SpeUnet(Z) (of the calibrated Z under the normalised
+        degradation model; as the papers define it, Y is not used), or the recommended mode's
+        HyperSharpening(Z, Y)."""
+        if self.reads_lr_hsi:
+            return self.up(Z, Y)
         return self.up(self.calibrate(Z))
 
 

@@ -39,7 +39,7 @@ def pfs2c2(args, pair):
 
         def pretraining_loss():
             v = batch()
-            return v.hr_l1(nets.spa_up(v.Y), nets.fuse(v.Z))
+            return v.hr_l1(nets.spa_up(v.Y), nets.fuse(v.Z, v.Y))
         return pretraining_loss
 
     def stage2():

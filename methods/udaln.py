@@ -22,24 +22,33 @@ def udaln(args, pair):
     return nets, udaln_stages(args, pair, nets)
 
 
-def udaln_stages(args, pair, nets):
-    """Algorithm 1's three stages for ``nets`` (UDALN's modules, or UDS2C2's with its GCE): a list of Stage.
-    In patch mode (fusion.patches) every step of every stage trains on a fresh batch of patches."""
-    Y, Z = pair.Y, pair.Z
-    lr_l1 = pair.lr_l1  # mean L1 over the valid pixels of the LR grid
-    opt_degradation = adam([nets.spa, nets.spe, nets.gce, nets.msi_gain], args.lr_stage1)
-    opt_inverse = adam([nets.up], args.lr_stage2)
-    samplers = {n: stage_sampler(args, pair, n) for n in (1, 2, 3)}
+def degradation_stage(args, pair, nets):
+    """Algorithm 1's stage 1 for ``nets``: learn the degradations, Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e.
+    Z_l1 = Z_l2 (UDS2C2: Z_l1 harmonised by GCE; normalised model: Z_l2 calibrated by MSIGain; Nets.harmonise,
+    Nets.calibrate). A Stage; also the recommended mode's only one (methods.recommended)."""
+    sampler = stage_sampler(args, pair, 1)
 
     def stage1():
-        # Learn the degradations: Loss1 = |SpeDnet(Y) - SpaDnet(Z)|, i.e. Z_l1 = Z_l2 (UDS2C2: Z_l1 harmonised by
-        # GCE; normalised model: Z_l2 calibrated by MSIGain; Nets.harmonise, Nets.calibrate).
-        batch = batches(pair, samplers[1])
+        batch = batches(pair, sampler)
 
         def degradation_loss():
             v = batch()
             return v.lr_l1(nets.predicted_msi(v.Y), nets.lr_msi(v.Z))
         return degradation_loss
+
+    return Stage(1, [adam([nets.spa, nets.spe, nets.gce, nets.msi_gain], args.lr_stage1)], stage1, ("degradation",),
+                 sampler=sampler)
+
+
+def udaln_stages(args, pair, nets):
+    """Algorithm 1's three stages for ``nets`` (UDALN's modules, or UDS2C2's with its GCE): a list of Stage.
+    In patch mode (fusion.patches) every step of every stage trains on a fresh batch of patches."""
+    Y, Z = pair.Y, pair.Z
+    lr_l1 = pair.lr_l1  # mean L1 over the valid pixels of the LR grid
+    stage1 = degradation_stage(args, pair, nets)
+    opt_degradation = stage1.optimizers[0] if stage1.optimizers else None
+    opt_inverse = adam([nets.up], args.lr_stage2)
+    samplers = {n: stage_sampler(args, pair, n) for n in (2, 3)}
 
     def stage2():
         # Learn the spectral inverse mapping on the LR-MSI: Loss2 = |SpeUnet(Z_l2) - Y|, Z_l2 detached.
@@ -71,7 +80,7 @@ def udaln_stages(args, pair, nets):
                     + v.hr_l1(nets.predicted_msi(x), z) + v.lr_l1(nets.spa(x), v.Y))
         return joint_loss
 
-    return [Stage(1, [opt_degradation], stage1, ("degradation",), sampler=samplers[1]),
+    return [stage1,
             Stage(2, [opt_inverse], stage2, ("inverse", "fusion"), sampler=samplers[2]),
             Stage(3, [opt_degradation, opt_inverse], stage3, ("degradation", "inverse", "fusion"),
                   sampler=samplers[3])]

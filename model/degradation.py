@@ -101,3 +101,24 @@ def spatial_degrade(cube, psf, r):
 def spectral_degrade(cube, srf):
     """MSI = cube x SRF: each MSI band is a weighted sum of the HSI bands (SRF is C x Cm)."""
     return cube @ srf
+
+
+def lr_consistent(cube, Y, psf, r):
+    """The cube nearest to ``cube`` (least squares) whose spatial degradation is Y: the orthogonal
+    projection onto {X : spatial_degrade(X, psf, r) = Y}, the back-projection of the residual.
+
+    For the papers' PSF (K = r) the LR pixels' windows are disjoint, so the projection is exact and
+    closed-form, block by block: X_b + k (Y_b - <k, X_b>) / |k|^2, with k the PSF in correlation form.
+    cube: H x W x C with H = r h, W = r w; Y: h x w x C; psf: r x r convolution kernel. Returns a new
+    H x W x C float64 array. Raises ValueError for a PSF that is not r x r or shapes that do not match.
+    """
+    psf = np.asarray(psf, dtype=np.float64)
+    if psf.shape != (r, r):
+        raise ValueError(f"the LR-consistency projection needs an r x r PSF (r = {r}); got shape {psf.shape}")
+    h, w = Y.shape[:2]
+    if cube.shape[:2] != (h * r, w * r) or cube.shape[2:] != Y.shape[2:]:
+        raise ValueError(f"a cube of {cube.shape} does not degrade to an LR-HSI of {Y.shape} at r = {r}")
+    correlation = psf[::-1, ::-1]
+    residual = Y - spatial_degrade(cube, psf, r)
+    step = np.einsum("ab...,ij->aibj...", residual / np.sum(correlation ** 2), correlation)
+    return (cube + step.reshape(cube.shape)).astype(np.float64)

@@ -105,6 +105,10 @@ class SCFSpaDnet(SpaDnet):
         self.gain = nn.Linear(hidden, 1)
         self.attention_scale = start_attentions((self.spatial, self.gain), attention_start)
 
+    def original_state_dict(self):
+        """Its whole state (PSF.pth): the original SpaDnet has no per-band PSF to hold it."""
+        return self.state_dict()
+
     def band_kernels(self, band_means):
         """The per-band kernels P_b, N x r x r, for ``band_means`` (N values, one per band and sample)."""
         r = self.scale

@@ -67,6 +67,13 @@ def start_psf(size, r):
     return (1 - WIDE_PSF_START_SPREAD) * box + WIDE_PSF_START_SPREAD / size ** 2
 
 
+def logits_of(kernel):
+    """Logits whose softmax is ``kernel`` (positive, summing to 1), the largest 0; zero taps get a logit
+    far below the others (their weight underflows to 0 in float32)."""
+    logits = torch.log(kernel.clamp_min(torch.finfo(kernel.dtype).tiny))
+    return logits - logits.max()
+
+
 class SpaDnet(nn.Module):
     """SpaDnet (paper eq. 4): every band is blurred by one shared K x K kernel with stride r, Y = X P.
 
@@ -82,8 +89,10 @@ class SpaDnet(nn.Module):
     ``normalised`` (--degradation normalised) learns ``psf_logits`` (K x K) instead and uses their
     softmax: positive and summing to 1, so the PSF moves energy between pixels but cannot scale the
     image (the sensors' gain is left to methods.common's MSI gain); the logits start at log(start_psf),
-    all zero for K = r. With ``known_psf`` (a convolution kernel, see data_loader; its own size) and
-    ``trainable=False`` it is the fixed known PSF of ``--isCal_PSF No``.
+    all zero for K = r. Either way ``original_state_dict`` gives the kernel as ``psf.weight`` (PSF.pth),
+    which a normalised SpaDnet also loads (as logits log(kernel)). With ``known_psf`` (a convolution
+    kernel, see data_loader; its own size) and ``trainable=False`` it is the fixed known PSF of
+    ``--isCal_PSF No``.
     """
 
     def __init__(self, scale, known_psf=None, trainable=True, normalised=False, size=None):
@@ -96,8 +105,8 @@ class SpaDnet(nn.Module):
         self.normalised = normalised and trainable and known_psf is None
         start = torch.as_tensor(start_psf(self.size, scale), dtype=torch.float32)
         if self.normalised:
-            logits = torch.log(start)
-            self.psf_logits = nn.Parameter(logits - logits.max())
+            self.psf_logits = nn.Parameter(logits_of(start))
+            self._register_load_state_dict_pre_hook(self._from_kernel)
             return
         k = self.size
         self.psf = nn.Conv2d(1, 1, k, scale, 0, bias=False)
@@ -115,6 +124,18 @@ class SpaDnet(nn.Module):
         if self.normalised:
             return torch.softmax(self.psf_logits.reshape(-1), dim=0).view(k, k)
         return self.psf.weight.view(k, k)
+
+    def original_state_dict(self):
+        """The state as the original SpaDnet holds it, {'psf.weight': 1 x 1 x K x K correlation kernel}: what
+        PSF.pth stores, for the original code, MATLAB users and ``load_state_dict`` of either model."""
+        return {"psf.weight": self.kernel.view(1, 1, self.size, self.size).clone()}
+
+    def _from_kernel(self, state_dict, prefix, *args):
+        """A normalised SpaDnet loading a kernel (PSF.pth, ``original_state_dict``): logits log(kernel), so a
+        kernel of the papers' model that does not sum to 1 is divided by its sum."""
+        key = prefix + "psf.weight"
+        if key in state_dict and prefix + "psf_logits" not in state_dict:
+            state_dict[prefix + "psf_logits"] = logits_of(state_dict.pop(key).reshape(self.size, self.size))
 
     @property
     def kernel(self):

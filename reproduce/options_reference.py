@@ -135,7 +135,7 @@ def schedules_table():
              "|---|" + "---|" * len(stages)]
     for key, methods in rows.items():
         schedule = dict(key)
-        cells = [", ".join(config.short_number(v) for v in schedule[s]) for s in stages]
+        cells = [", ".join(config.short_number(v) for v in schedule[s]) if s in schedule else "-" for s in stages]
         lines.append("| " + ", ".join(f"`{m}`" for m in methods) + " | " + " | ".join(cells) + " |")
     return lines
 

@@ -44,10 +44,12 @@ from reproduce.cells import Cell, cell_status
 
 LABELS = {"bicubic": "Bicubic", "gsa": "GSA", "mtf_glp_hs": "MTF-GLP-HS", "cnmf": "CNMF", "hysure": "HySure",
           "fuse": "FUSE", "cstf": "CSTF", "stereo": "STEREO", "blind_stereo": "Blind-STEREO", "csu": "CSU",
-          "gsomp": "G-SOMP+", "usdn": "uSDN", "udaln": "UDALN", "pfs2c2": "PFS2C2", "uds2c2": "UDS2C2"}
+          "gsomp": "G-SOMP+", "usdn": "uSDN", "udaln": "UDALN", "pfs2c2": "PFS2C2", "uds2c2": "UDS2C2",
+          "recommended": "Recommended mode (blind)"}
 # Deep methods longest first (PFS2C2 takes about twice UDS2C2's time and three times UDALN's at one thread),
-# after the baselines (seconds each), so that a pool of workers finishes as early as it can.
-DEFAULT_METHODS = tuple(BASELINES) + ("pfs2c2", "uds2c2", "udaln")
+# after the baselines (seconds each), so that a pool of workers finishes as early as it can; the project's
+# recommended mode (under a minute) last.
+DEFAULT_METHODS = tuple(BASELINES) + ("pfs2c2", "uds2c2", "udaln", "recommended")
 # Table I's rows: (stages, label, trained with the true PSF and SRF). The last row is not the paper's: the
 # stages 1+2 of a run given the true operators (--isCal_PSF No --isCal_SRF No) tell how much of the result
 # the blind estimation of the degradations costs.
@@ -270,7 +272,7 @@ def parse(argv):
     parser.add_argument("--scales", default="5,8", help="scale factors, comma-separated (default: 5,8)")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                         help="methods of the comparison tables, in table order (default: every baseline, then "
-                             "pfs2c2, uds2c2, udaln)")
+                             "pfs2c2, uds2c2, udaln, recommended)")
     parser.add_argument("--tables", default=",".join(TABLE_KINDS),
                         help="ablation (Table I: UDALN stages 12 / 3 / 123) and/or comparison (Tables II-III) "
                              "(default: both)")
@@ -359,7 +361,7 @@ def plan(opts, train_argv, train, out):
 
     def variant(seed, degradation, known):
         return " ".join(([f"seed{seed}"] if opts.seeds and len(opts.seeds) > 1 else [])
-                        + ([degradation] if opts.degradations and len(opts.degradations) > 1 else [])
+                        + ([degradation] if degradation and len(opts.degradations or ()) > 1 else [])
                         + (["known"] if known else []))
 
     def deep(method, scale, stages, seed, degradation, known=False):
@@ -414,7 +416,9 @@ def plan(opts, train_argv, train, out):
                           f"Comparison of the methods ({where(scale)})", "Method", scale)
             rows = []
             for m in opts.methods:
-                if m in DEEP_METHODS:
+                if m == "recommended":  # one model only, the normalised one (methods.recommended)
+                    rows.append((LABELS[m], deep_row(m, scale, "123", None)))
+                elif m in DEEP_METHODS:
                     rows += [(_deep_label(m, d), deep_row(m, scale, "123", d)) for d in degradations]
                 else:
                     rows.append((LABELS[m], baseline_row(m, scale)))

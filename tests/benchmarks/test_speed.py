@@ -47,7 +47,7 @@ def trained_output(pair, per_band):
     for stage in stages:
         train_stage(f"Stage {stage.number}", stage.optimizers, stage.make_loss(), lr=1e-3, epochs=30, decay_begin=20)
     with torch.no_grad():
-        return nets.fuse(pair.Z), nets.spa.kernel, nets.spe.srf().detach()
+        return nets.fuse(pair.Z, pair.Y), nets.spa.kernel, nets.spe.srf().detach()
 
 
 def test_vectorised_training_equals_the_per_band_original_structure(tiny_pair):

@@ -225,7 +225,7 @@ def test_the_checks_run_on_a_fixed_validation_subset(crop_data, short_run_args):
     i, j = int(validation.rows[1]), int(validation.cols[1])
     assert np.array_equal(checks["fusion"][0][15:30], pair.X[5 * i:5 * i + 15, 5 * j:5 * j + 15])
     with torch.no_grad():
-        x_hat = nets.fuse(pair.Z[:, :, 5 * i:5 * i + 15, 5 * j:5 * j + 15])[0].permute(1, 2, 0).numpy()
+        x_hat = nets.fuse(pair.Z[:, :, 5 * i:5 * i + 15, 5 * j:5 * j + 15], None)[0].permute(1, 2, 0).numpy()
     assert np.allclose(checks["fusion"][1][15:30], x_hat, atol=1e-6)
 
 

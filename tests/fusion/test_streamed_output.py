@@ -179,7 +179,7 @@ def test_small_scene_writes_v5_and_scores_exactly_as_before(tmp_path, uds2c2_net
     fused = results.fuse_and_write(RunFolder(str(tmp_path)), pair, nets, pair.hsi_factor)
     # The computation of every earlier version, written out independently.
     with torch.inference_mode():
-        x_hat = nets.fuse(pair.Z)
+        x_hat = nets.fuse(pair.Z, pair.Y)
         quality = results.no_reference_quality(pair, nets, x_hat)
     x = hwc(x_hat)
     expected = x.astype(np.float32) * np.float32(pair.hsi_factor)
@@ -194,8 +194,19 @@ def test_small_scene_writes_v5_and_scores_exactly_as_before(tmp_path, uds2c2_net
     assert sorted(os.listdir(tmp_path)) == ["My_Out.mat"]
 
 
-def test_streamed_scene_gives_the_same_file_content_and_scores(tmp_path, uds2c2_nets, monkeypatch):
-    pair, nets = make_pair(), uds2c2_nets
+@pytest.fixture(scope="module")
+def recommended_nets():
+    """The recommended mode's networks with a PSF that is not the box (its HyperSharpening reads Y's tiles)."""
+    torch.manual_seed(0)
+    nets, _ = METHODS["recommended"](get_args(["--method", "recommended", "--device", "cpu"]), make_pair())
+    with torch.no_grad():
+        nets.spa.psf_logits.normal_(0.0, 0.5)
+    return nets
+
+
+@pytest.mark.parametrize("method_nets", ["uds2c2_nets", "recommended_nets"])
+def test_streamed_scene_gives_the_same_file_content_and_scores(tmp_path, method_nets, monkeypatch, request):
+    pair, nets = make_pair(), request.getfixturevalue(method_nets)
     os.makedirs(tmp_path / "whole")
     os.makedirs(tmp_path / "tiled")
     whole = results.fuse_and_write(RunFolder(str(tmp_path / "whole")), pair, nets, pair.hsi_factor)
@@ -252,7 +263,7 @@ def test_streamed_reduced_resolution_output_keeps_the_plain_values(tmp_path, uds
                                    no_reference=False, composite=False, side=48)
     assert fused.quality is None and fused.image is None
     with torch.inference_mode():
-        x = hwc(nets.fuse(pair.Z))
+        x = hwc(nets.fuse(pair.Z, pair.Y))
     out = read_image(str(tmp_path / "My_Out.mat")).data
     assert not np.isnan(out).any()
     assert np.allclose(out, x * 2.0, rtol=0, atol=1e-6)

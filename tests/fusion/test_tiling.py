@@ -49,7 +49,7 @@ def test_tiled_equals_whole_image_for_each_method(method, degradation, odd_pair)
             nets.msi_gain.log_gain.copy_(torch.linspace(-0.3, 0.4, CM))
             nets.msi_gain.offset.copy_(torch.linspace(0.05, -0.02, CM))
     with torch.inference_mode():
-        whole = nets.fuse(odd_pair.Z)
+        whole = nets.fuse(odd_pair.Z, odd_pair.Y)
     network = nets.inverse_network()
     tiler = TiledForward(network, odd_pair.Z, side=8)
     assert len(tiler) == 5 * 4  # 37 x 29 in tiles of 8: smaller tiles at the bottom and right borders
@@ -102,7 +102,7 @@ def test_global_means_are_the_whole_image_means(method, odd_pair):
     seen = []
     handles = [m.register_forward_pre_hook(lambda m, args: seen.append(args[0].mean(dim=(2, 3)))) for m in modules]
     with torch.inference_mode():
-        nets.fuse(odd_pair.Z)
+        nets.fuse(odd_pair.Z, odd_pair.Y)
     for h in handles:
         h.remove()
     means = TiledForward(nets.up, odd_pair.Z, side=8).global_means()
@@ -111,7 +111,7 @@ def test_global_means_are_the_whole_image_means(method, odd_pair):
         assert torch.allclose(mean, expected, rtol=1e-6, atol=1e-7)
     # A tile's own mean is not the image's: tiles computed on their own differ from the whole image.
     with torch.inference_mode():
-        whole = nets.fuse(odd_pair.Z)
+        whole = nets.fuse(odd_pair.Z, odd_pair.Y)
         alone = nets.up(odd_pair.Z[:, :, :8, :8])
     assert (alone - whole[:, :, :8, :8]).abs().max() > 1e-4
 

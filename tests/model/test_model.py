@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from data_loader import srf_from_bands, support_range
 from fusion.patches import by_lr_rows
 from model import GCE, MSIGain, SCFConv, SCFSpaDnet, SpaDnet, SpaUp, SpeDnet, SpeUnet, SpeUp
-from model.degradation import gaussian_psf, simulation_psf, spatial_degrade, spectral_degrade
+from model.degradation import gaussian_psf, lr_consistent, simulation_psf, spatial_degrade, spectral_degrade
 from model.spectral_downsample import gaussian_support_weights
 from model.spectral_upsample import widths
 
@@ -69,6 +69,42 @@ def test_normalised_spadnet_is_a_positive_kernel_summing_to_one():
     logits = net.psf_logits.detach().clone().requires_grad_()  # the same map written with torch's own ops
     per_band_psf(x, torch.softmax(logits.view(-1), 0).view(1, 1, 4, 4), 4).sum().backward()
     torch.testing.assert_close(net.psf_logits.grad, logits.grad)
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_spadnet_saves_its_kernel_in_the_originals_layout_and_loads_it_back_in_either_model(normalised):
+    torch.manual_seed(1)
+    trained = SpaDnet(4, normalised=normalised)
+    with torch.no_grad():
+        next(trained.parameters()).uniform_(0.1, 1.0)
+    state = trained.original_state_dict()
+    assert list(state) == ["psf.weight"] and state["psf.weight"].shape == (1, 1, 4, 4)  # the original's PSF.pth
+    torch.testing.assert_close(state["psf.weight"].view(4, 4), trained.kernel)
+    for model in (False, True):
+        loaded = SpaDnet(4, normalised=model)
+        loaded.load_state_dict(state)
+        # The normalised model holds kernels that sum to 1: the papers' free kernel is divided by its sum.
+        expected = trained.kernel / trained.kernel.sum() if model and not normalised else trained.kernel
+        torch.testing.assert_close(loaded.kernel, expected, rtol=1e-6, atol=1e-8)
+    resumed = SpaDnet(4, normalised=normalised)  # a training checkpoint keeps the parameters as they are
+    resumed.load_state_dict(trained.state_dict())
+    assert torch.equal(resumed.kernel, trained.kernel)
+
+
+def test_lr_consistent_is_the_orthogonal_projection_onto_the_cubes_that_degrade_to_y(rng):
+    r, psf = 3, rng.random((3, 3))
+    psf /= psf.sum()
+    x0, y = rng.random((6, 9, 2)), rng.random((2, 3, 2))
+    x = lr_consistent(x0, y, psf, r)
+    np.testing.assert_allclose(spatial_degrade(x, psf, r), y, atol=1e-12)
+    # Independently: the minimum-norm correction through the dense matrix of the degradation (per band).
+    operator = np.stack([spatial_degrade(e.reshape(6, 9, 1), psf, r).ravel() for e in np.eye(54)], axis=1)
+    for band in range(2):
+        correction = np.linalg.pinv(operator) @ (y[..., band].ravel() - operator @ x0[..., band].ravel())
+        np.testing.assert_allclose(x[..., band].ravel(), x0[..., band].ravel() + correction, atol=1e-12)
+    np.testing.assert_allclose(lr_consistent(x, y, psf, r), x, atol=1e-12)  # a projection: idempotent
+    with pytest.raises(ValueError, match="needs an r x r PSF"):
+        lr_consistent(x0, y, np.full((5, 5), 1 / 25), r)
 
 
 def test_normalised_spadnet_with_a_known_psf_keeps_it_fixed():

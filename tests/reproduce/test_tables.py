@@ -106,11 +106,15 @@ def test_a_row_over_seeds_is_their_mean_with_half_the_range_beside_it(tmp_path):
 def test_seeds_and_degradations_give_a_cell_per_run_named_as_train_all_special_names_it(crop_data, tmp_path):
     argv = ["--default_datapath", str(crop_data), "--sp_root_path", str(crop_data), "--data_name", "crop",
             "--checkpoints_dir", str(tmp_path / "ck"), *TINY_SCHEDULE[:-2]]
-    opts, train_argv, train = tables.parse(["--scales", "4", "--methods", "gsa,udaln", "--seeds", "2,3",
+    opts, train_argv, train = tables.parse(["--scales", "4", "--methods", "gsa,udaln,recommended", "--seeds", "2,3",
                                             "--degradations", "original,normalised", *argv])
     cells, layout, _ = tables.plan(opts, train_argv, train, str(tmp_path / "out"))
     comparison = dict(layout[-1][1])
-    assert list(comparison) == ["GSA", "UDALN (papers' model)", "UDALN (normalised model)"]
+    # The recommended mode has one row: it runs under the normalised model only, its default.
+    assert list(comparison) == ["GSA", "UDALN (papers' model)", "UDALN (normalised model)", "Recommended mode (blind)"]
+    assert [os.path.basename(c.folder) for c in comparison["Recommended mode (blind)"]] == [
+        run_folder_name(get_args(argv + ["--method", "recommended", "--scale_factor", "4", "--seed", s]), "crop")
+        for s in ("2", "3")]
     assert len(comparison["GSA"]) == 1  # the pair does not depend on the seed: one baseline run
     folders = [os.path.basename(c.folder) for c in comparison["UDALN (normalised model)"]]
     expected = [run_folder_name(get_args(argv + ["--scale_factor", "4", "--seed", s, "--degradation", "normalised"]),
@@ -118,7 +122,7 @@ def test_seeds_and_degradations_give_a_cell_per_run_named_as_train_all_special_n
     assert folders == expected and folders[1].endswith("_seed3_normalisedDegradation")
     ablation = dict(layout[0][1])
     assert list(ablation)[3] == "1+2, true PSF and SRF (papers' model)"
-    assert list(ablation)[4] == "1+2 (normalised model)" and len(cells) == 1 + 2 * 2 + 3 * 2 * 2
+    assert list(ablation)[4] == "1+2 (normalised model)" and len(cells) == 1 + 2 * 2 + 3 * 2 * 2 + 2
 
 
 def test_a_seed_given_twice_is_refused(capsys):
@@ -191,7 +195,7 @@ def test_the_deep_cells_are_the_run_folders_of_the_same_options_by_hand(tmp_path
     opts, train_argv, train = tables.parse(checkpoints)
     cells, layout, pairs = tables.plan(opts, train_argv, train, str(tmp_path / "tables"))
     deep = {(c.method, c.scale, c.stages, c.variant): c.folder for c in cells if c.kind == "deep"}
-    assert set(deep) == {(m, s, "123", "") for m in ("udaln", "pfs2c2", "uds2c2") for s in (5, 8)} | {
+    assert set(deep) == {(m, s, "123", "") for m in ("udaln", "pfs2c2", "uds2c2", "recommended") for s in (5, 8)} | {
         ("udaln", s, st, "") for s in (5, 8) for st in ("12", "3")} | {("udaln", s, "12", "known") for s in (5, 8)}
     for (method, scale, stages, variant), folder in deep.items():
         by_hand = ["--threads", "1", "--method", method, "--scale_factor", str(scale)] + (
@@ -201,8 +205,8 @@ def test_the_deep_cells_are_the_run_folders_of_the_same_options_by_hand(tmp_path
     assert [t.id for t, _ in layout] == ["ablation_r5", "ablation_r8", "comparison_r5", "comparison_r8"]
     assert [label for label, _ in layout[2][1]] == ["Bicubic", "GSA", "MTF-GLP-HS", "HySure", "FUSE", "G-SOMP+", "CSU",
                                                     "CNMF", "STEREO", "Blind-STEREO", "CSTF", "uSDN", "PFS2C2", "UDS2C2",
-                                                    "UDALN"]
-    assert layout[0][1][2][1][0] is layout[2][1][-1][1][0]  # Table I's 1+2+3 row is Table II's UDALN cell, run once
+                                                    "UDALN", "Recommended mode (blind)"]
+    assert layout[0][1][2][1][0] is layout[2][1][-2][1][0]  # Table I's 1+2+3 row is Table II's UDALN cell, run once
 
 
 def test_the_saved_pair_is_the_one_the_deep_runs_simulate(crop_data, tmp_path):
