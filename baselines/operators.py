@@ -25,6 +25,7 @@ import numbers
 import numpy as np
 
 from imagery.errors import DataError
+from model.degradation import spatial_degrade_adjoint
 
 # Tolerance on "sums to 1" for the PSF and the SRF columns: the project normalises both in float64,
 # and a float32 round trip (e.g. a table read from a file) stays far below this.
@@ -121,16 +122,8 @@ def blur_decimate(X, psf, r):
     return out.reshape(h, w, *X.shape[2:])
 
 
-def blur_decimate_adjoint(Y, psf, r):
-    """Adjoint of ``blur_decimate``: (h x w [x K]) -> (r h x r w [x K]).
-
-    Pixel (a r + i, b r + j) receives Y[a, b] times the flipped PSF's weight (i, j), so that
-    <blur_decimate(X), Y> = <X, blur_decimate_adjoint(Y)> for all X, Y.
-    """
-    Y = np.asarray(Y)
-    h, w = Y.shape[:2]
-    out = np.einsum("abk,ij->aibjk", Y.reshape(h, w, -1), psf[::-1, ::-1])
-    return out.reshape(h * r, w * r, *Y.shape[2:])
+# Adjoint of ``blur_decimate``: (h x w [x K]) -> (r h x r w [x K]), <blur_decimate(X), Y> = <X, adjoint(Y)>.
+blur_decimate_adjoint = spatial_degrade_adjoint
 
 
 # ----------------------------------------------------------------------------- FFT form

@@ -103,6 +103,16 @@ def spectral_degrade(cube, srf):
     return cube @ srf
 
 
+def spatial_degrade_adjoint(Y, psf, r):
+    """The adjoint of ``spatial_degrade`` for an r x r PSF: (h x w [x K]) -> (r h x r w [x K]). Pixel
+    (a r + i, b r + j) receives Y[a, b] times the PSF's weight (i, j) in correlation form, so that
+    <spatial_degrade(X, psf, r), Y> = <X, spatial_degrade_adjoint(Y, psf, r)> for all X, Y."""
+    Y = np.asarray(Y)
+    h, w = Y.shape[:2]
+    out = np.einsum("abk,ij->aibjk", Y.reshape(h, w, -1), np.asarray(psf)[::-1, ::-1])
+    return out.reshape(h * r, w * r, *Y.shape[2:])
+
+
 def lr_consistent(cube, Y, psf, r):
     """The cube nearest to ``cube`` (least squares) whose spatial degradation is Y: the orthogonal
     projection onto {X : spatial_degrade(X, psf, r) = Y}, the back-projection of the residual.
@@ -118,7 +128,5 @@ def lr_consistent(cube, Y, psf, r):
     h, w = Y.shape[:2]
     if cube.shape[:2] != (h * r, w * r) or cube.shape[2:] != Y.shape[2:]:
         raise ValueError(f"a cube of {cube.shape} does not degrade to an LR-HSI of {Y.shape} at r = {r}")
-    correlation = psf[::-1, ::-1]
     residual = Y - spatial_degrade(cube, psf, r)
-    step = np.einsum("ab...,ij->aibj...", residual / np.sum(correlation ** 2), correlation)
-    return (cube + step.reshape(cube.shape)).astype(np.float64)
+    return cube + spatial_degrade_adjoint(residual / np.sum(psf ** 2), psf, r)
