@@ -264,6 +264,13 @@ def build_parser():
                         "(a misregistration of the two images; default: 0)")
 
     g = p.add_argument_group("training schedule (default: the method's published schedule)")
+    g.add_argument("--schedule", choices=("paper", "auto"), default="paper",
+                   help="paper: each stage's epochs, constant rate, then linear decay to 0 (the papers'); auto: "
+                        "the paper's, cut short where the stage's loss stops falling: at each plateau the best "
+                        "state so far is taken back and the rate divided by 10; a plateau at the third rate, or "
+                        "at a lower rate that found nothing better, ends the stage with its best state "
+                        "(docs/performance.md: on the real scenes it is not yet both as good and faster, so "
+                        "paper is the default for every pair)")
     for stage in (1, 2, 3):
         g.add_argument(f"--lr_stage{stage}", type=float, default=None,
                        help=f"stage {stage} learning rate; default: {_schedule_default(stage, 0)}")
@@ -531,6 +538,9 @@ def get_args(argv=None, arrays=None, raise_errors=False):
     args.sigma = None if args.scale_factor is None else args.scale_factor / FWHM_TO_SIGMA
     if args.degradation == "auto":
         args.degradation = default_degradation(args)
+    if args.schedule == "auto" and args.pfs_lr_reset:
+        parser.error("--pfs_lr_reset reproduces the PFS2C2 authors' learning-rate script, which --schedule auto "
+                     "replaces: drop one of them")
     args.device = resolve_device(args.device, args.gpu_ids)
     return args
 
@@ -661,6 +671,9 @@ class RunOptions:
     """UDS2C2: SCFConv's attentions at the start, 'identity' or 'sigmoid'."""
 
     # --- the schedule of each stage: learning rate, epochs, epoch after which it decays linearly to 0
+    schedule: str
+    """'paper' (each stage's epochs and linear decay) or 'auto' (the paper's, cut short on the plateaus of the
+    stage's loss: func.PlateauSchedule)."""
     lr_stage1: float
     """Stage 1 learning rate."""
     epoch_stage1: int
@@ -724,7 +737,7 @@ class RunOptions:
                                    for stage in AUTO_STAGE_THREADS[values["method"]]}
         return cls(**values)
 
-    def schedule(self, stage):
+    def stage_schedule(self, stage):
         """Stage ``stage``'s schedule as func.train_stage takes it: {"lr", "epochs", "decay_begin"}."""
         return {"lr": getattr(self, f"lr_stage{stage}"), "epochs": getattr(self, f"epoch_stage{stage}"),
                 "decay_begin": getattr(self, f"decay_begin_epoch_stage{stage}")}

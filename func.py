@@ -91,6 +91,112 @@ def stage_lr(epoch, lr, epochs, decay_begin, authors_script=False):
     return lr * (1.0 - steps / (epochs - decay_begin + 1))
 
 
+# --schedule auto (docs/performance.md, "Time to quality"): the criterion is the stage's own loss, averaged
+# over PLATEAU_WINDOW epochs and judged after the stage's first PLATEAU_WARMUP windows; a plateau is
+# PLATEAU_PATIENCE such means without a relative improvement of PLATEAU_TOLERANCE; each plateau makes the
+# paper's rate PLATEAU_FACTOR times smaller, and the plateau at the PLATEAU_RATES-th rate, or at a lowered
+# rate that found no better state, ends the stage. The warm-up: UDALN's stage-3 loss rises for about 1,000
+# epochs before it falls (Houston 2018), and its first window, mostly the state the stage began from, would
+# otherwise stay the best (docs/performance.md).
+PLATEAU_WINDOW = LOSS_CHECK_EVERY
+PLATEAU_PATIENCE = 10
+PLATEAU_WARMUP = PLATEAU_PATIENCE
+PLATEAU_TOLERANCE = 1e-3
+PLATEAU_FACTOR = 0.1
+PLATEAU_RATES = 3
+
+
+class PlateauSchedule:
+    """--schedule auto: the paper's schedule of one stage (``stage_lr`` of ``lr``, ``epochs``,
+    ``decay_begin``) cut short where the stage's loss stops falling: each plateau lowers the rate, the
+    plateau at the lowest rate ends the stage, and the state kept is the best one by that loss. The stage
+    never runs longer than the paper's, and where no plateau comes first it is the paper's.
+
+    The criterion is no-reference: the mean of the stage's loss over each PLATEAU_WINDOW epochs (the loss
+    each epoch's step was taken on), after the stage's first PLATEAU_WARMUP windows. A mean below the best so
+    far makes the networks' and optimisers' state
+    after that window the best (``snapshot()``); a mean that is not PLATEAU_TOLERANCE (relatively) below
+    the best of the current rate counts towards a plateau. After PLATEAU_PATIENCE such means, the best state
+    is restored and the rate multiplied by PLATEAU_FACTOR: a lowered rate counts only the means that improve
+    on the best state. The plateau at the PLATEAU_RATES-th rate ends the stage, as does the plateau of a
+    lowered rate that found no better state (a lower one would not either), and the stage's last epoch.
+    At the end the best state is restored (``restore(state)``). ``state_dict``/``load_state_dict`` carry
+    it across a checkpoint, so a resumed stage takes the same decisions as an uninterrupted one.
+    """
+
+    def __init__(self, lr, epochs, decay_begin, snapshot, restore):
+        self.schedule = {"lr": lr, "epochs": epochs, "decay_begin": decay_begin}
+        self.snapshot, self.restore = snapshot, restore
+        self.level = 0                 # rates lowered so far
+        self.rate_epochs = [0]         # the epoch after which each rate began
+        self.best, self.best_epoch, self.best_state = math.inf, 0, None
+        self.rate_best, self.stale = math.inf, 0   # the best mean at this rate, means since it improved
+        self.window, self.window_epochs = 0.0, 0   # the running sum (a tensor: no device sync each epoch)
+        self.windows = 0                           # the windows complete
+        self.stopped = False
+
+    def rate(self, epoch):
+        """The learning rate of ``epoch``: the paper's, times PLATEAU_FACTOR for each plateau so far."""
+        return stage_lr(epoch, **self.schedule) * PLATEAU_FACTOR ** self.level
+
+    def add(self, loss):
+        """Add the loss of this epoch's step (a 0-d tensor, not read here) to the window."""
+        self.window = self.window + loss.detach()
+        self.window_epochs += 1
+
+    def end_epoch(self, epoch):
+        """The optimisers have stepped for ``epoch``; at a window's end, judge it (and on a plateau that
+        lowers the rate, restore the best state). Returns True when a plateau ends the stage."""
+        if self.window_epochs < PLATEAU_WINDOW:
+            return False
+        mean = float(self.window) / self.window_epochs
+        self.window, self.window_epochs = 0.0, 0
+        self.windows += 1
+        if self.windows <= PLATEAU_WARMUP:
+            return False
+        if mean < self.best:
+            self.best, self.best_epoch, self.best_state = mean, epoch, self.snapshot()
+        if mean < self.rate_best * (1.0 - PLATEAU_TOLERANCE):
+            self.rate_best, self.stale = mean, 0
+            return False
+        self.stale += 1
+        if self.stale < PLATEAU_PATIENCE:
+            return False
+        gained_nothing = self.level > 0 and self.best_epoch <= self.rate_epochs[-1]
+        if self.level + 1 == PLATEAU_RATES or gained_nothing:
+            self.stopped = True
+            return True
+        self.level += 1
+        self.rate_epochs.append(epoch)
+        self.keep_best()  # the lower rate starts from the best state and must improve on it
+        self.rate_best, self.stale = self.best, 0
+        return False
+
+    def keep_best(self):
+        """Restore the best state; nothing when no window was complete."""
+        if self.best_state is not None:
+            self.restore(self.best_state)
+
+    def summary(self, epoch):
+        """What metrics.json keeps of the stage's schedule: the epochs run (``epoch``), the one whose state
+        was kept, the mean loss there, and the epochs after which each rate began."""
+        began = [e for e in self.rate_epochs if e < epoch] or [0]  # not a rate lowered after the last epoch
+        return {"rule": "auto", "epochs_run": int(epoch), "best_epoch": int(self.best_epoch),
+                "best_mean_loss": None if self.best_state is None else self.best,
+                "rate_factors": [PLATEAU_FACTOR ** k for k in range(len(began))],
+                "rate_lowered_after": began[1:], "stopped_on_plateau": self.stopped}
+
+    def state_dict(self):
+        return {"level": self.level, "rate_epochs": list(self.rate_epochs), "best": self.best,
+                "best_epoch": self.best_epoch, "best_state": self.best_state, "rate_best": self.rate_best,
+                "stale": self.stale, "window": self.window, "window_epochs": self.window_epochs,
+                "windows": self.windows, "stopped": self.stopped}
+
+    def load_state_dict(self, state):
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
 def current_rate(optimizers, scheduled):
     """The rate to report for an epoch: the scheduled one, or (None: the optimisers keep theirs) the first
     optimiser's."""
@@ -98,9 +204,11 @@ def current_rate(optimizers, scheduled):
 
 
 def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=None, eval_every=1000,
-                authors_script=False, start_epoch=0, progress=None):
+                authors_script=False, start_epoch=0, progress=None, plateau=None):
     """Minimise ``loss_fn()`` for epochs ``start_epoch + 1`` .. ``epochs`` with ``optimizers`` on the
-    stage's schedule (``start_epoch`` > 0 continues a resumed stage).
+    stage's schedule (``start_epoch`` > 0 continues a resumed stage): the paper's (``stage_lr``), or with
+    ``plateau`` (a PlateauSchedule of the same schedule, --schedule auto) its rates, ending when it says so
+    with its best state restored before the last evaluation.
 
     ``evaluate(epoch, lr, last)`` is called every ``eval_every`` epochs and after the last one.
     ``progress`` (a TrainingSession) is told when the optimisers step (``enter_step``), when an
@@ -118,10 +226,21 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
     logged_at, logged_epoch = time.monotonic(), start_epoch
     value = float("nan")
     record_loss = getattr(progress, "record_loss", None)
-    if start_epoch >= epochs and evaluate is not None:  # resumed after the last step, before its evaluation
-        evaluate(epochs, current_rate(optimizers, stage_lr(epochs, lr, epochs, decay_begin, authors_script)), True)
+
+    def rate(epoch):
+        if plateau is not None:
+            return plateau.rate(epoch)
+        return stage_lr(epoch, lr, epochs, decay_begin, authors_script)
+
+    if start_epoch >= epochs or (plateau is not None and plateau.stopped):  # resumed after the last step
+        bar.close()
+        if plateau is not None:
+            plateau.keep_best()
+        if evaluate is not None:
+            evaluate(start_epoch, current_rate(optimizers, rate(start_epoch)), True)
+        return value
     for epoch in bar:
-        current_lr = stage_lr(epoch, lr, epochs, decay_begin, authors_script)
+        current_lr = rate(epoch)
         for optimizer in optimizers:
             for group in optimizer.param_groups:
                 if current_lr is not None:
@@ -130,6 +249,8 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
         current_lr = current_rate(optimizers, current_lr)
         loss = loss_fn()
         loss.backward()
+        if plateau is not None:
+            plateau.add(loss)
         last = epoch == epochs
         # Read before leave_step, which may save a checkpoint: the history it saves then ends at this epoch.
         if epoch % LOSS_CHECK_EVERY == 0 or last:
@@ -145,6 +266,8 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
             progress.enter_step()
         for optimizer in optimizers:
             optimizer.step()
+        if plateau is not None and plateau.end_epoch(epoch):
+            last = True
         if progress is not None:
             progress.leave_step(epoch)
         if log_lines:
@@ -153,8 +276,12 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
                 log.info("%s: epoch %d/%d, loss %.3e, lr %.2e, %.1f epochs/s", title, epoch, epochs, loss.item(),
                          current_lr, (epoch - logged_epoch) / max(now - logged_at, 1e-9))
                 logged_at, logged_epoch = now, epoch
+        if last and plateau is not None:
+            plateau.keep_best()
         if evaluate is not None and (epoch % eval_every == 0 or last):
             evaluate(epoch, current_lr, last)
+        if last:
+            break
     bar.close()
     return value
 
@@ -241,6 +368,8 @@ class TrainingSession:
         self.modules, self.optimizers, self.monitor = {}, [], None
         self.stage_start = None
         self.samplers, self.sampler = {}, None  # each stage's fusion.patches.PatchSampler, the current one
+        self.plateau = None  # the current stage's PlateauSchedule (--schedule auto)
+        self.resumed_stage = False  # whether the current stage continues the checkpoint's
         before = state["seconds"] if state else 0.0
         self.started = time.perf_counter() - before
         self.stage_started = self.started
@@ -266,6 +395,7 @@ class TrainingSession:
             optimizer.load_state_dict(saved)
         monitor.stage_results = state["stage_results"]
         monitor.loss_history = state.get("loss_history", {})  # absent from checkpoints that predate it
+        monitor.check_history = state.get("check_history", {})
         monitor.seconds = state["evaluation_seconds"]
         _restore_rng(state["rng"], self.cuda)
         self.stage, self.epoch, self.stage_start = state["stage"], state["epoch"], state["stage_start"]
@@ -318,6 +448,7 @@ class TrainingSession:
         for ``make_loss``, then the checkpoint's current ones. In patch mode the stage's sampler
         continues from the checkpoint's state, so it draws the same patches as an uninterrupted run."""
         resumed = self.reenter == number
+        self.resumed_stage = resumed
         self.stage, self.epoch, self.reenter, self.closed = number, 0, None, None
         self.sampler = sampler = self.samplers.get(number)
         if resumed:
@@ -341,6 +472,24 @@ class TrainingSession:
             loss_fn = make_loss()
         self._stop_if_asked()
         return loss_fn, self.epoch
+
+    def plateau_schedule(self, schedule):
+        """The current stage's --schedule auto rule (PlateauSchedule of the paper's ``schedule``, {"lr",
+        "epochs", "decay_begin"}) over the run's modules and optimisers, continuing the checkpoint's when the
+        stage resumes; saved with every checkpoint."""
+        self.plateau = PlateauSchedule(**schedule, snapshot=self._snapshot, restore=self._restore)
+        if self.resumed_stage and self.state.get("plateau") is not None:
+            self.plateau.load_state_dict(self.state["plateau"])
+        return self.plateau
+
+    def _snapshot(self):
+        return {"modules": _module_states(self.modules),
+                "optimizers": [copy.deepcopy(o.state_dict()) for o in self.optimizers]}
+
+    def _restore(self, state):
+        _load_module_states(self.modules, state["modules"])
+        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
 
     def enter_step(self):
         self.in_step = True
@@ -366,7 +515,7 @@ class TrainingSession:
         continues with the next stage."""
         self.stage, self.epoch, self.closed = number + 1, 0, number
         self.stage_start = None
-        self.sampler = None
+        self.sampler = self.plateau = None
         self._stop_if_asked()
 
     def finish(self):
@@ -406,8 +555,10 @@ class TrainingSession:
             "optimizers": [o.state_dict() for o in self.optimizers],
             "rng": _rng_states(self.cuda),
             "sampler": self.sampler.state_dict(self.epoch) if self.sampler is not None else None,
+            "plateau": self.plateau.state_dict() if self.plateau is not None else None,
             "stage_results": _plain(self.monitor.stage_results) if self.monitor else {},
             "loss_history": _plain(self.monitor.loss_history) if self.monitor else {},
+            "check_history": _plain(self.monitor.check_history) if self.monitor else {},
             "evaluation_seconds": self.monitor.seconds if self.monitor else 0.0,
             "seconds": self.elapsed(), "stage_seconds": self.stage_seconds(),
             "options": _plain_options(self.options),
@@ -503,7 +654,8 @@ def load_training_state(folder):
 
 
 # What a run did before an option existed: a checkpoint that predates the option resumes with this value.
-OPTIONS_BEFORE_THEY_EXISTED = {"degradation": "original", "scf_place": "inverse", "scf_attention": "sigmoid"}
+OPTIONS_BEFORE_THEY_EXISTED = {"degradation": "original", "scf_place": "inverse", "scf_attention": "sigmoid",
+                               "schedule": "paper"}
 
 
 def resumed_options(args, state, anew=RESUMABLE_OPTIONS):

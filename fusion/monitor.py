@@ -31,6 +31,7 @@ class Monitor:
         self.labels = {}
         self.stage_results = {}
         self.loss_history = {}  # {"<stage>": {"epoch": [...], "loss": [...]}}, see record_loss
+        self.check_history = {}  # {"<stage>": [{"epoch", "seconds", "lr", "checks"}, ...]}, see __call__
         self.seconds = 0.0  # time spent evaluating, reported in metrics.json
 
     def estimated_psf(self):
@@ -99,8 +100,10 @@ class Monitor:
         return checks
 
     @torch.inference_mode()
-    def __call__(self, watch, epoch, lr, final=False):
-        """Evaluate the check groups in ``watch`` (see ``checks``); returns and keeps the latest results."""
+    def __call__(self, watch, epoch, lr, final=False, stage=None, seconds=None):
+        """Evaluate the check groups in ``watch`` (see ``checks``); returns and keeps the latest results.
+        With ``stage`` they are also kept in ``check_history`` (metrics.json's "check_history", the curves
+        of benchmarks/convergence.py), with ``seconds``, the run's training time so far."""
         start = time.perf_counter()
         self.latest = {"epoch": epoch, "lr": lr, "checks": {}}
         self.labels = {}
@@ -112,8 +115,20 @@ class Monitor:
             self.labels[key] = label
         if "degradation" in watch:
             self.latest.update(self.degradation_errors())
+        if stage is not None:
+            self._record_checks(stage, seconds)
         self.seconds += time.perf_counter() - start
         return self.latest
+
+    def _record_checks(self, stage, seconds):
+        """Append the latest checks' L1, PSNR and SAM to ``check_history[str(stage)]``; a resumed stage runs
+        again the epochs after its checkpoint, so entries at or after this epoch are replaced."""
+        history = self.check_history.setdefault(str(stage), [])
+        epoch = self.latest["epoch"]
+        history[:] = [entry for entry in history if entry["epoch"] < epoch]
+        checks = {key: {name: m[name] for name in ("L1", "PSNR", "SAM") if name in m}
+                  for key, m in self.latest["checks"].items()}
+        history.append({"epoch": int(epoch), "seconds": seconds, "lr": self.latest["lr"], "checks": checks})
 
     def record_loss(self, stage, epoch, loss):
         """Keep the training loss (float) of ``stage`` at ``epoch`` in ``loss_history`` (metrics.json's

@@ -126,8 +126,9 @@ def train(options, pair, run, session=None):
 
 
 def run_stage(options, stage, monitor, session):
-    """Train one stage on its schedule (--lr_stageN, --epoch_stageN, --decay_begin_epoch_stageN); a
-    stage completed before a resume is skipped, the one interrupted continues after its last epoch."""
+    """Train one stage on its schedule (--lr_stageN, --epoch_stageN, --decay_begin_epoch_stageN; with
+    --schedule auto, from --lr_stageN until the loss stops falling, func.PlateauSchedule); a stage completed
+    before a resume is skipped, the one interrupted continues after its last epoch."""
     title = f"Stage {stage.number}"
     if not stage.optimizers:
         log.info("%s skipped: nothing to learn (every module in it is fixed)", title)
@@ -138,10 +139,15 @@ def run_stage(options, stage, monitor, session):
     if options.device.type == "cpu":
         torch.set_num_threads(options.stage_threads[n])
     loss_fn, done = session.begin_stage(n, stage.make_loss)
-    train_stage(title, stage.optimizers, loss_fn, **options.schedule(n),
-                evaluate=lambda epoch, lr, last: monitor(stage.watch, epoch, lr, final=last),
+    schedule = options.stage_schedule(n)
+    plateau = session.plateau_schedule(schedule) if options.schedule == "auto" else None
+    train_stage(title, stage.optimizers, loss_fn, **schedule,
+                evaluate=lambda epoch, lr, last: monitor(stage.watch, epoch, lr, final=last, stage=n,
+                                                         seconds=session.elapsed() - monitor.seconds),
                 eval_every=options.eval_every, authors_script=stage.authors_lr_script,
-                start_epoch=done, progress=session)
+                start_epoch=done, progress=session, plateau=plateau)
+    if plateau is not None:
+        monitor.latest["schedule"] = plateau.summary(session.epoch)
     monitor.close_stage(n, title, stage.watch, session.stage_seconds())
     session.end_stage(n)
 
@@ -184,7 +190,8 @@ def write_results(options, pair, nets, monitor, run, seconds, warnings=()):
         "evaluation_seconds": monitor.seconds, "stage_results": monitor.stage_results,
         "estimated_psf": monitor.estimated_psf(), "true_psf" if pair.known_degradations else "nominal_psf": pair.psf,
         "estimated_srf": monitor.estimated_srf(), "true_srf" if pair.known_degradations else "nominal_srf": pair.srf,
-        **monitor.degradation_errors(), "loss_history": monitor.loss_history, "data": data_facts(pair),
+        **monitor.degradation_errors(), "loss_history": monitor.loss_history,
+        "check_history": monitor.check_history, "data": data_facts(pair),
     })
     run.save_metrics(results)
     return results

@@ -41,6 +41,7 @@ NAME_TOKENS = (
     ("sim_psf_size", lambda v: f"simPSF{v}"),
     ("sim_psf_shift", lambda v: f"simShift{v}"),
     ("psf_size", lambda v: f"psf{v}"),
+    ("schedule", lambda v: f"{v}Schedule"),
     ("cube_key", lambda v: f"key{v}"),
     ("nodata", lambda v: f"nodata{_number(v)}"),
     ("mask_invalid", lambda v: "maskInvalid"),

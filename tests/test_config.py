@@ -22,6 +22,7 @@ def test_defaults_are_the_original_udaln_options():
     assert args.sigma == pytest.approx(5 / 2.35482)
     assert args.data_name == "houston18"
     assert (args.threads, args.checkpoint_every, args.resume, args.lr_hsi, args.nodata) == (None, 5.0, None, None, None)
+    assert args.schedule == "paper"
 
 
 def test_pfs2c2_schedule_and_explicit_options_win():
@@ -60,6 +61,11 @@ def test_real_pair_keeps_scale_factor_none_until_resolved(files):
     assert (options.scale_factor, options.sigma) == (8, pytest.approx(8 / 2.35482))
     assert (args.scale_factor, args.sigma) == (None, None)  # the parsed options are left as they were
     assert get_args(["--lr_hsi", files("y.npy"), "--hr_msi", files("z.npy"), "--scale_factor", "4"]).scale_factor == 4
+
+
+def test_every_pair_gets_the_papers_schedule_unless_auto_is_asked_for(files):
+    pair = ["--lr_hsi", files("y.npy"), "--hr_msi", files("z.npy")]
+    assert get_args(pair).schedule == "paper" and get_args(pair + ["--schedule", "auto"]).schedule == "auto"
 
 
 def test_real_pair_files_are_taken_from_the_current_folder(files, tmp_path, monkeypatch):
@@ -135,6 +141,8 @@ def test_real_pair_options_are_checked(argv, message, files, tmp_path, monkeypat
     (["--psf_size", "7", "--isCal_PSF", "No"], "the known PSF, which has its own size: drop --psf_size"),
     (["--method", "uds2c2", "--scfconv", "yes", "--scf_place", "spatial", "--psf_size", "7"],
      "--scf_place spatial learns a per-band r x r PSF"),
+    (["--method", "pfs2c2", "--pfs_lr_reset", "--schedule", "auto"],
+     "--pfs_lr_reset reproduces the PFS2C2 authors' learning-rate script, which --schedule auto replaces"),
 ])
 def test_bad_options_are_refused_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -240,7 +248,7 @@ def test_run_options_are_frozen_and_record_every_parsed_option(monkeypatch):
     assert {k: v for k, v in record.items() if k not in ("training_mode", "patch_size")} == \
         {k: v for k, v in vars(args).items() if k not in ("training_mode", "patch_size")}
     assert (options.training_mode, options.patch_size, options.stage_threads) == ("patches", 12, {1: 4, 2: 1, 3: 4})
-    assert options.schedule(3) == {"lr": 1e-3, "epochs": 7, "decay_begin": 20000}
+    assert options.stage_schedule(3) == {"lr": 1e-3, "epochs": 7, "decay_begin": 20000}
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.seed = 3
 

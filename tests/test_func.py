@@ -1,4 +1,5 @@
 """Training mechanics: the learning-rate schedule, the stage loop and the run folder."""
+import copy
 import logging
 import os
 import random
@@ -92,6 +93,146 @@ def test_train_stage_stops_on_nan():
         train_stage("stage x", [opt], lambda: (w * float("nan")).sum(), lr=0.1, epochs=500, decay_begin=400)
 
 
+def warm_up():
+    """The epochs of a stage's warm-up (func.PLATEAU_WARMUP windows, not judged)."""
+    return func.PLATEAU_WARMUP * func.PLATEAU_WINDOW
+
+
+def scripted_stage(means, lr=0.01, epochs=10_000, start=None, decay_begin=None):
+    """A stage whose loss, window by window (func.PLATEAU_WINDOW epochs) after the warm-up (a mean of 100, not
+    judged), has the mean ``means[k]`` (the last repeated), while SGD moves w by -rate each step (its gradient
+    is 1): w tells which epoch's state is kept. Returns (w, the rates seen, the evaluations, the
+    PlateauSchedule); ``start``: (w, epoch, a PlateauSchedule's state) to continue from. w moves by float32
+    steps over thousands of epochs: the tests compare it to 1e-3."""
+    means = [100.0] * func.PLATEAU_WARMUP + list(means)
+    w = torch.nn.Parameter(torch.tensor([0.0 if start is None else start[0]]))
+    opt = torch.optim.SGD([w], lr=lr)
+    rates, evaluated, epoch = [], [], [0 if start is None else start[1]]
+
+    def loss():
+        epoch[0] += 1
+        rates.append(opt.param_groups[0]["lr"])
+        k = min((epoch[0] - 1) // func.PLATEAU_WINDOW, len(means) - 1)
+        return w.sum() - w.detach().sum() + means[k]
+
+    def restore(state):
+        with torch.no_grad():
+            w.copy_(state["w"])
+
+    decay_begin = epochs if decay_begin is None else decay_begin
+    plateau = func.PlateauSchedule(lr, epochs, decay_begin, lambda: {"w": w.detach().clone()}, restore)
+    if start is not None:
+        plateau.load_state_dict(start[2])
+    train_stage("t", [opt], loss, lr=lr, epochs=epochs, decay_begin=decay_begin, plateau=plateau,
+                start_epoch=epoch[0], evaluate=lambda e, rate, last: evaluated.append((e, last, w.item())),
+                eval_every=500)
+    return w, rates, evaluated, plateau
+
+
+
+
+def test_plateau_schedule_lowers_the_rate_on_each_plateau_and_stops_at_the_last():
+    window, patience, warm = func.PLATEAU_WINDOW, func.PLATEAU_PATIENCE, warm_up()
+    # After the warm-up, each rate: one window sets its best, PATIENCE windows without improvement end it.
+    # The loss falls once at the start of each lowered rate, so each finds a better state.
+    per_rate = window * (1 + patience)
+    w, rates, evaluated, plateau = scripted_stage([3.0] * (1 + patience) + [2.0] * (1 + patience) + [1.0])
+    assert len(rates) == warm + func.PLATEAU_RATES * per_rate
+    assert rates == pytest.approx([0.01 * func.PLATEAU_FACTOR ** (max(0, e - warm) // per_rate)
+                                   for e in range(len(rates))])
+    summary = plateau.summary(len(rates))
+    assert summary["rate_lowered_after"] == [warm + per_rate, warm + 2 * per_rate] and summary["stopped_on_plateau"]
+    assert summary["rate_factors"] == pytest.approx([1, func.PLATEAU_FACTOR, func.PLATEAU_FACTOR ** 2])
+    # Each lowered rate restarts from the best state, the first window of the rate before: the state kept
+    # is after one window at each rate, and it is the one evaluated last.
+    assert summary["best_epoch"] == warm + 2 * per_rate + window
+    kept = -0.01 * warm - (0.01 + 0.001 + 0.0001) * window
+    assert evaluated[-1][:2] == (warm + 3 * per_rate, True) and evaluated[-1][2] == pytest.approx(kept, abs=1e-3)
+    assert w.item() == pytest.approx(kept, abs=1e-3)
+
+
+def test_plateau_schedule_judges_nothing_in_the_warm_up():
+    # Falling then rising in the warm-up: no window of it is kept, none counts towards a plateau.
+    window, warm = func.PLATEAU_WINDOW, warm_up()
+    _, rates, _, plateau = scripted_stage([50.0], epochs=warm + window)
+    assert plateau.best_epoch == warm + window and len(rates) == warm + window
+    _, _, _, plateau = scripted_stage([50.0], epochs=warm)
+    assert plateau.best_state is None and plateau.summary(warm)["best_mean_loss"] is None
+
+
+def test_plateau_schedule_stops_when_a_lowered_rate_finds_nothing_better():
+    window, patience, warm = func.PLATEAU_WINDOW, func.PLATEAU_PATIENCE, warm_up()
+    w, rates, _, plateau = scripted_stage([1.0])  # a loss that never falls
+    assert len(rates) == warm + (1 + 2 * patience) * window and plateau.stopped
+    assert plateau.best_epoch == warm + window and w.item() == pytest.approx(-0.01 * (warm + window), abs=1e-3)
+
+
+def test_plateau_schedule_keeps_the_best_state_not_the_last():
+    # Means 10, 9, 8, 7, then 20 for ever: the state after the fourth window (w = -0.01 x its epoch) is kept.
+    warm = warm_up()
+    w, rates, evaluated, plateau = scripted_stage([10.0, 9.0, 8.0, 7.0, 20.0])
+    assert plateau.best_epoch == warm + 400 and plateau.best == pytest.approx(7.0)
+    assert w.item() == pytest.approx(-0.01 * (warm + 400), abs=1e-3) and evaluated[-1][2] == pytest.approx(w.item())
+    # Improvements under PLATEAU_TOLERANCE (relative) do not reset the patience, but do move the best state.
+    windows = 1 + 3 * func.PLATEAU_PATIENCE  # one to set the best, then a plateau at each of the three rates
+    slow = [1.0 - 1e-5 * k for k in range(windows + 1)]
+    _, rates, _, plateau = scripted_stage(slow)
+    assert len(rates) == warm + windows * func.PLATEAU_WINDOW == plateau.best_epoch
+
+
+def test_plateau_schedule_is_the_paper_schedule_until_a_plateau():
+    # A loss falling 1 % a window never plateaus: the rates are the paper's, decay included, to its last epoch.
+    _, rates, evaluated, plateau = scripted_stage([0.99 ** k for k in range(60)], epochs=4000, decay_begin=1000)
+    assert rates == pytest.approx([stage_lr(e, 0.01, 4000, 1000) for e in range(1, 4001)])
+    assert evaluated[-1][:2] == (4000, True) and plateau.summary(4000)["rate_lowered_after"] == []
+    # With a plateau in the decay, the paper's decaying rate is lowered from there on.
+    _, rates, _, plateau = scripted_stage([3.0, 2.0, 1.0], epochs=4000, decay_begin=300)
+    lowered = plateau.summary(len(rates))["rate_lowered_after"][0]
+    assert lowered == warm_up() + 300 + func.PLATEAU_WINDOW * func.PLATEAU_PATIENCE
+    assert rates[lowered] == pytest.approx(0.1 * stage_lr(lowered + 1, 0.01, 4000, 300))
+
+
+def test_plateau_schedule_stops_at_the_cap_with_its_best_state():
+    warm = warm_up()
+    w, rates, evaluated, plateau = scripted_stage([5.0, 4.0, 3.0, 2.0, 6.0], epochs=warm + 750)
+    assert len(rates) == warm + 750 and not plateau.stopped and plateau.best_epoch == warm + 400
+    assert evaluated[-1][:2] == (warm + 750, True) and w.item() == pytest.approx(-0.01 * (warm + 400), abs=1e-3)
+
+
+def test_plateau_schedule_resumed_mid_window_takes_the_same_decisions():
+    window, patience, warm = func.PLATEAU_WINDOW, func.PLATEAU_PATIENCE, warm_up()
+    means = [10.0, 9.0, 8.0, 8.0, 7.0, 9.0, 9.0] + [8.0] * patience + [6.0]
+    w, rates, evaluated, plateau = scripted_stage(means)
+    # After the warm-up, window means 10, 9, 8, 8, 7 (the best, five windows in), then 9: the second rate
+    # begins PATIENCE windows later, from the best state, and finds a better one. The same stage interrupted
+    # a window and a half into the second rate, and continued from its state then, ends alike.
+    best = warm + 500
+    lowered = best + window * patience
+    stop_at = lowered + window + window // 2
+    interrupted = {}
+    original_end = func.PlateauSchedule.end_epoch
+
+    def end_epoch(self, epoch):
+        done = original_end(self, epoch)
+        if epoch == stop_at:
+            interrupted["state"] = copy.deepcopy(self.state_dict())
+            raise KeyboardInterrupt
+        return done
+
+    func.PlateauSchedule.end_epoch = end_epoch
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            scripted_stage(means)
+    finally:
+        func.PlateauSchedule.end_epoch = original_end
+    assert plateau.rate_epochs[:2] == [0, lowered] and plateau.best_epoch > lowered
+    assert interrupted["state"]["window_epochs"] == window // 2 and interrupted["state"]["level"] == 1
+    w_at = -0.01 * best - 0.001 * (stop_at - lowered)
+    w2, rates2, evaluated2, plateau2 = scripted_stage(means, start=(w_at, stop_at, interrupted["state"]))
+    assert rates2 == pytest.approx(rates[stop_at:]) and plateau2.summary(0) == plateau.summary(0)
+    assert w2.item() == pytest.approx(w.item(), abs=1e-3) and evaluated2[-1][:2] == evaluated[-1][:2]
+
+
 def test_run_folder_name_is_the_original_naming():
     args = get_args(["--device", "cpu"])
     assert run_folder_name(args) == \
@@ -116,6 +257,8 @@ SCHEDULE = "S1=0.001_20000_10000_S2=0.001_30000_20000_S3=6e-05_15000_5000"
     (["--gce", "no", "--scf_kernel", "1"], ""),   # UDS2C2 options, UDALN run
     (["--seed", "2", "--isCal_SRF", "Yes"], ""),  # defaults given explicitly
     (["--eval_every", "10", "--threads", "1"], ""),  # do not change the result
+    (["--schedule", "auto"], "_autoSchedule"),
+    (["--schedule", "paper"], ""),  # the default for a simulated pair
 ])
 def test_run_folder_name_tokens(options, tokens):
     assert run_folder_name(get_args(["--device", "cpu", *options])) == f"houston18_5_{SCHEDULE}{tokens}"
@@ -256,6 +399,7 @@ class _Monitor:
     stage_results = {1: {"epoch": 5, "lr": 0.5, "checks": {"fusion": {"PSNR": np.float64(30.0)}}}}
     seconds = 1.5
     loss_history = {}
+    check_history = {}
 
 
 def _session(tmp_path, state=None, every="5"):

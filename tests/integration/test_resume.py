@@ -99,6 +99,30 @@ def test_a_signal_saves_a_checkpoint_and_resuming_gives_the_same_bits(argv, tmp_
 
 
 @pytest.mark.usefixtures("default_signal_handlers")
+def test_the_auto_schedule_resumes_to_the_same_bits(argv, tmp_path, monkeypatch):
+    # Windows of 5 epochs, a patience of 2 and a warm-up of 1: plateaus within the tiny schedule's 40-60 epochs.
+    monkeypatch.setattr(func, "PLATEAU_WINDOW", 5)
+    monkeypatch.setattr(func, "PLATEAU_PATIENCE", 2)
+    monkeypatch.setattr(func, "PLATEAU_WARMUP", 1)
+    expected = uninterrupted(argv, tmp_path, "--schedule", "auto")
+    reference = json.load(open(os.path.join(only_folder(tmp_path / "reference"), "metrics.json")))
+    schedules = {s: r["schedule"] for s, r in reference["stage_results"].items()}
+    assert all(0 < s["best_epoch"] <= s["epochs_run"] <= 60 for s in schedules.values())
+    assert schedules["1"]["rate_lowered_after"] == [45] and schedules["1"]["epochs_run"] == 55  # a plateau ends it
+    with monkeypatch.context() as patch:
+        stop_at(patch, 1, 52, lambda: signal.raise_signal(signal.SIGTERM))  # mid-window, at the second rate
+        assert train_all_special.main(argv("--schedule", "auto")) == 143
+    folder = only_folder(tmp_path / "checkpoints")
+    assert folder.endswith("_autoSchedule")
+    plateau = torch.load(os.path.join(folder, "training_state.pt"), weights_only=True)["plateau"]
+    assert (plateau["level"], plateau["window_epochs"]) == (1, 2)
+    assert train_all_special.main(["--resume", folder]) == 0
+    assert np.array_equal(output(folder), expected)
+    metrics = json.load(open(os.path.join(folder, "metrics.json")))
+    assert {s: r["schedule"] for s, r in metrics["stage_results"].items()} == schedules
+
+
+@pytest.mark.usefixtures("default_signal_handlers")
 @pytest.mark.parametrize("when", ["last epoch", "between stages"])
 def test_interrupted_at_a_stage_boundary(argv, tmp_path, monkeypatch, when):
     """At the last epoch of stage 1 (resumed: only its final evaluation is left) and after stage 1 closed."""
