@@ -124,8 +124,7 @@ class PlateauSchedule:
     it across a checkpoint, so a resumed stage takes the same decisions as an uninterrupted one.
     """
 
-    def __init__(self, lr, epochs, decay_begin, snapshot, restore):
-        self.schedule = {"lr": lr, "epochs": epochs, "decay_begin": decay_begin}
+    def __init__(self, snapshot, restore):
         self.snapshot, self.restore = snapshot, restore
         self.level = 0                 # rates lowered so far
         self.rate_epochs = [0]         # the epoch after which each rate began
@@ -135,9 +134,9 @@ class PlateauSchedule:
         self.windows = 0                           # the windows complete
         self.stopped = False
 
-    def rate(self, epoch):
-        """The learning rate of ``epoch``: the paper's, times PLATEAU_FACTOR for each plateau so far."""
-        return stage_lr(epoch, **self.schedule) * PLATEAU_FACTOR ** self.level
+    def factor(self):
+        """What the paper's rate is multiplied by: PLATEAU_FACTOR for each plateau so far."""
+        return PLATEAU_FACTOR ** self.level
 
     def add(self, loss):
         """Add the loss of this epoch's step (a 0-d tensor, not read here) to the window."""
@@ -206,9 +205,9 @@ def current_rate(optimizers, scheduled):
 def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=None, eval_every=1000,
                 authors_script=False, start_epoch=0, progress=None, plateau=None):
     """Minimise ``loss_fn()`` for epochs ``start_epoch + 1`` .. ``epochs`` with ``optimizers`` on the
-    stage's schedule (``start_epoch`` > 0 continues a resumed stage): the paper's (``stage_lr``), or with
-    ``plateau`` (a PlateauSchedule of the same schedule, --schedule auto) its rates, ending when it says so
-    with its best state restored before the last evaluation.
+    stage's schedule (``start_epoch`` > 0 continues a resumed stage): the paper's (``stage_lr``), times
+    ``plateau``'s factor with a PlateauSchedule (--schedule auto), which may end the stage early and restores
+    its best state before the last evaluation.
 
     ``evaluate(epoch, lr, last)`` is called every ``eval_every`` epochs and after the last one.
     ``progress`` (a TrainingSession) is told when the optimisers step (``enter_step``), when an
@@ -228,9 +227,8 @@ def train_stage(title, optimizers, loss_fn, lr, epochs, decay_begin, evaluate=No
     record_loss = getattr(progress, "record_loss", None)
 
     def rate(epoch):
-        if plateau is not None:
-            return plateau.rate(epoch)
-        return stage_lr(epoch, lr, epochs, decay_begin, authors_script)
+        scheduled = stage_lr(epoch, lr, epochs, decay_begin, authors_script)
+        return scheduled * plateau.factor() if plateau is not None and scheduled is not None else scheduled
 
     if start_epoch >= epochs or (plateau is not None and plateau.stopped):  # resumed after the last step
         bar.close()
@@ -473,11 +471,10 @@ class TrainingSession:
         self._stop_if_asked()
         return loss_fn, self.epoch
 
-    def plateau_schedule(self, schedule):
-        """The current stage's --schedule auto rule (PlateauSchedule of the paper's ``schedule``, {"lr",
-        "epochs", "decay_begin"}) over the run's modules and optimisers, continuing the checkpoint's when the
-        stage resumes; saved with every checkpoint."""
-        self.plateau = PlateauSchedule(**schedule, snapshot=self._snapshot, restore=self._restore)
+    def plateau_schedule(self):
+        """The current stage's --schedule auto rule (PlateauSchedule) over the run's modules and optimisers,
+        continuing the checkpoint's when the stage resumes; saved with every checkpoint."""
+        self.plateau = PlateauSchedule(self._snapshot, self._restore)
         if self.resumed_stage and self.state.get("plateau") is not None:
             self.plateau.load_state_dict(self.state["plateau"])
         return self.plateau

@@ -127,8 +127,8 @@ def train(options, pair, run, session=None):
 
 def run_stage(options, stage, monitor, session):
     """Train one stage on its schedule (--lr_stageN, --epoch_stageN, --decay_begin_epoch_stageN; with
-    --schedule auto, from --lr_stageN until the loss stops falling, func.PlateauSchedule); a stage completed
-    before a resume is skipped, the one interrupted continues after its last epoch."""
+    --schedule auto, cut short where its loss stops falling, func.PlateauSchedule); a stage completed before
+    a resume is skipped, the one interrupted continues after its last epoch."""
     title = f"Stage {stage.number}"
     if not stage.optimizers:
         log.info("%s skipped: nothing to learn (every module in it is fixed)", title)
@@ -139,9 +139,8 @@ def run_stage(options, stage, monitor, session):
     if options.device.type == "cpu":
         torch.set_num_threads(options.stage_threads[n])
     loss_fn, done = session.begin_stage(n, stage.make_loss)
-    schedule = options.stage_schedule(n)
-    plateau = session.plateau_schedule(schedule) if options.schedule == "auto" else None
-    train_stage(title, stage.optimizers, loss_fn, **schedule,
+    plateau = session.plateau_schedule() if options.schedule == "auto" else None
+    train_stage(title, stage.optimizers, loss_fn, **options.stage_schedule(n),
                 evaluate=lambda epoch, lr, last: monitor(stage.watch, epoch, lr, final=last, stage=n,
                                                          seconds=session.elapsed() - monitor.seconds),
                 eval_every=options.eval_every, authors_script=stage.authors_lr_script,

@@ -120,7 +120,7 @@ def scripted_stage(means, lr=0.01, epochs=10_000, start=None, decay_begin=None):
             w.copy_(state["w"])
 
     decay_begin = epochs if decay_begin is None else decay_begin
-    plateau = func.PlateauSchedule(lr, epochs, decay_begin, lambda: {"w": w.detach().clone()}, restore)
+    plateau = func.PlateauSchedule(lambda: {"w": w.detach().clone()}, restore)
     if start is not None:
         plateau.load_state_dict(start[2])
     train_stage("t", [opt], loss, lr=lr, epochs=epochs, decay_begin=decay_begin, plateau=plateau,
